@@ -1,0 +1,270 @@
+"""Entry point: build and run the profile-dedup pipeline.
+
+    profile-dedup --input 'exports/*.jsonl' --output out/        # dry run (default)
+    python -m pipeline --input ... --output ...                  # the same
+
+The graph reads as the job does::
+
+    ReadProfiles -> NormalizeProfiles -> BlockPairs -> ComparePairs -> EstimateModel
+      -> ScorePairs -> ConnectedComponents -> ResolveClusters -> write the plan and summary
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+from pipeline import io
+from pipeline.options import ProfileDedupOptions
+from transforms.block import BlockPairs
+from transforms.choose import Policy
+from transforms.cluster import ConnectedComponents, ResolveClusters
+from transforms.compare import ComparePairs, ScorePairs
+from transforms.estimate import EstimateModel
+from transforms.model import default_model, validate_model
+from transforms.normalize import NormalizeProfiles
+from transforms.read import ReadProfiles
+
+LOG = logging.getLogger("profile_dedup")
+
+# Where each profile ended up; a profile in several places counts once, by this order.
+_STATUS_ORDER = {"planned": 2, "review": 1}
+
+
+def _count(pcoll, label):
+    return pcoll | label >> beam.combiners.Count.Globally()
+
+
+def _profile_statuses(clusters, review_pairs):
+    """(profile id, 'planned' | 'review') for every profile that is not a plain singleton."""
+    from_clusters = clusters | "ClusterStatuses" >> beam.FlatMap(
+        lambda r: [(m, "planned") for m in r["members"]] if r["kind"] == "merge"
+        else [(m, "review") for m in r["members"]] if r["kind"] == "held"
+        else [(r["profile"], "review")])
+    from_pairs = review_pairs | "ReviewPairStatuses" >> beam.FlatMap(lambda r: [(r["a"], "review"), (r["b"], "review")])
+    return (
+        (from_clusters, from_pairs)
+        | "AllStatuses" >> beam.Flatten()
+        | "OneStatusPerProfile" >> beam.CombinePerKey(lambda statuses: max(statuses, key=lambda s: _STATUS_ORDER[s]))
+        | "StatusOnly" >> beam.Values()
+        | "CountStatuses" >> beam.combiners.Count.PerElement()
+    )
+
+
+def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model):
+    """Assemble summary.json from the counts (all small side inputs)."""
+    statuses = dict(statuses)
+    kinds = dict(clusters_by_kind)
+    valid = counts["valid"]
+    planned = statuses.get("planned", 0)
+    review = statuses.get("review", 0)
+    capped = sorted(capped, key=lambda c: -c["size"])
+    summary = {
+        "records_read": counts["valid"] + counts["rejected"],
+        "records_rejected": counts["rejected"],
+        "profiles_valid": valid,
+        "profiles_in_merges": planned,
+        "profiles_merged_away": planned - kinds.get("merge", 0),
+        "profiles_under_review": review,
+        "profiles_left_alone": valid - planned - review,
+        "merge_requests": counts["requests"],
+        "clusters": kinds.get("merge", 0),
+        "clusters_held": kinds.get("held", 0),
+        "profiles_split_off": kinds.get("split", 0),
+        "candidate_pairs": counts["pairs"],
+        "candidate_pairs_per_rule": dict(sorted(rules)),
+        "capped_blocks": len(capped),
+        "capped_blocks_largest": capped[:50],
+        "pairs_scored": counts["pairs"],
+        "pairs_matched": counts["matched"],
+        "pairs_for_review": counts["review_pairs"],
+        "model_prior": model.get("prior"),
+    }
+    summary["counts_add_up"] = (
+        summary["records_read"] == summary["records_rejected"] + valid
+        and valid == summary["profiles_in_merges"] + summary["profiles_under_review"] + summary["profiles_left_alone"]
+    )
+    return summary
+
+
+def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: dict, fixed_model: dict | None) -> None:
+    """Add the whole dry-run graph to ``p``."""
+    out = options.output
+    policy = Policy(options.main_policy, options.recency_attribute, options.source_attribute,
+                    options.source_priority_list(), options.default_region)
+
+    read = p | "ReadProfiles" >> ReadProfiles(options.input_patterns())
+    profiles, rejected = read["profiles"], read["rejected"]
+    features = profiles | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
+
+    blocked = features | "BlockPairs" >> BlockPairs(base_model["blocking_rules"], options.max_block_size)
+    compared = blocked["pairs"] | "ComparePairs" >> ComparePairs(base_model)
+
+    if fixed_model is not None:
+        model = p | "GivenModel" >> beam.Create([fixed_model])
+    else:
+        patterns = compared | "PatternOnly" >> beam.Map(lambda c: c[3])
+        model = (features, patterns) | "EstimateModel" >> EstimateModel(base_model, options.u_sample_size)
+    model_view = beam.pvalue.AsSingleton(model)
+
+    scored = compared | "ScorePairs" >> ScorePairs(model_view)
+    threshold, review_threshold = options.match_threshold, options.review_threshold
+
+    def is_edge(pair):
+        return pair["probability"] >= threshold and not pair["conflicts"] and not pair["guards"]
+
+    edges = scored | "MatchEdges" >> beam.Filter(is_edge)
+    review_pairs = (
+        scored
+        | "ReviewPairs" >> beam.Filter(lambda s: not is_edge(s) and s["probability"] >= review_threshold)
+        | "ExplainReviewPair" >> beam.Map(_review_pair, model=model_view, threshold=threshold)
+    )
+
+    assignment = edges | "EdgeIds" >> beam.Map(lambda e: (e["a"], e["b"])) | "ConnectedComponents" >> ConnectedComponents()
+    members = (
+        {"profile": profiles | "KeyProfiles" >> beam.Map(lambda pr: (pr["ProfileId"], pr)),
+         "features": features | "KeyFeatures" >> beam.Map(lambda f: (f["id"], f)),
+         "component": assignment}
+        | "JoinComponents" >> beam.CoGroupByKey()
+        | "MembersOfComponents" >> beam.FlatMap(
+            lambda kv: [(kv[1]["component"][0], (kv[1]["profile"][0], kv[1]["features"][0]))] if kv[1]["component"] else [])
+        | "GroupComponents" >> beam.GroupByKey()
+    )
+    resolved = members | "ResolveClusters" >> ResolveClusters(
+        model_view, policy, threshold, options.cluster_member_threshold, options.max_cluster_size, options.domain_name)
+    clusters, plan = resolved.clusters, resolved.plan
+    review = (resolved.review, review_pairs) | "AllReview" >> beam.Flatten()
+
+    plan | "WriteMergePlan" >> io.WriteJsonLines(io.output_path(out, "merge_plan.jsonl"))
+    clusters | "WriteClusters" >> io.WriteJsonLines(io.output_path(out, "clusters.jsonl"))
+    review | "WriteReview" >> io.WriteJsonLines(io.output_path(out, "review.jsonl"))
+    rejected | "WriteRejected" >> io.WriteJsonLines(io.output_path(out, "rejected.jsonl"))
+    model | "WriteModel" >> io.WriteJson(io.output_path(out, "model.json"))
+
+    counts = {
+        "valid": _count(profiles, "CountValid"),
+        "rejected": _count(rejected, "CountRejected"),
+        "pairs": _count(compared, "CountPairs"),
+        "matched": _count(edges, "CountMatched"),
+        "review_pairs": _count(review_pairs, "CountReviewPairs"),
+        "requests": _count(plan, "CountRequests"),
+    }
+    counts_dict = (
+        [c | f"Tag{name}" >> beam.Map(lambda v, n=name: (n, v)) for name, c in counts.items()]
+        | "AllCounts" >> beam.Flatten()
+        | "CountsDict" >> beam.combiners.ToDict()
+    )
+    rules = blocked["pairs"] | "RuleOfPair" >> beam.Map(lambda t: t[2]) | "PairsPerRule" >> beam.combiners.Count.PerElement()
+    kinds = clusters | "KindOfCluster" >> beam.Map(lambda r: r["kind"]) | "ClustersPerKind" >> beam.combiners.Count.PerElement()
+    statuses = _profile_statuses(clusters, review_pairs)
+    summary = (
+        p
+        | "SummaryOnce" >> beam.Create([None])
+        | "BuildSummary" >> beam.Map(
+            build_summary,
+            counts=beam.pvalue.AsSingleton(counts_dict),
+            rules=beam.pvalue.AsList(rules),
+            capped=beam.pvalue.AsList(blocked["capped"]),
+            statuses=beam.pvalue.AsList(statuses),
+            clusters_by_kind=beam.pvalue.AsList(kinds),
+            model=model_view)
+    )
+    summary | "WriteSummary" >> io.WriteJson(io.output_path(out, "summary.json"))
+
+
+def _review_pair(pair: dict, model: dict, threshold: float) -> dict:
+    """A scored pair that needs a person: why, and the weights that made its score."""
+    from transforms.compare import Scorer
+
+    scorer = Scorer(model)
+    reasons = list(pair["conflicts"]) + [f"guard: {g}" for g in pair["guards"]]
+    if pair["probability"] < threshold:
+        reasons.append(f"probability {pair['probability']:.4f} is below --match_threshold {threshold}")
+    return {
+        "kind": "pair", "a": pair["a"], "b": pair["b"], "rule": pair["rule"],
+        "weight": round(pair["weight"], 3), "probability": round(pair["probability"], 6),
+        "reasons": reasons, "fields": scorer.explain(pair["pattern"]),
+    }
+
+
+def _load_model(path: str) -> dict:
+    model = io.read_json(path)
+    validate_model(model)
+    return model
+
+
+def run(argv: list[str] | None = None) -> dict:
+    """Run the job; return the summary (also written to OUTPUT/summary.json)."""
+    options = PipelineOptions(argv)
+    job = options.view_as(ProfileDedupOptions)
+    job.check()
+    standard = options.view_as(StandardOptions)
+    if not standard.runner:
+        # The DirectRunner first tries to download the Prism runner; its in-process
+        # engine (FnApiRunner) is what it falls back to, and what we use by default.
+        standard.runner = "FnApiRunner"
+    fixed_model = _load_model(job.model) if job.model else None
+    base_model = fixed_model or default_model()
+    LOG.info("profile-dedup: reading %s, writing to %s (runner %s)", job.input, job.output, standard.runner)
+    with beam.Pipeline(options=options) as p:
+        build_pipeline(p, job, base_model, fixed_model)
+    result = p.result if hasattr(p, "result") else None
+    _log_metrics(result)
+    summary = io.read_json(io.output_path(job.output, "summary.json"))
+    _log_summary(summary, job.output)
+    return summary
+
+
+def _log_metrics(result) -> None:
+    if result is None:
+        return
+    try:
+        counters = result.metrics().query()["counters"]
+    except Exception:  # some runners do not report metrics
+        return
+    for counter in sorted(counters, key=lambda c: (c.key.metric.namespace, c.key.metric.name)):
+        LOG.info("stage %-10s %-28s %d", counter.key.metric.namespace, counter.key.metric.name, counter.committed or counter.attempted or 0)
+
+
+def _log_summary(summary: dict, out: str) -> None:
+    LOG.info("read %d records: %d rejected, %d valid profiles", summary["records_read"], summary["records_rejected"], summary["profiles_valid"])
+    LOG.info("blocking made %d candidate pairs; %d blocks capped", summary["candidate_pairs"], summary["capped_blocks"])
+    LOG.info("%d pairs matched, %d for review", summary["pairs_matched"], summary["pairs_for_review"])
+    LOG.info("%d clusters to merge (%d profiles, %d merged away) in %d requests; %d clusters held, %d profiles under review",
+             summary["clusters"], summary["profiles_in_merges"], summary["profiles_merged_away"], summary["merge_requests"],
+             summary["clusters_held"], summary["profiles_under_review"])
+    for name in ("merge_plan.jsonl", "clusters.jsonl", "review.jsonl", "rejected.jsonl", "model.json", "summary.json"):
+        print(f"wrote {io.output_path(out, name)}")
+
+
+def _print_help() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="profile-dedup",
+        description="Find duplicate Amazon Connect Customer Profiles and plan (or apply) MergeProfiles calls. "
+                    "Any Apache Beam option (--runner, --direct_num_workers, ...) is accepted too.")
+    ProfileDedupOptions._add_argparse_args(parser)
+    parser.print_help()
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "-h" in argv or "--help" in argv:
+        _print_help()
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    # Beam's own INFO logs are noisy; keep ours.
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    try:
+        run(argv)
+    except ValueError as error:
+        print(f"profile-dedup: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Blocking: only profiles that share a blocking key are ever compared.
+
+Each blocking rule names feature values two profiles must share ("same phone",
+"same birth date and phonetic last name", ...). A profile gets one key per rule
+(several for multi-valued features such as phones). Profiles are grouped by key
+and pairs are made inside each group, so the work grows with the sizes of the
+blocks, never with n^2.
+
+Two things keep that true on real data:
+
+* **Oversized blocks are capped.** A key shared by more than ``max_block_size``
+  profiles (a call-centre phone, ``noemail@example.com``) makes no pairs; it is
+  counted and listed (``capped_blocks``) so the report can say which.
+* **Each pair is compared once.** A pair that shares several keys is made only in
+  the block of the smallest key they share that is not capped (every profile
+  carries its keys, so a block can tell without another shuffle).
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Iterable
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+KEY_SEPARATOR = "\x1f"
+
+
+def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:
+    """All blocking keys of one profile, as ``"<rule index>\\x1f<value>\\x1f..."`` strings.
+
+    A rule yields no key when any of its features is empty; a multi-valued feature
+    (a tuple) yields one key per value, and several of them the product.
+    """
+    keys = []
+    for index, rule in enumerate(rules):
+        parts = []
+        for field in rule["fields"]:
+            value = features.get(field)
+            values = value if isinstance(value, tuple) else (value,)
+            values = tuple(v for v in values if v)
+            if not values:
+                break
+            parts.append(values)
+        else:
+            for combo in itertools.product(*parts):
+                keys.append(KEY_SEPARATOR.join((str(index),) + tuple(combo)))
+    return tuple(sorted(set(keys)))
+
+
+def rule_of(key: str) -> int:
+    return int(key.split(KEY_SEPARATOR, 1)[0])
+
+
+def owned_pairs(block_key: str, members: list[dict], capped) -> Iterable[tuple[dict, dict]]:
+    """Pairs of a block that this block owns: those whose smallest shared uncapped key is this one.
+
+    ``members`` carry their sorted keys in ``keys`` and the same as a set in
+    ``keys_set``; ``capped`` is any container of capped keys. Pairs come ordered
+    by ProfileId (left id < right id).
+    """
+    ordered = sorted(members, key=lambda f: f["id"])
+    for i, left in enumerate(ordered):
+        left_keys = left["keys"]
+        for right in ordered[i + 1:]:
+            if left["id"] == right["id"]:
+                continue
+            shared = [k for k in left_keys if k in right["keys_set"] and k not in capped] if capped else \
+                [k for k in left_keys if k in right["keys_set"]]
+            if shared and shared[0] == block_key:
+                yield left, right
+
+
+def hard_conflicts(left: dict, right: dict) -> list[str]:
+    """Reasons two profiles may never be merged, whatever their score.
+
+    * different ProfileType: a business account (ACCOUNT_PROFILE) never merges
+      with a person (PROFILE, or no ProfileType);
+    * both have a value of a named identifier (e.g. AccountNumber) and they differ.
+    """
+    reasons = []
+    left_type, right_type = left["type"] or "PROFILE", right["type"] or "PROFILE"
+    if left_type != right_type:
+        reasons.append(f"different ProfileType ({left_type} / {right_type})")
+    right_ids = dict(right["identifiers"])
+    for field, value in left["identifiers"]:
+        other = right_ids.get(field)
+        if other and other != value:
+            reasons.append(f"different {field}")
+    return reasons
+
+
+class _AttachKeysFn(beam.DoFn):
+    def __init__(self, rules):
+        self._rules = rules
+
+    def process(self, features):
+        keys = block_keys(features, self._rules)
+        features = dict(features, keys=keys, keys_set=frozenset(keys))
+        for key in keys:
+            yield key, features
+
+
+class _PairsInBlockFn(beam.DoFn):
+    """(key, members) -> owned pairs, or a capped-block record for an oversized block."""
+
+    CAPPED = "capped"
+
+    def __init__(self, rules, max_block_size):
+        self._rules = rules
+        self._max = max_block_size
+        self._pairs = Metrics.counter("block", "candidate_pairs")
+        self._capped = Metrics.counter("block", "capped_blocks")
+
+    def process(self, element, capped_keys):
+        key, members = element
+        members = list(members)
+        if len(members) > self._max:
+            self._capped.inc()
+            rule = self._rules[rule_of(key)]["name"]
+            yield beam.pvalue.TaggedOutput(self.CAPPED, {
+                "rule": rule, "key": key.split(KEY_SEPARATOR, 1)[1].replace(KEY_SEPARATOR, " + "),
+                "size": len(members), "pairs_not_made": len(members) * (len(members) - 1) // 2})
+            return
+        if len(members) < 2:
+            return
+        rule = self._rules[rule_of(key)]["name"]
+        for left, right in owned_pairs(key, members, capped_keys):
+            self._pairs.inc()
+            yield left, right, rule
+
+
+class BlockPairs(beam.PTransform):
+    """Feature dicts -> candidate pairs ``(left, right, rule name)``, each pair once.
+
+    Returns a dict: ``pairs`` and ``capped`` (one record per oversized block:
+    rule, key, size, pairs not made).
+    """
+
+    def __init__(self, rules: list[dict], max_block_size: int):
+        super().__init__()
+        self._rules = rules
+        self._max = max_block_size
+
+    def expand(self, features):
+        keyed = features | "AttachBlockKeys" >> beam.ParDo(_AttachKeysFn(self._rules))
+        capped_keys = (
+            keyed
+            | "KeyOnly" >> beam.Map(lambda kv: (kv[0], 1))
+            | "CountPerKey" >> beam.CombinePerKey(sum)
+            | "Oversized" >> beam.Filter(lambda kv, limit: kv[1] > limit, self._max)
+        )
+        blocks = keyed | "GroupByBlockKey" >> beam.GroupByKey()
+        out = blocks | "PairsInBlock" >> beam.ParDo(
+            _PairsInBlockFn(self._rules, self._max),
+            capped_keys=beam.pvalue.AsDict(capped_keys),
+        ).with_outputs(_PairsInBlockFn.CAPPED, main="pairs")
+        return {"pairs": out.pairs, "capped": out[_PairsInBlockFn.CAPPED]}

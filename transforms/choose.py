@@ -1,0 +1,321 @@
+"""Choose the main profile of a cluster and, field by field, whose value wins.
+
+MergeProfiles keeps the main profile's value on a conflict unless
+``FieldSourceProfileIds`` names another profile for that field, and a named
+profile wins *even if its value is empty*. So for each of the fields the API
+accepts (read from botocore's model: 23 of them, ``ProfileType`` and
+``EngagementPreferences`` included, and ``Attributes`` per key) we pick the
+profile whose value should survive and name it only when it is not the main.
+
+Order of preference for a field: a valid value over an invalid one (a phone that
+parses over one that does not), a non-empty value over an empty one, then the
+profile ranking of ``--main_policy`` (recency or source priority), the main
+first among equals. Every choice carries its reason, for the report.
+
+Pure functions; the Beam wiring lives in ``transforms.cluster``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+from dataclasses import dataclass, field
+
+from transforms.normalize import (
+    EMAIL_FIELDS,
+    PHONE_FIELDS,
+    fold_name,
+    normalize_birth_date,
+    normalize_email,
+    normalize_phone,
+    profile_region,
+)
+
+POLICIES = ("most_complete", "most_recent", "source_priority")
+CONTACT_FIELDS = PHONE_FIELDS + EMAIL_FIELDS
+MAX_IDS_PER_REQUEST = 20
+
+
+@functools.lru_cache(maxsize=1)
+def merge_fields() -> tuple[str, ...]:
+    """The FieldSourceProfileIds members of botocore's model, in model order."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("customer-profiles")
+    return tuple(model.shape_for("FieldSourceProfileIds").members)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How profiles are ranked: which becomes the main, who wins ties on a field."""
+
+    name: str = "most_complete"
+    recency_attribute: str = ""          # e.g. "Attributes.last_updated"
+    source_attribute: str = ""           # e.g. "Attributes.source"
+    source_priority: tuple[str, ...] = field(default_factory=tuple)  # best first
+    default_region: str = "US"
+
+    def __post_init__(self):
+        if self.name not in POLICIES:
+            raise ValueError(f"unknown main policy {self.name!r}; choose one of {', '.join(POLICIES)}")
+        if self.name == "most_recent" and not self.recency_attribute:
+            raise ValueError("--main_policy most_recent needs --recency_attribute (profiles carry no timestamps)")
+        if self.name == "source_priority" and not (self.source_attribute and self.source_priority):
+            raise ValueError("--main_policy source_priority needs --source_attribute and --source_priority")
+
+
+# ------------------------------------------------------------------------ values
+
+
+def attribute_path(profile: dict, path: str):
+    """Value at ``Field`` or ``Attributes.key`` of a profile."""
+    if not path:
+        return None
+    if path.startswith("Attributes."):
+        return (profile.get("Attributes") or {}).get(path.split(".", 1)[1])
+    return profile.get(path)
+
+
+def is_empty(value) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, dict):
+        return not any(not is_empty(v) for v in value.values())
+    if isinstance(value, list):
+        return not value
+    return False
+
+
+def completeness(profile: dict) -> int:
+    """How many fields (address parts and attributes counted one by one) hold a value."""
+    count = 0
+    for name, value in profile.items():
+        if name in ("ProfileId", "FoundByItems"):
+            continue
+        if isinstance(value, dict):
+            count += sum(1 for v in value.values() if not is_empty(v))
+        elif not is_empty(value):
+            count += 1
+    return count
+
+
+def _timestamp(value) -> float | None:
+    """Seconds since the epoch from an ISO date/time or a number; None if unreadable."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        iso = normalize_birth_date(text)
+        if not iso:
+            return None
+        parsed = _dt.datetime.fromisoformat(iso)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=_dt.timezone.utc)
+    return parsed.timestamp()
+
+
+def rank_key(profile: dict, policy: Policy) -> tuple:
+    """Sort key, best first when sorted ascending: the policy's order, then ProfileId."""
+    recency = _timestamp(attribute_path(profile, policy.recency_attribute)) if policy.recency_attribute else None
+    recency_key = -recency if recency is not None else float("inf")
+    complete_key = -completeness(profile)
+    if policy.name == "source_priority":
+        source = attribute_path(profile, policy.source_attribute)
+        try:
+            source_key = policy.source_priority.index(str(source).strip().lower())
+        except ValueError:
+            source_key = len(policy.source_priority)
+        return (source_key, recency_key, complete_key, profile["ProfileId"])
+    if policy.name == "most_recent":
+        return (recency_key, complete_key, profile["ProfileId"])
+    return (complete_key, recency_key, profile["ProfileId"])
+
+
+def rank_reason(profile: dict, policy: Policy) -> str:
+    if policy.name == "source_priority":
+        return f"source {attribute_path(profile, policy.source_attribute)!s} ranks first in --source_priority"
+    if policy.name == "most_recent":
+        return f"most recent {policy.recency_attribute} ({attribute_path(profile, policy.recency_attribute)})"
+    return f"most complete ({completeness(profile)} fields filled)"
+
+
+def choose_main(profiles: list[dict], policy: Policy) -> tuple[dict, str]:
+    """The main profile of a cluster by the policy, and why."""
+    ordered = sorted(profiles, key=lambda p: rank_key(p, policy))
+    main = ordered[0]
+    return main, rank_reason(main, policy)
+
+
+# ------------------------------------------------------------------- field checks
+
+
+def value_quality(field_name: str, value, profile: dict, policy: Policy) -> tuple[int, str]:
+    """(2 valid / 1 present but invalid / 0 empty, short note) of one field value."""
+    if is_empty(value):
+        return 0, "empty"
+    region = profile_region(profile, policy.default_region)
+    if field_name in PHONE_FIELDS:
+        return (2, "valid number") if normalize_phone(value, region) else (1, "does not parse as a phone number")
+    if field_name in EMAIL_FIELDS:
+        return (2, "valid address") if normalize_email(value) else (1, "not an email address")
+    if field_name == "BirthDate":
+        return (2, "valid date") if normalize_birth_date(value, region) else (1, "not a readable date")
+    if field_name in ("FirstName", "LastName", "MiddleName"):
+        return (2, "present") if fold_name(value) else (1, "placeholder or not a name")
+    if field_name.endswith("Address"):
+        useful = any(not is_empty(value.get(k)) for k in ("Address1", "PostalCode", "City"))
+        return (2, "has street, postcode or city") if useful else (1, "no street, postcode or city")
+    return 2, "present"
+
+
+def _pick(field_name: str, candidates: list[tuple[dict, object]], main_id: str, ranks: dict, policy: Policy):
+    """Best (profile, quality, note) for a field among (profile, value) candidates."""
+    scored = []
+    for profile, value in candidates:
+        quality, note = value_quality(field_name, value, profile, policy)
+        scored.append((-quality, 0 if profile["ProfileId"] == main_id else 1, ranks[profile["ProfileId"]], profile, quality, note))
+    scored.sort(key=lambda item: item[:3])
+    best = scored[0]
+    return best[3], best[4], best[5], scored
+
+
+def _reason(winner_id: str, main_id: str, quality: int, note: str, scored, field_name: str) -> str:
+    if quality == 0:
+        return "empty in every profile"
+    qualities = {item[4] for item in scored}
+    if winner_id == main_id:
+        return f"main profile's value kept ({note})"
+    main_quality = next(item[4] for item in scored if item[3]["ProfileId"] == main_id)
+    if main_quality == 0:
+        return f"main profile has no {field_name}; taken from the best-ranked profile that has one ({note})"
+    if main_quality < quality:
+        return f"main profile's value is invalid; this one is {note}"
+    if len(qualities) > 1:
+        return f"{note}; preferred over empty or invalid values"
+    return f"{note}; ranked first by the main policy"
+
+
+def _contact_key(field_name: str, value, profile: dict, policy: Policy):
+    if not isinstance(value, str) or not value:
+        return None
+    if field_name in PHONE_FIELDS:
+        return normalize_phone(value, profile_region(profile, policy.default_region))
+    parsed = normalize_email(value)
+    return parsed[1] if parsed else None
+
+
+def choose_fields(profiles: list[dict], main: dict, policy: Policy) -> dict:
+    """For every merge field, the winning profile and the reason.
+
+    Returns ``{field: {"source": id, "reason": str}}`` for the top-level fields,
+    ``"Attributes": {key: {...}}`` per attribute key, and ``EngagementPreferences``
+    chosen for preferences that point at contact values the merged profile keeps.
+    Fields empty in every profile are listed with source None.
+    """
+    main_id = main["ProfileId"]
+    ranks = {p["ProfileId"]: rank_key(p, policy) for p in profiles}
+    choices: dict = {}
+    for field_name in merge_fields():
+        if field_name in ("Attributes", "EngagementPreferences"):
+            continue
+        candidates = [(p, p.get(field_name)) for p in profiles]
+        winner, quality, note, scored = _pick(field_name, candidates, main_id, ranks, policy)
+        choices[field_name] = {
+            "source": winner["ProfileId"] if quality else None,
+            "reason": _reason(winner["ProfileId"], main_id, quality, note, scored, field_name),
+        }
+
+    attribute_keys = sorted({key for p in profiles for key in (p.get("Attributes") or {})})
+    attributes = {}
+    for key in attribute_keys:
+        candidates = [(p, (p.get("Attributes") or {}).get(key)) for p in profiles]
+        winner, quality, note, scored = _pick("Attributes." + key, candidates, main_id, ranks, policy)
+        attributes[key] = {
+            "source": winner["ProfileId"] if quality else None,
+            "reason": _reason(winner["ProfileId"], main_id, quality, note, scored, f"attribute {key}"),
+        }
+    choices["Attributes"] = attributes
+    choices["EngagementPreferences"] = _choose_preferences(profiles, main_id, choices, ranks, policy)
+    return choices
+
+
+def _choose_preferences(profiles, main_id, choices, ranks, policy) -> dict:
+    """Prefer the preferences whose entries point at contact values that survive the merge."""
+    by_id = {p["ProfileId"]: p for p in profiles}
+    surviving = {}
+    for field_name in CONTACT_FIELDS:
+        source = choices[field_name]["source"]
+        if source:
+            surviving[field_name] = _contact_key(field_name, by_id[source].get(field_name), by_id[source], policy)
+    best = None
+    for profile in profiles:
+        prefs = profile.get("EngagementPreferences") or {}
+        entries = [e for kind in ("Phone", "Email") for e in prefs.get(kind, []) or []]
+        if not entries:
+            continue
+        kept = 0
+        for entry in entries:
+            contact_type = entry.get("ContactType")
+            if contact_type in surviving and surviving[contact_type] is not None:
+                if _contact_key(contact_type, entry.get("KeyValue"), profile, policy) == surviving[contact_type]:
+                    kept += 1
+        key = (-kept, -len(entries), 0 if profile["ProfileId"] == main_id else 1, ranks[profile["ProfileId"]])
+        if best is None or key < best[0]:
+            best = (key, profile, kept, len(entries))
+    if best is None:
+        return {"source": None, "reason": "no profile has engagement preferences"}
+    _, profile, kept, total = best
+    others = sum(1 for p in profiles if (p.get("EngagementPreferences") or {}) and p is not profile)
+    reason = (f"{kept} of {total} preference entries point at contact values the merged profile keeps"
+              + (f"; {others} other profile(s) with preferences point at fewer" if others else ""))
+    if kept < total:
+        reason += "; entries pointing at values that do not survive will not reach the customer"
+    return {"source": profile["ProfileId"], "reason": reason}
+
+
+# ----------------------------------------------------------------------- requests
+
+
+def plan_requests(domain_name: str, main_id: str, member_ids: list[str], choices: dict) -> list[dict]:
+    """MergeProfiles requests for one cluster: one per 20 merged ids, all with the same main.
+
+    Each field's winner is named only in the request that carries it, and only when
+    it is not the main. Unnamed fields keep the main's value (which by then holds
+    the winners of earlier requests), so the final profile is the one the choices
+    describe in whatever order the requests are applied. Winners go in the first
+    requests.
+    """
+    others = [i for i in member_ids if i != main_id]
+    winners = set()
+    for field_name, choice in choices.items():
+        if field_name == "Attributes":
+            winners.update(c["source"] for c in choice.values() if c["source"] and c["source"] != main_id)
+        elif choice["source"] and choice["source"] != main_id:
+            winners.add(choice["source"])
+    ordered = sorted(others, key=lambda i: (i not in winners, i))
+    requests = []
+    for start in range(0, len(ordered), MAX_IDS_PER_REQUEST):
+        chunk = ordered[start:start + MAX_IDS_PER_REQUEST]
+        in_chunk = set(chunk)
+        sources: dict = {}
+        for field_name, choice in choices.items():
+            if field_name == "Attributes":
+                named = {k: c["source"] for k, c in sorted(choice.items()) if c["source"] in in_chunk}
+                if named:
+                    sources["Attributes"] = named
+            elif choice["source"] in in_chunk:
+                sources[field_name] = choice["source"]
+        request = {"DomainName": domain_name, "MainProfileId": main_id, "ProfileIdsToBeMerged": sorted(chunk)}
+        if sources:
+            request["FieldSourceProfileIds"] = sources
+        requests.append(request)
+    return requests

@@ -1,0 +1,264 @@
+"""Cluster matched pairs into merge groups, without chaining strangers together.
+
+1. **Connected components** of the match edges, through a mergeable ``CombineFn``
+   (union-find): runners combine partial results from many workers. It holds
+   only matched profile ids (not every profile), a few dozen bytes each.
+2. **Resolve** each component on one worker with the member profiles in hand:
+   score every pair of members directly (<= ``max_cluster_size`` members), pick
+   the main profile by policy, keep the members that match the *main* at the
+   match threshold and conflict with no other kept member (hard rules, guards),
+   and split the rest off to be resolved again among themselves. A component
+   larger than ``max_cluster_size`` is never merged: it is held for review.
+
+The logic is in pure functions (``union_find_components``, ``resolve_component``);
+the PTransforms only wire them.
+"""
+from __future__ import annotations
+
+import itertools
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+
+from transforms.block import hard_conflicts
+from transforms.choose import Policy, choose_fields, choose_main, plan_requests
+from transforms.compare import Scorer, comparison_vectors
+
+PLAN, REVIEW = "plan", "review"
+
+
+# ------------------------------------------------------------------ union-find
+
+
+class UnionFind:
+    """Union-find over hashable ids with path halving and union by size."""
+
+    def __init__(self):
+        self.parent: dict = {}
+        self.size: dict = {}
+
+    def find(self, item):
+        parent = self.parent
+        if item not in parent:
+            parent[item] = item
+            self.size[item] = 1
+            return item
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    def union(self, a, b):
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return
+        if self.size[ra] < self.size[rb]:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        self.size[ra] += self.size[rb]
+
+    def components(self) -> list[list]:
+        groups: dict = {}
+        for item in self.parent:
+            groups.setdefault(self.find(item), []).append(item)
+        return [sorted(members) for members in groups.values()]
+
+
+class ConnectedComponentsFn(beam.CombineFn):
+    """Combine edges ``(a, b)`` into connected components: a list of sorted id lists.
+
+    The accumulator is a union-find; ``merge_accumulators`` replays the smaller
+    forests' links into the first, so partial results from any number of workers
+    combine to the same components.
+    """
+
+    def create_accumulator(self):
+        return UnionFind()
+
+    def add_input(self, accumulator, edge):
+        accumulator.union(edge[0], edge[1])
+        return accumulator
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        merged = next(accumulators)
+        for other in accumulators:
+            for item, parent in other.parent.items():
+                merged.union(item, parent)
+        return merged
+
+    def extract_output(self, accumulator):
+        return sorted(accumulator.components())
+
+
+def union_find_components(edges) -> list[list]:
+    """Connected components of an edge list (for tests and small inputs)."""
+    forest = UnionFind()
+    for a, b in edges:
+        forest.union(a, b)
+    return sorted(forest.components())
+
+
+# ------------------------------------------------------------------ resolution
+
+
+def _components(ids: list[int], linked: np.ndarray) -> list[list[int]]:
+    forest = UnionFind()
+    for i in ids:
+        forest.find(i)
+    for i, j in itertools.combinations(ids, 2):
+        if linked[i, j]:
+            forest.union(i, j)
+    return sorted(forest.components())
+
+
+def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: Policy,
+                      match_threshold: float, member_threshold: float, max_cluster_size: int,
+                      domain_name: str) -> list[dict]:
+    """Turn one connected component into merge groups, held groups and split-off singletons.
+
+    ``members`` is ``[(profile, features)]``. Members are linked by pairs at or
+    above ``match_threshold``; a group keeps a member only if its own probability
+    against the main is at least ``member_threshold`` and it conflicts with no
+    other kept member (hard rules and guards). Returns records of kind
+    ``"merge"`` (main, members, edges, choices, requests), ``"held"`` (too big) or
+    ``"split"`` (a profile linked into the component that does not match the main
+    of any group well enough: left alone, for review).
+    """
+    members = sorted(members, key=lambda m: m[0]["ProfileId"])
+    ids = [m[0]["ProfileId"] for m in members]
+    if len(members) > max_cluster_size:
+        return [{
+            "kind": "held", "members": ids, "size": len(ids),
+            "reason": f"{len(ids)} linked profiles is more than --max_cluster_size {max_cluster_size}; "
+                      "a group this large is more likely a shared phone or email than one customer",
+        }]
+    n = len(members)
+    features = [m[1] for m in members]
+    left_idx, right_idx = np.triu_indices(n, k=1)
+    patterns = comparison_vectors(scorer.model, [features[i] for i in left_idx], [features[j] for j in right_idx])
+    weights = scorer.weights(patterns)
+    probability = np.zeros((n, n))
+    allowed = np.ones((n, n), dtype=bool)
+    blockers: dict = {}
+    edges: dict = {}
+    for k, (i, j) in enumerate(zip(left_idx, right_idx)):
+        p = scorer.probability(float(weights[k]))
+        probability[i, j] = probability[j, i] = p
+        reasons = hard_conflicts(features[i], features[j]) + [f"guard: {g}" for g in scorer.guards(patterns[k])]
+        if reasons:
+            allowed[i, j] = allowed[j, i] = False
+            blockers[(i, j)] = reasons
+        edges[(i, j)] = {
+            "a": ids[i], "b": ids[j], "weight": round(float(weights[k]), 3), "probability": round(p, 6),
+            "fields": scorer.explain(patterns[k]), "blocked_by": reasons,
+        }
+    linked = (probability >= match_threshold) & allowed
+
+    out = []
+    remaining = list(range(n))
+    while remaining:
+        next_round = []
+        for component in _components(remaining, linked):
+            if len(component) == 1:
+                i = component[0]
+                best = max((j for j in range(n) if j != i), key=lambda j: probability[i, j], default=None)
+                out.append({
+                    "kind": "split", "profile": ids[i],
+                    "reason": "does not match the main profile of its group well enough, or conflicts with a member",
+                    "best_match": ids[best] if best is not None else None,
+                    "best_probability": round(float(probability[i, best]), 6) if best is not None else None,
+                })
+                continue
+            profiles = [members[i][0] for i in component]
+            main_profile, main_reason = choose_main(profiles, policy)
+            main = ids.index(main_profile["ProfileId"])
+            kept = [main]
+            for i in sorted((c for c in component if c != main), key=lambda c: (-probability[c, main], ids[c])):
+                if probability[i, main] >= member_threshold and all(allowed[i, k] for k in kept):
+                    kept.append(i)
+            kept.sort()
+            left_out = [i for i in component if i not in kept]
+            group_profiles = [members[i][0] for i in kept]
+            choices = choose_fields(group_profiles, main_profile, policy)
+            requests = plan_requests(domain_name, ids[main], [ids[i] for i in kept], choices)
+            out.append({
+                "kind": "merge", "main": ids[main], "main_reason": main_reason,
+                "members": [ids[i] for i in kept], "profiles": group_profiles,
+                "edges": [edges[(min(i, j), max(i, j))] for i, j in itertools.combinations(kept, 2)],
+                "choices": choices, "requests": requests,
+                "split_off": [ids[i] for i in left_out],
+            })
+            next_round.extend(left_out)
+        remaining = sorted(next_round)
+    return out
+
+
+# ------------------------------------------------------------------ Beam wiring
+
+
+class ConnectedComponents(beam.PTransform):
+    """Match edges ``(a, b)`` -> ``(profile id, component id)`` for every linked profile.
+
+    The component id is the smallest ProfileId in the component, so it is the same
+    on every runner.
+    """
+
+    def expand(self, edges):
+        return (
+            edges
+            | "UnionFind" >> beam.CombineGlobally(ConnectedComponentsFn())
+            | "EachComponent" >> beam.FlatMap(lambda components: components)
+            | "AssignComponent" >> beam.FlatMap(lambda members: ((m, members[0]) for m in members))
+        )
+
+
+class _ResolveFn(beam.DoFn):
+    def __init__(self, policy, match_threshold, member_threshold, max_cluster_size, domain_name):
+        self._policy = policy
+        self._threshold = match_threshold
+        self._member_threshold = member_threshold
+        self._max = max_cluster_size
+        self._domain = domain_name
+        self._scorers: dict = {}
+        self._merged = Metrics.counter("cluster", "clusters_planned")
+        self._held = Metrics.counter("cluster", "clusters_held")
+        self._split = Metrics.counter("cluster", "profiles_split_off")
+        self._requests = Metrics.counter("cluster", "merge_requests")
+
+    def process(self, element, model):
+        component_id, members = element
+        scorer = self._scorers.get(id(model))
+        if scorer is None:
+            scorer = self._scorers[id(model)] = Scorer(model)
+        for record in resolve_component(list(members), scorer, self._policy, self._threshold,
+                                        self._member_threshold, self._max, self._domain):
+            record["cluster_id"] = component_id if record["kind"] != "merge" else record["main"]
+            if record["kind"] == "merge":
+                self._merged.inc()
+                self._requests.inc(len(record["requests"]))
+                for request in record["requests"]:
+                    yield beam.pvalue.TaggedOutput(PLAN, request)
+            elif record["kind"] == "held":
+                self._held.inc()
+                yield beam.pvalue.TaggedOutput(REVIEW, {"kind": "held_cluster", "reason": record["reason"],
+                                                        "size": record["size"], "members": record["members"][:200]})
+            else:
+                self._split.inc()
+                yield beam.pvalue.TaggedOutput(REVIEW, {"kind": "split_off", **{k: v for k, v in record.items() if k != "kind"}})
+            yield record
+
+
+class ResolveClusters(beam.PTransform):
+    """``(component id, [(profile, features)])`` -> cluster records, with ``plan`` and ``review`` outputs."""
+
+    def __init__(self, model_view, policy: Policy, match_threshold: float, member_threshold: float,
+                 max_cluster_size: int, domain_name: str):
+        super().__init__()
+        self._model = model_view
+        self._args = (policy, match_threshold, member_threshold, max_cluster_size, domain_name)
+
+    def expand(self, grouped):
+        return grouped | "ResolveEachCluster" >> beam.ParDo(_ResolveFn(*self._args), model=self._model).with_outputs(
+            PLAN, REVIEW, main="clusters")

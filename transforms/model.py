@@ -1,0 +1,249 @@
+"""The matching model as plain, serialisable data.
+
+A *comparison* looks at one aspect of two profiles (first name, birth date, ...)
+and puts the pair into the first of its ordered *levels* whose condition holds
+("null" when either side is missing, "exact", "fuzzy at a threshold", ..., "else").
+Each level carries ``m`` (how often true duplicates land there) and ``u`` (how
+often two random profiles do); its Fellegi-Sunter weight is ``log2(m / u)`` and a
+pair's match weight is the prior weight plus the sum of its levels' weights, so
+every score explains itself field by field.
+
+*Blocking rules* name the feature values two profiles must share to be compared
+at all. *Guards* are level patterns that may never merge automatically whatever
+the score (for example: first names and birth dates both clearly differ, which
+is what family members sharing a phone and an address look like).
+
+``m``, ``u`` and the prior are estimated from the data by ``transforms.estimate``
+(no labels); the initial ``m`` values below only seed expectation-maximisation.
+A model written by one run (``model.json``) can be passed back with ``--model``.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+MODEL_VERSION = 1
+
+# Each level: label, a condition (kind + arguments) and an initial m for EM.
+# Condition kinds (see transforms.compare): null, exact, overlap, member, similarity,
+# cross_exact, cross_similarity, same_letters, date_swap, date_within, all, else.
+DEFAULT_COMPARISONS = [
+    {
+        "name": "first_name",
+        "description": "First name, folded; nickname groups from the nicknames table",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["first"]},
+            {"label": "exact", "kind": "exact", "field": "first", "m": 0.75},
+            {"label": "swapped with last name", "kind": "cross_exact", "fields": ["first", "last"], "m": 0.01},
+            {"label": "nickname", "kind": "member", "fields": ["first", "first_variants"], "m": 0.05},
+            {"label": "jaro-winkler >= 0.92", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.92, "m": 0.1},
+            {"label": "jaro-winkler >= 0.80", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80, "m": 0.05},
+            {"label": "same letters reordered", "kind": "same_letters", "field": "first", "m": 0.01},
+            {"label": "like the other's last name", "kind": "cross_similarity", "fields": ["first", "last"], "scorer": "jaro_winkler", "threshold": 0.88, "m": 0.01},
+            {"label": "else", "kind": "else", "m": 0.04},
+        ],
+    },
+    {
+        "name": "last_name",
+        "description": "Last name, folded",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["last"]},
+            {"label": "exact", "kind": "exact", "field": "last", "m": 0.8},
+            {"label": "swapped with first name", "kind": "cross_exact", "fields": ["last", "first"], "m": 0.01},
+            {"label": "jaro-winkler >= 0.92", "kind": "similarity", "field": "last", "scorer": "jaro_winkler", "threshold": 0.92, "m": 0.1},
+            {"label": "jaro-winkler >= 0.80", "kind": "similarity", "field": "last", "scorer": "jaro_winkler", "threshold": 0.80, "m": 0.05},
+            {"label": "like the other's first name", "kind": "cross_similarity", "fields": ["last", "first"], "scorer": "jaro_winkler", "threshold": 0.88, "m": 0.01},
+            {"label": "else", "kind": "else", "m": 0.05},
+        ],
+    },
+    {
+        "name": "birth_date",
+        "description": "Birth date read into ISO form",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["dob"]},
+            {"label": "exact", "kind": "exact", "field": "dob", "m": 0.8},
+            {"label": "one typo", "kind": "similarity", "field": "dob", "scorer": "damerau_levenshtein_distance", "threshold": 1, "m": 0.08},
+            {"label": "day and month swapped", "kind": "date_swap", "field": "dob", "m": 0.02},
+            {"label": "within a month", "kind": "date_within", "field": "dob", "days": 31, "m": 0.03},
+            {"label": "within a year", "kind": "date_within", "field": "dob", "days": 366, "m": 0.03},
+            {"label": "within 15 years", "kind": "date_within", "field": "dob", "days": 5479, "m": 0.02},
+            {"label": "else", "kind": "else", "m": 0.04},
+        ],
+    },
+    {
+        "name": "email",
+        "description": "Email matching keys (case, Gmail dots and +tags folded)",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["emails"]},
+            {"label": "same address", "kind": "overlap", "field": "emails", "m": 0.7},
+            {"label": "same user name", "kind": "overlap", "field": "email_users", "m": 0.1},
+            {"label": "jaro-winkler >= 0.88", "kind": "similarity", "field": "emails", "scorer": "jaro_winkler", "threshold": 0.88, "m": 0.1},
+            {"label": "else", "kind": "else", "m": 0.1},
+        ],
+    },
+    {
+        "name": "phone",
+        "description": "Any phone in E.164 form",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["phones"]},
+            {"label": "same number", "kind": "overlap", "field": "phones", "m": 0.8},
+            {"label": "else", "kind": "else", "m": 0.2},
+        ],
+    },
+    {
+        "name": "location",
+        "description": "Postcode, street line and city of any address",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["postcodes", "address", "city"]},
+            {"label": "postcode and street", "kind": "all", "m": 0.6, "of": [
+                {"kind": "overlap", "field": "postcodes"},
+                {"kind": "similarity", "field": "address", "scorer": "token_set_ratio", "threshold": 0.85},
+            ]},
+            {"label": "postcode", "kind": "overlap", "field": "postcodes", "m": 0.1},
+            {"label": "street and city", "kind": "all", "m": 0.05, "of": [
+                {"kind": "similarity", "field": "address", "scorer": "token_set_ratio", "threshold": 0.85},
+                {"kind": "exact", "field": "city"},
+            ]},
+            {"label": "city", "kind": "exact", "field": "city", "m": 0.1},
+            {"label": "else", "kind": "else", "m": 0.15},
+        ],
+    },
+    {
+        "name": "gender",
+        "description": "Gender when MALE or FEMALE",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["gender"]},
+            {"label": "exact", "kind": "exact", "field": "gender", "m": 0.95},
+            {"label": "else", "kind": "else", "m": 0.05},
+        ],
+    },
+    {
+        "name": "business_name",
+        "description": "Business name, folded",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["business"]},
+            {"label": "exact", "kind": "exact", "field": "business", "m": 0.8},
+            {"label": "token-set >= 0.90", "kind": "similarity", "field": "business", "scorer": "token_set_ratio", "threshold": 0.9, "m": 0.1},
+            {"label": "else", "kind": "else", "m": 0.1},
+        ],
+    },
+    {
+        "name": "account_number",
+        "description": "AccountNumber",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["account"]},
+            {"label": "exact", "kind": "exact", "field": "account", "m": 0.9},
+            {"label": "else", "kind": "else", "m": 0.1},
+        ],
+    },
+]
+
+# Blocking rules: profiles are compared only when they share every named feature
+# value. A multi-valued feature (phones, emails) gives one key per value.
+DEFAULT_BLOCKING_RULES = [
+    {"name": "phone", "fields": ["phones"]},
+    {"name": "email", "fields": ["emails"]},
+    {"name": "email_user", "fields": ["email_users"]},
+    {"name": "birth_date+last_name_phonetic", "fields": ["dob", "last_phonetic"]},
+    {"name": "birth_date+first_name_or_nickname", "fields": ["dob", "first_variants"]},
+    {"name": "first_name+last_name_phonetic", "fields": ["first", "last_phonetic"]},
+    {"name": "postcode+last_name_phonetic", "fields": ["postcodes", "last_phonetic"]},
+    {"name": "birth_date+city", "fields": ["dob", "city"]},
+    {"name": "birth_year+last_name_phonetic", "fields": ["dob_year", "last_phonetic"]},
+    {"name": "birth_year+first_name", "fields": ["dob_year", "first"]},
+    {"name": "first_and_last_name_in_any_order", "fields": ["name_pair"]},
+    {"name": "last_name_phonetic+city", "fields": ["last_phonetic", "city"]},
+    {"name": "first_name+city", "fields": ["first", "city"]},
+    {"name": "account_number", "fields": ["account"]},
+]
+
+# A pair whose levels fit a guard is never merged automatically; it goes to review.
+DEFAULT_GUARDS = [
+    {
+        "name": "different first names",
+        "description": "Both first names present and unrelated (not similar, not nicknames, not the "
+                       "other's last name): "
+                       "family members and coworkers share contact details but not first names.",
+        "when": {"first_name": ["else"]},
+    },
+    {
+        "name": "birth dates a generation apart",
+        "description": "Birth dates a generation apart (more than 15 years, and not a one-character typo): "
+                       "parents and children with the same name share addresses and phones.",
+        "when": {"birth_date": ["else"]},
+    },
+    {
+        "name": "different genders",
+        "description": "One profile MALE, the other FEMALE.",
+        "when": {"gender": ["else"]},
+    },
+]
+
+
+def default_model() -> dict:
+    """A fresh copy of the default model, with no estimated parameters yet."""
+    return {
+        "version": MODEL_VERSION,
+        "comparisons": copy.deepcopy(DEFAULT_COMPARISONS),
+        "blocking_rules": copy.deepcopy(DEFAULT_BLOCKING_RULES),
+        "guards": copy.deepcopy(DEFAULT_GUARDS),
+        "prior": None,
+    }
+
+
+def level_weight(level: dict) -> float:
+    """log2(m/u) of one level; 0 for a null level (no evidence either way)."""
+    if level["kind"] == "null":
+        return 0.0
+    return math.log2(level["m"] / level["u"])
+
+
+def weight_tables(model: dict) -> list[list[float]]:
+    """Per comparison, the weight of each level (index = level number)."""
+    return [[level_weight(level) for level in comparison["levels"]] for comparison in model["comparisons"]]
+
+
+def prior_weight(model: dict) -> float:
+    prior = model["prior"]
+    return math.log2(prior / (1.0 - prior))
+
+
+def probability(weight: float) -> float:
+    """Match probability from a match weight (log2 odds)."""
+    if weight > 60:
+        return 1.0
+    if weight < -60:
+        return 0.0
+    return 1.0 / (1.0 + 2.0 ** (-weight))
+
+
+def validate_model(model: dict) -> None:
+    """Raise ValueError when a model (e.g. from --model) is not usable."""
+    if not isinstance(model, dict) or "comparisons" not in model:
+        raise ValueError("a model must be an object with 'comparisons'")
+    names = set()
+    for comparison in model["comparisons"]:
+        names.add(comparison["name"])
+        levels = comparison.get("levels") or []
+        if not levels or levels[0]["kind"] != "null" or levels[-1]["kind"] != "else":
+            raise ValueError(f"comparison {comparison['name']}: levels must start with null and end with else")
+        for level in levels[1:]:
+            for key in ("m", "u"):
+                value = level.get(key)
+                if not isinstance(value, (int, float)) or not 0 < value <= 1:
+                    raise ValueError(f"comparison {comparison['name']} level {level['label']}: {key} must be in (0, 1]")
+    prior = model.get("prior")
+    if not isinstance(prior, (int, float)) or not 0 < prior < 1:
+        raise ValueError("model prior must be a probability in (0, 1)")
+    for guard in model.get("guards", []):
+        unknown = set(guard["when"]) - names
+        if unknown:
+            raise ValueError(f"guard {guard['name']} names unknown comparisons {sorted(unknown)}")
+
+
+def guard_hits(compiled_guards, pattern) -> list[str]:
+    """Names of the compiled guards ``[(name, {column: {levels}})]`` that a pattern fits."""
+    return [
+        name for name, conditions in compiled_guards
+        if all(int(pattern[column]) in levels for column, levels in conditions.items())
+    ]

@@ -1,0 +1,418 @@
+"""Normalise a Customer Profiles ``Profile`` into matching features.
+
+Everything here is a pure function of one profile, so it is tested without Beam and
+runs once per profile. The features are used for blocking and comparison only: the
+merge plan never rewrites a customer's data, it only chooses whose value wins.
+
+Invalid values are flagged, never guessed: a phone that does not parse as a valid
+number for its region is kept out of the phone features and counted in ``invalid``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import re
+import unicodedata
+from typing import Any, Iterable
+
+import apache_beam as beam
+import jellyfish
+import phonenumbers
+import pycountry
+from anyascii import anyascii
+from apache_beam.metrics import Metrics
+
+PHONE_FIELDS = ("PhoneNumber", "MobilePhoneNumber", "HomePhoneNumber", "BusinessPhoneNumber")
+EMAIL_FIELDS = ("EmailAddress", "PersonalEmailAddress", "BusinessEmailAddress")
+ADDRESS_FIELDS = ("Address", "ShippingAddress", "MailingAddress", "BillingAddress")
+
+# Regions whose people write numeric dates month first. Everyone else: day first.
+_MONTH_FIRST_REGIONS = frozenset({"US", "PH", "FM", "MH", "PW", "CA", "BZ"})
+
+_GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z0-9-]{2,}$")
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_NON_ALPHA_SPACE = re.compile(r"[^a-z ]+")
+_SPACES = re.compile(r"\s+")
+_DIGITS = re.compile(r"\d+")
+
+# Common street-type abbreviations, folded so "12 High St." and "12 high street" agree.
+_STREET_WORDS = {
+    "st": "street", "str": "strasse", "rd": "road", "ave": "avenue", "av": "avenue",
+    "blvd": "boulevard", "ln": "lane", "dr": "drive", "ct": "court", "pl": "place",
+    "sq": "square", "hwy": "highway", "apt": "apartment", "ste": "suite", "fl": "floor",
+    "n": "north", "s": "south", "e": "east", "w": "west", "cres": "crescent",
+    "tce": "terrace", "pde": "parade", "cl": "close",
+}
+
+# Placeholders people type when a form insists on a value.
+_PLACEHOLDER_NAMES = frozenset({"unknown", "na", "n a", "none", "test", "customer", "null", "xxx", "x"})
+
+
+# --------------------------------------------------------------------------- text
+
+
+def fold_text(value: Any) -> str:
+    """Lower-case ASCII letters, digits and single spaces: accents and case folded."""
+    if not isinstance(value, str) or not value:
+        return ""
+    text = unicodedata.normalize("NFKC", value)
+    text = anyascii(text).casefold()
+    return _SPACES.sub(" ", text).strip()
+
+
+def fold_name(value: Any) -> str:
+    """A name for comparison: folded, punctuation removed, placeholders dropped."""
+    text = _NON_ALPHA_SPACE.sub(" ", fold_text(value).replace("'", "").replace("-", " "))
+    text = _SPACES.sub(" ", text).strip()
+    return "" if text in _PLACEHOLDER_NAMES else text
+
+
+@functools.lru_cache(maxsize=1)
+def _nickname_table() -> dict[str, frozenset[str]]:
+    """Map a first name to the names it is directly related to as a nickname, itself included.
+
+    Built from the ``nicknames`` package (a hand-curated table of English given
+    names and nicknames, Apache-2.0). The relation is not transitive: "bob" is
+    related to "robert", "robert" to "bill", but "bob" is not related to "bill".
+    """
+    from nicknames import name_triplets
+
+    table: dict[str, set[str]] = {}
+    for triplet in name_triplets():
+        a, b = triplet.name1.lower(), triplet.name2.lower()
+        table.setdefault(a, {a}).add(b)
+        table.setdefault(b, {b}).add(a)
+    return {name: frozenset(names) for name, names in table.items()}
+
+
+def name_variants(first_name: str) -> tuple[str, ...]:
+    """The folded first name's first word and the names it is a nickname of or for."""
+    if not first_name:
+        return ()
+    token = first_name.split(" ")[0]
+    return tuple(sorted(_nickname_table().get(token, frozenset({token}))))
+
+
+def phonetic(value: str) -> str:
+    """A phonetic key (Metaphone) of the first word, '' for empty."""
+    if not value:
+        return ""
+    return jellyfish.metaphone(value.split(" ")[0]) or value[:4]
+
+
+# ------------------------------------------------------------------------ country
+
+
+@functools.lru_cache(maxsize=4096)
+def country_code(value: Any) -> str:
+    """ISO 3166 alpha-2 code from an alpha-2, alpha-3 code or a country name; '' if unknown."""
+    if not isinstance(value, str):
+        return ""
+    text = value.strip()
+    if not text:
+        return ""
+    upper = text.upper()
+    if upper in ("UK", "GREAT BRITAIN", "ENGLAND", "SCOTLAND", "WALES", "NORTHERN IRELAND"):
+        return "GB"
+    if upper in ("USA", "U.S.A.", "U.S.", "UNITED STATES OF AMERICA", "AMERICA"):
+        return "US"
+    country = None
+    if len(upper) == 2:
+        country = pycountry.countries.get(alpha_2=upper)
+    elif len(upper) == 3:
+        country = pycountry.countries.get(alpha_3=upper)
+    if country is None:
+        try:
+            country = pycountry.countries.lookup(text)
+        except LookupError:
+            try:
+                matches = pycountry.countries.search_fuzzy(text)
+                country = matches[0] if len(matches) == 1 else None
+            except LookupError:
+                country = None
+    return country.alpha_2 if country is not None else ""
+
+
+def profile_region(profile: dict, default_region: str) -> str:
+    """The region used to read national phone numbers: the profile's first address country."""
+    for field in ADDRESS_FIELDS:
+        address = profile.get(field)
+        if isinstance(address, dict):
+            code = country_code(address.get("Country"))
+            if code:
+                return code
+    return default_region
+
+
+# ------------------------------------------------------------------------- phones
+
+
+@functools.lru_cache(maxsize=65536)
+def normalize_phone(raw: Any, region: str) -> str | None:
+    """E.164 form of a phone number, or None when it is not a valid number.
+
+    Copes with ``+`` or ``00`` international prefixes, a missing ``+`` before a
+    country code, a national trunk prefix (``0`` or ``(0)``), punctuation and
+    extensions (dropped from the key: the line is what identifies a person).
+    """
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip()
+    if not text or not any(ch.isdigit() for ch in text):
+        return None
+    region = region or "US"
+    candidates = [text]
+    digits = "".join(_DIGITS.findall(text.split("x")[0].split("ext")[0]))
+    if not text.startswith("+"):
+        if digits.startswith("00"):
+            candidates.append("+" + digits[2:])
+        candidates.append("+" + digits)
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+# ------------------------------------------------------------------------- emails
+
+
+def normalize_email(raw: Any) -> tuple[str, str] | None:
+    """(stored form, matching key) of an email, or None when it is not an address.
+
+    The stored form is trimmed and lower-cased. The key also drops ``+tags`` and,
+    for Gmail, dots in the local part, and folds googlemail.com into gmail.com:
+    it is used to match, never written back.
+    """
+    if not isinstance(raw, str):
+        return None
+    email = raw.strip().strip("<>").strip().lower()
+    if not _EMAIL_RE.match(email):
+        return None
+    local, _, domain = email.rpartition("@")
+    domain = domain.rstrip(".")
+    local = local.split("+", 1)[0]
+    if domain in _GMAIL_DOMAINS:
+        domain = "gmail.com"
+        local = local.replace(".", "")
+    if not local:
+        return None
+    return email, f"{local}@{domain}"
+
+
+# -------------------------------------------------------------------------- dates
+
+_MONTHS = {m.lower(): i for i, m in enumerate(
+    ["", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]) if m}
+_ISO_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ].*)?$")
+_COMPACT_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
+_NUMERIC_RE = re.compile(r"^(\d{1,2})[-/. ](\d{1,2})[-/. ](\d{2}|\d{4})$")
+_WORDY_RE = re.compile(r"^(?:(\d{1,2})(?:st|nd|rd|th)?[ -]?([a-z]+)\.?,?[ -]?(\d{4})|([a-z]+)\.? (\d{1,2})(?:st|nd|rd|th)?,? (\d{4}))$")
+
+
+def _make_date(year: int, month: int, day: int, today: _dt.date) -> str | None:
+    try:
+        value = _dt.date(year, month, day)
+    except ValueError:
+        return None
+    if value.year < 1880 or value > today:
+        return None
+    return value.isoformat()
+
+
+def normalize_birth_date(raw: Any, region: str = "", today: _dt.date | None = None) -> str | None:
+    """ISO date (YYYY-MM-DD) from the common ways people write a birth date, or None.
+
+    Accepts ISO (with or without a time part), YYYYMMDD, ``23 Apr 1980``,
+    ``April 23, 1980`` and numeric day/month/year. A numeric date whose order is
+    ambiguous (both parts <= 12) is read month first for month-first regions (US)
+    and day first elsewhere; two-digit years are not guessed.
+    """
+    if not isinstance(raw, str):
+        return None
+    text = raw.strip().lower()
+    if not text:
+        return None
+    today = today or _dt.date.today()
+    match = _ISO_RE.match(text) or _COMPACT_RE.match(text)
+    if match:
+        return _make_date(int(match[1]), int(match[2]), int(match[3]), today)
+    match = _NUMERIC_RE.match(text)
+    if match:
+        first, second, year = int(match[1]), int(match[2]), match[3]
+        if len(year) != 4:
+            return None
+        if first > 12 >= second:
+            day, month = first, second
+        elif second > 12 >= first:
+            day, month = second, first
+        elif region in _MONTH_FIRST_REGIONS:
+            day, month = second, first
+        else:
+            day, month = first, second
+        return _make_date(int(year), month, day, today)
+    match = _WORDY_RE.match(text)
+    if match:
+        if match[1]:
+            day, month_name, year = match[1], match[2], match[3]
+        else:
+            month_name, day, year = match[4], match[5], match[6]
+        month = _MONTHS.get(month_name[:3])
+        if month is None:
+            return None
+        return _make_date(int(year), month, int(day), today)
+    return None
+
+
+# ---------------------------------------------------------------------- addresses
+
+
+def normalize_postcode(raw: Any) -> str:
+    """Upper-case letters and digits only: "sw1a 1aa" -> "SW1A1AA"."""
+    if not isinstance(raw, str):
+        return ""
+    return _NON_ALNUM.sub("", fold_text(raw)).upper()
+
+
+def address_line_key(address: dict) -> str:
+    """Address lines folded with street words expanded, for fuzzy comparison."""
+    parts = []
+    for key in ("Address1", "Address2", "Address3", "Address4"):
+        text = _NON_ALNUM.sub(" ", fold_text(address.get(key)))
+        parts.extend(_STREET_WORDS.get(word, word) for word in text.split())
+    return " ".join(parts)
+
+
+# ----------------------------------------------------------------------- features
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+def profile_features(profile: dict, default_region: str = "US", identifier_fields: tuple[str, ...] = ("AccountNumber",)) -> dict:
+    """The matching features of one valid profile.
+
+    Returns a flat dict of plain values (strings and tuples), cheap to pickle:
+    ``id``, ``type`` (ProfileType), names, ``dob``, ``phones`` (E.164),
+    ``emails`` (matching keys), ``email_users`` (local parts), ``postcodes``,
+    ``address`` (first address line key), ``city``, ``country``, ``gender``,
+    ``business``, ``identifiers`` (values of the fields that must not conflict) and
+    ``invalid`` (names of fields whose values could not be read).
+    """
+    region = profile_region(profile, default_region)
+    invalid: list[str] = []
+
+    phones = []
+    for field in PHONE_FIELDS:
+        raw = profile.get(field)
+        if raw:
+            e164 = normalize_phone(raw, region)
+            if e164:
+                phones.append(e164)
+            else:
+                invalid.append(field)
+
+    emails, users = [], []
+    for field in EMAIL_FIELDS:
+        raw = profile.get(field)
+        if raw:
+            parsed = normalize_email(raw)
+            if parsed:
+                emails.append(parsed[1])
+                users.append(parsed[1].split("@", 1)[0])
+            else:
+                invalid.append(field)
+
+    dob = ""
+    if profile.get("BirthDate"):
+        dob = normalize_birth_date(profile["BirthDate"], region) or ""
+        if not dob:
+            invalid.append("BirthDate")
+
+    postcodes, lines, cities, countries = [], [], [], []
+    for field in ADDRESS_FIELDS:
+        address = profile.get(field)
+        if isinstance(address, dict) and address:
+            postcodes.append(normalize_postcode(address.get("PostalCode")))
+            lines.append(address_line_key(address))
+            cities.append(fold_name(address.get("City")))
+            countries.append(country_code(address.get("Country")))
+
+    first = fold_name(profile.get("FirstName"))
+    last = fold_name(profile.get("LastName"))
+    gender = profile.get("Gender") or ""
+    if gender not in ("MALE", "FEMALE"):
+        gender = ""
+    identifiers = tuple((field, fold_text(_identifier_value(profile, field))) for field in identifier_fields)
+    return {
+        "id": profile["ProfileId"],
+        "type": profile.get("ProfileType") or "",
+        "first": first,
+        "first_initial": first[:1],
+        "first_variants": name_variants(first),
+        "middle": fold_name(profile.get("MiddleName")),
+        "last": last,
+        "last_phonetic": phonetic(last.replace(" ", "")),
+        "dob": dob,
+        "dob_year": dob[:4],
+        "name_pair": "|".join(sorted((first, last))) if first and last else "",
+        "phones": _unique(phones),
+        "emails": _unique(emails),
+        "email_users": _unique(u for u in users if len(u) >= 4),
+        "postcodes": _unique(postcodes),
+        "address": next((line for line in lines if line), ""),
+        "city": next((c for c in cities if c), ""),
+        "country": next((c for c in countries if c), ""),
+        "gender": gender,
+        "business": fold_name(profile.get("BusinessName")),
+        "account": fold_text(profile.get("AccountNumber")),
+        "identifiers": tuple((f, v) for f, v in identifiers if v),
+        "invalid": tuple(invalid),
+    }
+
+
+def _identifier_value(profile: dict, field: str) -> Any:
+    """A top-level field or ``Attributes.key``."""
+    if field.startswith("Attributes."):
+        attributes = profile.get("Attributes") or {}
+        return attributes.get(field.split(".", 1)[1])
+    return profile.get(field)
+
+
+# -------------------------------------------------------------------------- Beam
+
+
+class _NormalizeFn(beam.DoFn):
+    def __init__(self, default_region: str, identifier_fields: tuple[str, ...]):
+        self._region = default_region
+        self._identifiers = identifier_fields
+        self._profiles = Metrics.counter("normalize", "profiles_normalized")
+        self._invalid = Metrics.counter("normalize", "invalid_values_flagged")
+
+    def process(self, profile):
+        features = profile_features(profile, self._region, self._identifiers)
+        self._profiles.inc()
+        if features["invalid"]:
+            self._invalid.inc(len(features["invalid"]))
+        yield features
+
+
+class NormalizeProfiles(beam.PTransform):
+    """Valid ``Profile`` dicts -> matching feature dicts (one per profile).
+
+    ``default_region`` reads national phone numbers when a profile has no address
+    country; ``identifier_fields`` are the fields that must not conflict in a merge.
+    """
+
+    def __init__(self, default_region: str = "US", identifier_fields: tuple[str, ...] = ("AccountNumber",)):
+        super().__init__()
+        self._region = default_region
+        self._identifiers = tuple(identifier_fields)
+
+    def expand(self, profiles):
+        return profiles | "Normalize" >> beam.ParDo(_NormalizeFn(self._region, self._identifiers))
