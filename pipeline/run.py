@@ -105,7 +105,8 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     if fixed_model is not None:
         model = p | "GivenModel" >> beam.Create([fixed_model])
     else:
-        patterns = compared | "PatternOnly" >> beam.Map(lambda c: c[3])
+        patterns = compared | "RuleAndPattern" >> beam.FlatMap(
+            lambda c: [("*", c[3])] + [(rule, c[3]) for rule in c[2]])
         model = (features, patterns) | "EstimateModel" >> EstimateModel(base_model, options.u_sample_size)
     model_view = beam.pvalue.AsSingleton(model)
 
@@ -156,7 +157,7 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
         | "AllCounts" >> beam.Flatten()
         | "CountsDict" >> beam.combiners.ToDict()
     )
-    rules = blocked["pairs"] | "RuleOfPair" >> beam.Map(lambda t: t[2]) | "PairsPerRule" >> beam.combiners.Count.PerElement()
+    rules = blocked["pairs"] | "RulesOfPair" >> beam.FlatMap(lambda t: t[2]) | "PairsPerRule" >> beam.combiners.Count.PerElement()
     kinds = clusters | "KindOfCluster" >> beam.Map(lambda r: r["kind"]) | "ClustersPerKind" >> beam.combiners.Count.PerElement()
     statuses = _profile_statuses(clusters, review_pairs)
     summary = (

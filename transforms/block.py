@@ -52,12 +52,14 @@ def rule_of(key: str) -> int:
     return int(key.split(KEY_SEPARATOR, 1)[0])
 
 
-def owned_pairs(block_key: str, members: list[dict], capped) -> Iterable[tuple[dict, dict]]:
+def owned_pairs(block_key: str, members: list[dict], capped) -> Iterable[tuple[dict, dict, tuple[int, ...]]]:
     """Pairs of a block that this block owns: those whose smallest shared uncapped key is this one.
 
     ``members`` carry their sorted keys in ``keys`` and the same as a set in
-    ``keys_set``; ``capped`` is any container of capped keys. Pairs come ordered
-    by ProfileId (left id < right id).
+    ``keys_set``; ``capped`` is any container of capped keys. Yields
+    ``(left, right, rules)`` ordered by ProfileId (left id < right id), where
+    ``rules`` are the indices of every rule that would have paired them (the
+    owner first), which estimation needs.
     """
     ordered = sorted(members, key=lambda f: f["id"])
     for i, left in enumerate(ordered):
@@ -68,7 +70,7 @@ def owned_pairs(block_key: str, members: list[dict], capped) -> Iterable[tuple[d
             shared = [k for k in left_keys if k in right["keys_set"] and k not in capped] if capped else \
                 [k for k in left_keys if k in right["keys_set"]]
             if shared and shared[0] == block_key:
-                yield left, right
+                yield left, right, tuple(sorted({rule_of(k) for k in shared}))
 
 
 def hard_conflicts(left: dict, right: dict) -> list[str]:
@@ -124,14 +126,17 @@ class _PairsInBlockFn(beam.DoFn):
             return
         if len(members) < 2:
             return
-        rule = self._rules[rule_of(key)]["name"]
-        for left, right in owned_pairs(key, members, capped_keys):
+        names = [rule["name"] for rule in self._rules]
+        for left, right, rules in owned_pairs(key, members, capped_keys):
             self._pairs.inc()
-            yield left, right, rule
+            yield left, right, tuple(names[r] for r in rules)
 
 
 class BlockPairs(beam.PTransform):
-    """Feature dicts -> candidate pairs ``(left, right, rule name)``, each pair once.
+    """Feature dicts -> candidate pairs ``(left, right, rule names)``, each pair once.
+
+    ``rule names`` lists every blocking rule that pairs the two profiles; the
+    first is the rule whose block made the pair.
 
     Returns a dict: ``pairs`` and ``capped`` (one record per oversized block:
     rule, key, size, pairs not made).

@@ -156,6 +156,7 @@ class Scorer:
         self._table = np.zeros((len(tables), width))
         for i, table in enumerate(tables):
             self._table[i, : len(table)] = table
+        self._rows = [list(map(float, row)) for row in self._table]
         self._prior = prior_weight(model)
         self._guards = [
             (guard["name"], {self._index(c): {self._level_index(c, l) for l in labels} for c, labels in guard["when"].items()})
@@ -168,6 +169,11 @@ class Scorer:
     def _level_index(self, comparison_name: str, label: str) -> int:
         levels = self.model["comparisons"][self._index(comparison_name)]["levels"]
         return [level["label"] for level in levels].index(label)
+
+    def weight(self, pattern) -> float:
+        """Match weight of one pattern (plain Python: faster than numpy for one row)."""
+        rows = self._rows
+        return self._prior + sum(rows[i][level] for i, level in enumerate(pattern))
 
     def weights(self, patterns: np.ndarray) -> np.ndarray:
         """Match weight (log2 odds, prior included) of each pattern row."""
@@ -220,7 +226,7 @@ class _PatternsFn(beam.DoFn):
 
 
 class ComparePairs(beam.PTransform):
-    """Candidate pairs ``(left, right, rule)`` -> ``(left id, right id, rule, pattern, conflicts)``.
+    """Candidate pairs ``(left, right, rules)`` -> ``(left id, right id, rules, pattern, conflicts)``.
 
     Pairs are batched (``BatchElements``) so that each fuzzy comparison runs over a
     whole batch in one rapidfuzz call instead of once per pair in Python.
@@ -248,11 +254,11 @@ class _ScoreFn(beam.DoFn):
         scorer = self._scorers.get(id(model))
         if scorer is None:
             scorer = self._scorers[id(model)] = Scorer(model)
-        a, b, rule, pattern, conflicts = element
-        weight = float(scorer.weights(np.array([pattern]))[0])
+        a, b, rules, pattern, conflicts = element
+        weight = scorer.weight(pattern)
         self._scored.inc()
         yield {
-            "a": a, "b": b, "rule": rule, "pattern": pattern, "weight": weight,
+            "a": a, "b": b, "rule": rules[0], "rules": list(rules), "pattern": pattern, "weight": weight,
             "probability": scorer.probability(weight), "conflicts": list(conflicts),
             "guards": scorer.guards(pattern),
         }

@@ -21,9 +21,12 @@ import apache_beam as beam
 import numpy as np
 
 from transforms.compare import comparison_vectors
+from transforms.normalize import FEATURE_SOURCES
 
 # Probabilities are kept away from 0 and 1 so that every weight is finite.
 _FLOOR = 1e-6
+# Histogram key of the pattern of every candidate pair counted once (by its owner rule).
+ALL_PAIRS = "*"
 
 
 def estimate_u(model: dict, sample: list[dict], max_pairs: int = 200_000, seed: int = 42) -> list[list[float]]:
@@ -59,95 +62,188 @@ def estimate_u(model: dict, sample: list[dict], max_pairs: int = 200_000, seed: 
     return u_tables
 
 
-def expectation_maximisation(model: dict, histogram: list[tuple[tuple[int, ...], int]], u_tables: list[list[float]],
-                             n_profiles: int, max_iterations: int = 200, tolerance: float = 1e-7) -> dict:
-    """Estimate m per level and the prior probability of a match from a pattern histogram.
+def _em(patterns: np.ndarray, counts: np.ndarray, m: np.ndarray, u: np.ndarray, active: np.ndarray,
+        level_counts: list[int], max_iterations: int, tolerance: float):
+    """Two-class EM with u fixed. Returns (m, share of matches, iterations, converged).
 
-    ``histogram`` is ``[(pattern, count)]`` over candidate pairs; u is held fixed.
-    EM gives the share of matches among *candidate* pairs. Because u describes
-    *random* pairs, the prior used for scoring is put on the same scale: the
-    expected number of matching pairs divided by all ``n(n-1)/2`` pairs of the
-    input. (Matches that blocking missed are not counted, which only makes the
-    prior, and so every score, a little more cautious.)
-
-    Returns a new model with ``m``, ``u`` on every non-null level, ``prior`` and an
-    ``estimation`` record (iterations, converged, pairs, share among candidates).
+    Only ``active`` comparisons take part; the others are treated as null (no
+    evidence) and keep their m.
     """
-    result = copy.deepcopy(model)
-    comparisons = result["comparisons"]
-    if not histogram:
-        for comparison, u_table in zip(comparisons, u_tables):
-            for index, level in enumerate(comparison["levels"][1:], start=1):
-                level["m"] = float(level.get("m", 0.1))
-                level["u"] = float(u_table[index])
-        result["prior"] = 1e-6
-        result["estimation"] = {"candidate_pairs": 0, "iterations": 0, "converged": False, "note": "no candidate pairs"}
-        return result
-
-    patterns = np.array([p for p, _ in histogram], dtype=np.intp)
-    counts = np.array([c for _, c in histogram], dtype=float)
+    columns = np.flatnonzero(active)
+    if len(columns) == 0 or counts.sum() == 0:
+        return m, 0.0, 0, False
+    sub = patterns[:, columns]
+    log_u = np.log(u[columns, sub]).sum(axis=1)
     total = counts.sum()
-    n_comp = len(comparisons)
-    width = max(len(c["levels"]) for c in comparisons)
-    m = np.ones((n_comp, width))
-    u = np.ones((n_comp, width))
-    for i, (comparison, u_table) in enumerate(zip(comparisons, u_tables)):
-        levels = comparison["levels"]
-        init = np.array([1.0] + [float(level.get("m", 1.0)) for level in levels[1:]])
-        init[1:] = init[1:] / init[1:].sum()
-        m[i, : len(levels)] = init
-        u[i, : len(levels)] = u_table
-    columns = np.arange(n_comp)
-    log_u = np.log(u[columns, patterns]).sum(axis=1)
-    prior = 0.5
-    converged = False
-    iteration = 0
+    prior, converged, iteration = 0.5, False, 0
     for iteration in range(1, max_iterations + 1):
-        log_m = np.log(m[columns, patterns]).sum(axis=1)
+        log_m = np.log(m[columns, sub]).sum(axis=1)
         a = math.log(prior) + log_m
         b = math.log(1.0 - prior) + log_u
         top = np.maximum(a, b)
         responsibility = np.exp(a - top) / (np.exp(a - top) + np.exp(b - top))
         weighted = responsibility * counts
-        new_prior = float(weighted.sum() / total)
-        new_m = np.ones_like(m)
-        for i, comparison in enumerate(comparisons):
-            n_levels = len(comparison["levels"])
+        new_prior = min(max(float(weighted.sum() / total), _FLOOR), 1 - _FLOOR)
+        new_m = m.copy()
+        for i in columns:
+            n_levels = level_counts[i]
             sums = np.bincount(patterns[:, i], weights=weighted, minlength=n_levels)[:n_levels]
-            sums[0] = 0.0
             denominator = sums[1:].sum()
-            if denominator <= 0:
-                new_m[i, 1:n_levels] = m[i, 1:n_levels]
-            else:
+            if denominator > 0:
                 new_m[i, 1:n_levels] = np.clip(sums[1:] / denominator, _FLOOR, 1.0)
-        new_prior = min(max(new_prior, _FLOOR), 1 - _FLOOR)
         change = max(abs(new_prior - prior), float(np.abs(new_m - m).max()))
         m, prior = new_m, new_prior
         if change < tolerance:
             converged = True
             break
-    all_pairs = max(n_profiles * (n_profiles - 1) / 2, total)
-    expected_matches = prior * total
+    return m, prior, iteration, converged
+
+
+def _consistent_prior(patterns, counts, m, u, all_pairs, iterations: int = 100):
+    """The prior p for which the model expects p * all_pairs matches among the candidates.
+
+    Fixed point of: p -> (sum over candidate pairs of P(match | pattern, p)) / all_pairs.
+    Returns (p, expected number of matching candidate pairs).
+    """
+    if len(counts) == 0:
+        return 1e-9, 0.0
+    columns = np.arange(m.shape[0])
+    log_ratio = (np.log(m[columns, patterns]) - np.log(u[columns, patterns])).sum(axis=1)
+    prior = min(counts.sum() / all_pairs, 0.5)
+    expected = 0.0
+    for _ in range(iterations):
+        logit = np.clip(math.log(prior / (1 - prior)) + log_ratio, -700, 700)
+        expected = float((counts / (1.0 + np.exp(-logit))).sum())
+        new_prior = min(max(expected / all_pairs, 1e-9), 0.5)
+        if abs(new_prior - prior) <= 1e-12 + 1e-6 * prior:
+            prior = new_prior
+            break
+        prior = new_prior
+    return prior, expected
+
+
+def comparison_fields(comparison: dict) -> set[str]:
+    """Base feature names a comparison reads (through all its levels)."""
+    fields: set[str] = set()
+
+    def visit(condition):
+        fields.update(condition.get("fields", []))
+        if "field" in condition:
+            fields.add(condition["field"])
+        for part in condition.get("of", []):
+            visit(part)
+
+    for level in comparison["levels"]:
+        visit(level)
+    return {base for f in fields for base in FEATURE_SOURCES.get(f, (f,))}
+
+
+def rule_involves(model: dict, rule: dict) -> np.ndarray:
+    """Which comparisons look at a feature that a blocking rule blocks on."""
+    rule_fields = {base for f in rule["fields"] for base in FEATURE_SOURCES.get(f, (f,))}
+    return np.array([bool(comparison_fields(c) & rule_fields) for c in model["comparisons"]])
+
+
+def expectation_maximisation(model: dict, histogram: list[tuple[tuple[str, tuple[int, ...]], int]],
+                             u_tables: list[list[float]], n_profiles: int,
+                             max_iterations: int = 200, tolerance: float = 1e-7) -> dict:
+    """Estimate m per level and the prior probability of a match, with no labels.
+
+    ``histogram`` is ``[((blocking rule name, pattern), count)]``: for each rule,
+    the patterns of every candidate pair that rule produces (a pair found by two
+    rules counts for both), and under the name ``"*"`` every pair once. u is held
+    fixed (from random pairs).
+
+    Pairs found by a blocking rule agree on the rule's fields by construction, so
+    those fields say nothing about m among them. As Splink does, EM runs once per
+    blocking rule with the comparisons of that rule's own fields left out, and a
+    comparison's m is the average over the rules that did not block on it,
+    weighted by each rule's expected number of matches. A comparison that every
+    rule blocks on is estimated from all candidate pairs together.
+
+    Because u describes *random* pairs, the prior used for scoring is on the same
+    scale: the expected number of matching pairs divided by all ``n(n-1)/2`` pairs
+    of the input, found as the fixed point where the model's own posterior
+    expects that many matches among the candidates. (Matches that blocking
+    missed are not counted, which only makes the prior a little more cautious.)
+
+    Returns a new model with ``m``, ``u`` on every non-null level, ``prior`` and an
+    ``estimation`` record.
+    """
+    result = copy.deepcopy(model)
+    comparisons = result["comparisons"]
+    n_comp = len(comparisons)
+    level_counts = [len(c["levels"]) for c in comparisons]
+    width = max(level_counts)
+    m0 = np.ones((n_comp, width))
+    u = np.ones((n_comp, width))
+    for i, (comparison, u_table) in enumerate(zip(comparisons, u_tables)):
+        init = np.array([1.0] + [float(level.get("m", 1.0)) for level in comparison["levels"][1:]])
+        init[1:] = init[1:] / init[1:].sum()
+        m0[i, : level_counts[i]] = init
+        u[i, : level_counts[i]] = u_table
+
+    by_rule: dict[str, list] = {}
+    for (rule, pattern), count in histogram:
+        by_rule.setdefault(rule, []).append((pattern, count))
+    owned = by_rule.pop(ALL_PAIRS, [])
+    rules = {rule["name"]: rule for rule in result["blocking_rules"]}
+
+    sums = np.zeros((n_comp, width))
+    weights = np.zeros(n_comp)
+    per_rule = {}
+    for name, rows in sorted(by_rule.items()):
+        patterns = np.array([p for p, _ in rows], dtype=np.intp)
+        counts = np.array([c for _, c in rows], dtype=float)
+        involved = rule_involves(result, rules[name]) if name in rules else np.zeros(n_comp, dtype=bool)
+        m, share, iterations, converged = _em(patterns, counts, m0.copy(), u, ~involved, level_counts,
+                                              max_iterations, tolerance)
+        matches = share * counts.sum()
+        per_rule[name] = {"pairs": int(counts.sum()), "match_share": round(share, 6), "iterations": iterations,
+                          "converged": converged, "left_out": [comparisons[i]["name"] for i in np.flatnonzero(involved)]}
+        for i in np.flatnonzero(~involved):
+            sums[i] += matches * m[i]
+            weights[i] += matches
+
+    total = sum(c for _, c in owned)
+    if total:
+        all_patterns = np.array([p for p, _ in owned], dtype=np.intp)
+        all_counts = np.array([c for _, c in owned], dtype=float)
+        m_all, _, _, _ = _em(all_patterns, all_counts, m0.copy(), u, np.ones(n_comp, dtype=bool),
+                             level_counts, max_iterations, tolerance)
+    else:
+        all_patterns, all_counts, m_all = np.zeros((0, n_comp), dtype=np.intp), np.zeros(0), m0
+    m_final = m0.copy()
+    for i in range(n_comp):
+        m_final[i] = sums[i] / weights[i] if weights[i] > 0 else m_all[i]
+        m_final[i, 0] = 1.0
+
     for i, comparison in enumerate(comparisons):
         for index, level in enumerate(comparison["levels"]):
             if index == 0:
                 level.pop("m", None)
                 level.pop("u", None)
                 continue
-            level["m"] = float(m[i, index])
+            level["m"] = float(max(m_final[i, index], _FLOOR))
             level["u"] = float(u[i, index])
-    result["prior"] = min(max(expected_matches / all_pairs, _FLOOR * _FLOOR), 0.5)
-    result["estimation"] = {"candidate_pairs": int(total), "profiles": int(n_profiles), "iterations": iteration,
-                            "converged": converged, "distinct_patterns": len(histogram),
-                            "match_share_among_candidates": prior, "expected_matching_pairs": expected_matches}
+    all_pairs = max(n_profiles * (n_profiles - 1) / 2, total, 1)
+    prior, expected_matches = _consistent_prior(all_patterns, all_counts, m_final, u, all_pairs)
+    result["prior"] = prior
+    result["estimation"] = {
+        "candidate_pairs": int(total), "profiles": int(n_profiles),
+        "expected_matching_pairs": round(expected_matches, 2),
+        "match_share_among_candidates": round(expected_matches / total, 6) if total else 0.0,
+        "per_blocking_rule": per_rule,
+        "note": "no candidate pairs: m keeps its initial values" if not total else "",
+    }
     return result
 
 
 class EstimateModel(beam.PTransform):
     """(features, candidate patterns) -> a one-element PCollection holding the estimated model.
 
-    Input is a tuple ``(features, patterns)``: all feature dicts, and the pattern
-    tuple of every candidate pair.
+    Input is a tuple ``(features, patterns)``: all feature dicts, and
+    ``(blocking rule name, pattern tuple)`` of every candidate pair.
     """
 
     def __init__(self, model: dict, sample_size: int = 3000, max_u_pairs: int = 200_000, seed: int = 42):

@@ -45,6 +45,14 @@ _STREET_WORDS = {
     "tce": "terrace", "pde": "parade", "cl": "close",
 }
 
+# Features derived from others: which base features each one reads. Estimation
+# uses it to know which comparisons a blocking rule's pairs agree on by design.
+FEATURE_SOURCES = {
+    "first_variants": ("first",), "first_initial": ("first",), "name_pair": ("first", "last"),
+    "last_phonetic": ("last",), "dob_year": ("dob",), "email_users": ("emails",),
+    "postcodes": ("location",), "address": ("location",), "city": ("location",),
+}
+
 # Placeholders people type when a form insists on a value.
 _PLACEHOLDER_NAMES = frozenset({"unknown", "na", "n a", "none", "test", "customer", "null", "xxx", "x"})
 
