@@ -45,9 +45,10 @@ class ProfileDedupOptions(PipelineOptions):
                                 "counted and reported instead (default 200).")
         match.add_argument("--max_cluster_size", type=int, default=50,
                            help="Linked groups larger than this are never merged, only reported (default 50).")
-        match.add_argument("--identifier_fields", default="AccountNumber",
-                           help="Comma-separated fields (or Attributes.key) that must not differ between "
-                                "merged profiles when both have a value (default AccountNumber; '' for none).")
+        match.add_argument("--identifier_fields", default="",
+                           help="Comma-separated fields (or Attributes.key) that must never differ between "
+                                "merged profiles when both have a value, e.g. AccountNumber (default: none; "
+                                "AccountNumber is still compared as evidence).")
         match.add_argument("--default_region", default="US",
                            help="ISO country code for reading national phone numbers and numeric dates when a "
                                 "profile's address has no country (default US).")

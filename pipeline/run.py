@@ -24,7 +24,7 @@ from transforms.cluster import ConnectedComponents, ResolveClusters
 from transforms.compare import ComparePairs, ScorePairs
 from transforms.estimate import EstimateModel
 from transforms.model import default_model, validate_model
-from transforms.normalize import NormalizeProfiles
+from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
 from transforms.read import ReadProfiles
 
 LOG = logging.getLogger("profile_dedup")
@@ -97,7 +97,12 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
 
     read = p | "ReadProfiles" >> ReadProfiles(options.input_patterns())
     profiles, rejected = read["profiles"], read["rejected"]
-    features = profiles | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
+    features = (
+        profiles
+        | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
+        | "TermFrequencies" >> AttachTermFrequencies(
+            [c["term_frequency"]["field"] for c in base_model["comparisons"] if c.get("term_frequency")])
+    )
 
     blocked = features | "BlockPairs" >> BlockPairs(base_model["blocking_rules"], options.max_block_size)
     compared = blocked["pairs"] | "ComparePairs" >> ComparePairs(base_model)
@@ -186,7 +191,7 @@ def _review_pair(pair: dict, model: dict, threshold: float) -> dict:
     return {
         "kind": "pair", "a": pair["a"], "b": pair["b"], "rule": pair["rule"],
         "weight": round(pair["weight"], 3), "probability": round(pair["probability"], 6),
-        "reasons": reasons, "fields": scorer.explain(pair["pattern"]),
+        "reasons": reasons, "fields": scorer.explain(pair["pattern"], pair["frequencies"]),
     }
 
 

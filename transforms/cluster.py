@@ -22,8 +22,8 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from transforms.block import hard_conflicts
-from transforms.choose import Policy, choose_fields, choose_main, plan_requests
-from transforms.compare import Scorer, comparison_vectors
+from transforms.choose import Policy, choose_fields, plan_requests, rank_key, rank_reason
+from transforms.compare import Scorer, comparison_vectors, term_frequencies
 
 PLAN, REVIEW = "plan", "review"
 
@@ -138,22 +138,31 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
     features = [m[1] for m in members]
     left_idx, right_idx = np.triu_indices(n, k=1)
     patterns = comparison_vectors(scorer.model, [features[i] for i in left_idx], [features[j] for j in right_idx])
-    weights = scorer.weights(patterns)
+    frequencies = term_frequencies(scorer.model, [features[i] for i in left_idx], [features[j] for j in right_idx], patterns)
+    weights = scorer.weights(patterns, frequencies)
     probability = np.zeros((n, n))
-    allowed = np.ones((n, n), dtype=bool)
-    blockers: dict = {}
+    pattern_of = np.zeros((n, n, patterns.shape[1]), dtype=np.int8)
+    allowed = np.ones((n, n), dtype=bool)      # no hard conflict and no guard
+    hard_ok = np.ones((n, n), dtype=bool)      # no hard conflict
+    guards_of: dict = {}
     edges: dict = {}
     for k, (i, j) in enumerate(zip(left_idx, right_idx)):
         p = scorer.probability(float(weights[k]))
         probability[i, j] = probability[j, i] = p
-        reasons = hard_conflicts(features[i], features[j]) + [f"guard: {g}" for g in scorer.guards(patterns[k])]
-        if reasons:
+        pattern_of[i, j] = pattern_of[j, i] = patterns[k]
+        hard = hard_conflicts(features[i], features[j])
+        guards = scorer.guards(patterns[k])
+        if hard:
+            hard_ok[i, j] = hard_ok[j, i] = False
+        if hard or guards:
             allowed[i, j] = allowed[j, i] = False
-            blockers[(i, j)] = reasons
+        if guards:
+            guards_of[(i, j)] = guards_of[(j, i)] = guards
         edges[(i, j)] = {
             "a": ids[i], "b": ids[j], "weight": round(float(weights[k]), 3), "probability": round(p, 6),
-            "fields": scorer.explain(patterns[k]), "blocked_by": reasons,
+            "fields": scorer.explain(patterns[k], frequencies[k]), "blocked_by": hard + [f"guard: {g}" for g in guards],
         }
+    pairs = _PairFacts(probability, allowed, hard_ok, guards_of, pattern_of, scorer)
     linked = (probability >= match_threshold) & allowed
 
     out = []
@@ -171,14 +180,21 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
                     "best_probability": round(float(probability[i, best]), 6) if best is not None else None,
                 })
                 continue
-            profiles = [members[i][0] for i in component]
-            main_profile, main_reason = choose_main(profiles, policy)
-            main = ids.index(main_profile["ProfileId"])
-            kept = [main]
-            for i in sorted((c for c in component if c != main), key=lambda c: (-probability[c, main], ids[c])):
-                if probability[i, main] >= member_threshold and all(allowed[i, k] for k in kept):
-                    kept.append(i)
-            kept.sort()
+            # The policy's best profile becomes the main unless another member keeps
+            # a larger group together (the main itself never changes field choices:
+            # every field's winner is named explicitly).
+            ranked = sorted(component, key=lambda i: rank_key(members[i][0], policy))
+            best_kept, main = None, None
+            for candidate in ranked:
+                kept = _group_around(candidate, component, pairs, member_threshold, ids)
+                if best_kept is None or len(kept) > len(best_kept):
+                    best_kept, main = kept, candidate
+            kept = sorted(best_kept)
+            main_profile = members[main][0]
+            main_reason = rank_reason(main_profile, policy)
+            if main != ranked[0]:
+                main_reason += (f"; chosen over {ids[ranked[0]]} (ranked first by --main_policy) because it "
+                                f"matches more members directly ({len(kept)} profiles)")
             left_out = [i for i in component if i not in kept]
             group_profiles = [members[i][0] for i in kept]
             choices = choose_fields(group_profiles, main_profile, policy)
@@ -193,6 +209,49 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
             next_round.extend(left_out)
         remaining = sorted(next_round)
     return out
+
+
+class _PairFacts:
+    """What resolution needs to know about every pair of a component's members."""
+
+    def __init__(self, probability, allowed, hard_ok, guards_of, pattern_of, scorer):
+        self.probability = probability
+        self.allowed = allowed
+        self.hard_ok = hard_ok
+        self.guards_of = guards_of
+        self.pattern_of = pattern_of
+        self.scorer = scorer
+
+    def compatible(self, i: int, k: int, main: int) -> bool:
+        """May members i and k (neither the main) be merged into the same main?
+
+        Never with a hard conflict. A guard between them blocks only when the main
+        cannot settle it: when the main has no value for a field the guard looks at
+        (two birth dates a generation apart under a main without one). When the
+        main has the field, each of them was already checked against it.
+        """
+        if not self.hard_ok[i, k]:
+            return False
+        for guard in self.guards_of.get((i, k), ()):
+            for column in self.scorer.guard_columns(guard):
+                if self.pattern_of[main, i][column] == 0 or self.pattern_of[main, k][column] == 0:
+                    return False
+        return True
+
+
+def _group_around(main: int, component: list[int], pairs: _PairFacts, member_threshold: float,
+                  ids: list[str]) -> list[int]:
+    """Members kept with ``main``: each matches the main directly (probability at least
+    ``member_threshold``, no hard conflict, no guard) and is compatible with every
+    member kept before it (most probable first)."""
+    kept = [main]
+    probability = pairs.probability
+    for i in sorted((c for c in component if c != main), key=lambda c: (-probability[c, main], ids[c])):
+        if probability[i, main] < member_threshold or not pairs.allowed[i, main]:
+            continue
+        if all(pairs.compatible(i, k, main) for k in kept[1:]):
+            kept.append(i)
+    return kept
 
 
 # ------------------------------------------------------------------ Beam wiring

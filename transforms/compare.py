@@ -8,6 +8,8 @@ added or removed. Pure functions: no Beam here.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from rapidfuzz import distance, fuzz, process
 
@@ -90,15 +92,21 @@ def _condition_mask(condition: dict, left: list, right: list, cache: dict) -> np
             (bool(a[field]) and len(a[field]) >= 3 and sorted(a[field]) == sorted(b[field]) for a, b in zip(left, right)),
             dtype=bool, count=n)
     if kind == "cross_similarity":
+        # Names entered in each other's fields: a's f1 is like b's f2 and, unless
+        # a has no f2, a's f2 is like b's f1 (or the same the other way round).
         f1, f2 = condition["fields"]
         scorer, _ = _SCORERS[condition["scorer"]]
-        a1, b2 = [a[f1] for a in left], [b[f2] for b in right]
-        b1, a2 = [b[f1] for b in right], [a[f2] for a in left]
-        forward = np.asarray(process.cpdist(a1, b2, scorer=scorer, dtype=np.float32, workers=1), dtype=np.float64)
-        backward = np.asarray(process.cpdist(b1, a2, scorer=scorer, dtype=np.float32, workers=1), dtype=np.float64)
-        forward[_empty_mask(a1) | _empty_mask(b2)] = 0.0
-        backward[_empty_mask(b1) | _empty_mask(a2)] = 0.0
-        return np.maximum(forward, backward) >= condition["threshold"]
+        threshold = condition["threshold"]
+
+        def similar(xs, ys):
+            scores = np.asarray(process.cpdist(xs, ys, scorer=scorer, dtype=np.float32, workers=1), dtype=np.float64)
+            return (scores >= threshold) & ~(_empty_mask(xs) | _empty_mask(ys))
+
+        a1, a2 = [a[f1] for a in left], [a[f2] for a in left]
+        b1, b2 = [b[f1] for b in right], [b[f2] for b in right]
+        forward = similar(a1, b2) & (_empty_mask(a2) | similar(a2, b1))
+        backward = similar(b1, a2) & (_empty_mask(b2) | similar(b2, a1))
+        return forward | backward
     if kind == "date_within":
         field = condition["field"]
         key = (field, "days")
@@ -146,6 +154,36 @@ def comparison_vectors(model: dict, left: list[dict], right: list[dict]) -> np.n
     return out
 
 
+def term_frequencies(model: dict, left: list[dict], right: list[dict], patterns: np.ndarray) -> np.ndarray:
+    """Per pair and comparison, how common the shared value is (0 where it does not apply).
+
+    A comparison with ``term_frequency: {field, levels}`` looks up the relative
+    frequency of the value both profiles share (from ``features["tf"]``) when the
+    pair lands on one of those levels: agreeing on "smith" is weaker evidence than
+    agreeing on "pantazopoulos".
+    """
+    out = np.zeros(patterns.shape, dtype=np.float64)
+    for column, comparison in enumerate(model["comparisons"]):
+        spec = comparison.get("term_frequency")
+        if not spec:
+            continue
+        labels = [level["label"] for level in comparison["levels"]]
+        levels = {labels.index(label) for label in spec["levels"]}
+        field = spec["field"]
+        for row in np.flatnonzero(np.isin(patterns[:, column], list(levels))):
+            out[row, column] = _shared_frequency(left[row], right[row], field)
+    return out
+
+
+def _shared_frequency(a: dict, b: dict, field: str) -> float:
+    """Share of profiles holding the value two profiles share (the rarest, if several)."""
+    a_tf, b_tf = a.get("tf", {}).get(field, {}), b.get("tf", {}).get(field, {})
+    shared = set(a_tf) & set(b_tf)
+    if not shared:
+        return 0.0
+    return min(max(a_tf[v], b_tf[v]) for v in shared)
+
+
 class Scorer:
     """The model's weight tables, ready to score pattern matrices quickly."""
 
@@ -157,11 +195,15 @@ class Scorer:
         for i, table in enumerate(tables):
             self._table[i, : len(table)] = table
         self._rows = [list(map(float, row)) for row in self._table]
+        self._m = [[level.get("m", 1.0) for level in c["levels"]] for c in model["comparisons"]]
         self._prior = prior_weight(model)
         self._guards = [
-            (guard["name"], {self._index(c): {self._level_index(c, l) for l in labels} for c, labels in guard["when"].items()})
+            (guard["name"], self._compile(guard["when"]), self._compile(guard.get("unless", {})))
             for guard in model.get("guards", [])
         ]
+
+    def _compile(self, conditions: dict) -> dict:
+        return {self._index(c): {self._level_index(c, label) for label in labels} for c, labels in conditions.items()}
 
     def _index(self, comparison_name: str) -> int:
         return [c["name"] for c in self.model["comparisons"]].index(comparison_name)
@@ -170,31 +212,55 @@ class Scorer:
         levels = self.model["comparisons"][self._index(comparison_name)]["levels"]
         return [level["label"] for level in levels].index(label)
 
-    def weight(self, pattern) -> float:
-        """Match weight of one pattern (plain Python: faster than numpy for one row)."""
-        rows = self._rows
-        return self._prior + sum(rows[i][level] for i, level in enumerate(pattern))
+    def _level_weight(self, column: int, level: int, frequency: float) -> float:
+        """A level's weight, lowered for a common shared value (never raised)."""
+        weight = self._rows[column][level]
+        if frequency:
+            weight = min(weight, math.log2(self._m[column][level] / frequency))
+        return weight
 
-    def weights(self, patterns: np.ndarray) -> np.ndarray:
+    def weight(self, pattern, frequencies=None) -> float:
+        """Match weight of one pattern (plain Python: faster than numpy for one row)."""
+        if frequencies is None:
+            rows = self._rows
+            return self._prior + sum(rows[i][level] for i, level in enumerate(pattern))
+        return self._prior + sum(self._level_weight(i, int(level), frequencies[i]) for i, level in enumerate(pattern))
+
+    def weights(self, patterns: np.ndarray, frequencies: np.ndarray | None = None) -> np.ndarray:
         """Match weight (log2 odds, prior included) of each pattern row."""
         if len(patterns) == 0:
             return np.zeros(0)
         columns = np.arange(patterns.shape[1])
-        return self._prior + self._table[columns, patterns.astype(np.intp)].sum(axis=1)
+        per_field = self._table[columns, patterns.astype(np.intp)]
+        if frequencies is not None and frequencies.any():
+            m = np.array([[row[i] if i < len(row) else 1.0 for i in range(self._table.shape[1])] for row in self._m])
+            m_levels = m[columns, patterns.astype(np.intp)]
+            with np.errstate(divide="ignore"):
+                adjusted = np.log2(m_levels / np.where(frequencies > 0, frequencies, 1.0))
+            per_field = np.where(frequencies > 0, np.minimum(per_field, adjusted), per_field)
+        return self._prior + per_field.sum(axis=1)
 
     def guards(self, pattern) -> list[str]:
         """Names of the guards a single pattern trips."""
         return guard_hits(self._guards, pattern)
 
-    def explain(self, pattern) -> dict:
+    def guard_columns(self, name: str) -> list[int]:
+        """The comparison columns a guard's "when" looks at."""
+        return next(sorted(when) for guard_name, when, _ in self._guards if guard_name == name)
+
+    def explain(self, pattern, frequencies=None) -> dict:
         """Field-by-field account of one pattern: level label and weight added."""
         out = {}
         for i, comparison in enumerate(self.model["comparisons"]):
             level = int(pattern[i])
-            out[comparison["name"]] = {
+            frequency = float(frequencies[i]) if frequencies is not None else 0.0
+            entry = {
                 "level": comparison["levels"][level]["label"],
-                "weight": round(float(self._table[i, level]), 3),
+                "weight": round(self._level_weight(i, level, frequency), 3),
             }
+            if frequency and entry["weight"] < round(float(self._table[i, level]), 3):
+                entry["note"] = f"common value: {frequency:.2%} of profiles share it"
+            out[comparison["name"]] = entry
         return out
 
     def probability(self, weight: float) -> float:
@@ -220,13 +286,15 @@ class _PatternsFn(beam.DoFn):
         left = [pair[0] for pair in batch]
         right = [pair[1] for pair in batch]
         patterns = comparison_vectors(self._model, left, right)
+        frequencies = term_frequencies(self._model, left, right, patterns)
         self._compared.inc(len(batch))
-        for (a, b, rule), pattern in zip(batch, patterns):
-            yield a["id"], b["id"], rule, tuple(int(x) for x in pattern), tuple(hard_conflicts(a, b))
+        for (a, b, rules), pattern, tf in zip(batch, patterns, frequencies):
+            yield (a["id"], b["id"], rules, tuple(int(x) for x in pattern), tuple(hard_conflicts(a, b)),
+                   tuple(float(x) for x in tf))
 
 
 class ComparePairs(beam.PTransform):
-    """Candidate pairs ``(left, right, rules)`` -> ``(left id, right id, rules, pattern, conflicts)``.
+    """Candidate pairs ``(left, right, rules)`` -> ``(left id, right id, rules, pattern, conflicts, frequencies)``.
 
     Pairs are batched (``BatchElements``) so that each fuzzy comparison runs over a
     whole batch in one rapidfuzz call instead of once per pair in Python.
@@ -254,11 +322,12 @@ class _ScoreFn(beam.DoFn):
         scorer = self._scorers.get(id(model))
         if scorer is None:
             scorer = self._scorers[id(model)] = Scorer(model)
-        a, b, rules, pattern, conflicts = element
-        weight = scorer.weight(pattern)
+        a, b, rules, pattern, conflicts, frequencies = element
+        weight = scorer.weight(pattern, frequencies)
         self._scored.inc()
         yield {
-            "a": a, "b": b, "rule": rules[0], "rules": list(rules), "pattern": pattern, "weight": weight,
+            "a": a, "b": b, "rule": rules[0], "rules": list(rules), "pattern": pattern, "frequencies": frequencies,
+            "weight": weight,
             "probability": scorer.probability(weight), "conflicts": list(conflicts),
             "guards": scorer.guards(pattern),
         }

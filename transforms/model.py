@@ -8,6 +8,10 @@ often two random profiles do); its Fellegi-Sunter weight is ``log2(m / u)`` and 
 pair's match weight is the prior weight plus the sum of its levels' weights, so
 every score explains itself field by field.
 
+A comparison may name a ``term_frequency`` field: on its exact level, a value
+many profiles share ("smith") then weighs less than the average exact match,
+``log2(m / frequency)``; a rare value never weighs more than the average.
+
 *Blocking rules* name the feature values two profiles must share to be compared
 at all. *Guards* are level patterns that may never merge automatically whatever
 the score (for example: first names and birth dates both clearly differ, which
@@ -31,6 +35,7 @@ DEFAULT_COMPARISONS = [
     {
         "name": "first_name",
         "description": "First name, folded; nickname groups from the nicknames table",
+        "term_frequency": {"field": "first", "levels": ["exact"]},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["first"]},
             {"label": "exact", "kind": "exact", "field": "first", "m": 0.75},
@@ -46,6 +51,7 @@ DEFAULT_COMPARISONS = [
     {
         "name": "last_name",
         "description": "Last name, folded",
+        "term_frequency": {"field": "last", "levels": ["exact"]},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["last"]},
             {"label": "exact", "kind": "exact", "field": "last", "m": 0.8},
@@ -73,17 +79,19 @@ DEFAULT_COMPARISONS = [
     {
         "name": "email",
         "description": "Email matching keys (case, Gmail dots and +tags folded)",
+        "term_frequency": {"field": "emails", "levels": ["same address"]},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["emails"]},
             {"label": "same address", "kind": "overlap", "field": "emails", "m": 0.7},
-            {"label": "same user name", "kind": "overlap", "field": "email_users", "m": 0.1},
-            {"label": "jaro-winkler >= 0.88", "kind": "similarity", "field": "emails", "scorer": "jaro_winkler", "threshold": 0.88, "m": 0.1},
+            {"label": "levenshtein >= 0.88", "kind": "similarity", "field": "emails", "scorer": "levenshtein", "threshold": 0.88, "m": 0.05},
+            {"label": "same user name", "kind": "overlap", "field": "email_users_specific", "m": 0.1},
             {"label": "else", "kind": "else", "m": 0.1},
         ],
     },
     {
         "name": "phone",
         "description": "Any phone in E.164 form",
+        "term_frequency": {"field": "phones", "levels": ["same number"]},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["phones"]},
             {"label": "same number", "kind": "overlap", "field": "phones", "m": 0.8},
@@ -157,20 +165,26 @@ DEFAULT_BLOCKING_RULES = [
     {"name": "account_number", "fields": ["account"]},
 ]
 
-# A pair whose levels fit a guard is never merged automatically; it goes to review.
+# A pair whose levels fit a guard's "when" (every comparison listed at one of the
+# listed levels) is never merged automatically, unless it also fits its "unless";
+# it goes to review instead.
 DEFAULT_GUARDS = [
     {
         "name": "different first names",
         "description": "Both first names present and unrelated (not similar, not nicknames, not the "
-                       "other's last name): "
+                       "other's last name), unless the account number and the birth date agree: "
                        "family members and coworkers share contact details but not first names.",
         "when": {"first_name": ["else"]},
+        "unless": {"account_number": ["exact"], "birth_date": ["exact", "one typo"]},
     },
     {
         "name": "birth dates a generation apart",
         "description": "Birth dates a generation apart (more than 15 years, and not a one-character typo): "
-                       "parents and children with the same name share addresses and phones.",
+                       "parents and children with the same name share addresses and phones; unless the "
+                       "account number and both names agree.",
         "when": {"birth_date": ["else"]},
+        "unless": {"account_number": ["exact"], "first_name": ["exact", "nickname", "jaro-winkler >= 0.92"],
+                   "last_name": ["exact", "jaro-winkler >= 0.92"]},
     },
     {
         "name": "different genders",
@@ -236,14 +250,21 @@ def validate_model(model: dict) -> None:
     if not isinstance(prior, (int, float)) or not 0 < prior < 1:
         raise ValueError("model prior must be a probability in (0, 1)")
     for guard in model.get("guards", []):
-        unknown = set(guard["when"]) - names
+        unknown = (set(guard["when"]) | set(guard.get("unless", {}))) - names
         if unknown:
             raise ValueError(f"guard {guard['name']} names unknown comparisons {sorted(unknown)}")
 
 
+def _fits(conditions: dict, pattern) -> bool:
+    return all(int(pattern[column]) in levels for column, levels in conditions.items())
+
+
 def guard_hits(compiled_guards, pattern) -> list[str]:
-    """Names of the compiled guards ``[(name, {column: {levels}})]`` that a pattern fits."""
+    """Names of the compiled guards ``[(name, when, unless)]`` that a pattern trips.
+
+    ``when`` and ``unless`` map a comparison column to a set of level indices.
+    """
     return [
-        name for name, conditions in compiled_guards
-        if all(int(pattern[column]) in levels for column, levels in conditions.items())
+        name for name, when, unless in compiled_guards
+        if _fits(when, pattern) and not (unless and _fits(unless, pattern))
     ]

@@ -302,7 +302,7 @@ def _unique(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v))
 
 
-def profile_features(profile: dict, default_region: str = "US", identifier_fields: tuple[str, ...] = ("AccountNumber",)) -> dict:
+def profile_features(profile: dict, default_region: str = "US", identifier_fields: tuple[str, ...] = ()) -> dict:
     """The matching features of one valid profile.
 
     Returns a flat dict of plain values (strings and tuples), cheap to pickle:
@@ -372,6 +372,7 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "phones": _unique(phones),
         "emails": _unique(emails),
         "email_users": _unique(u for u in users if len(u) >= 4),
+        "email_users_specific": _unique(u for u in users if len(u) >= 4 and _beyond_names(u, first, last)),
         "postcodes": _unique(postcodes),
         "address": next((line for line in lines if line), ""),
         "city": next((c for c in cities if c), ""),
@@ -382,6 +383,18 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "identifiers": tuple((f, v) for f, v in identifiers if v),
         "invalid": tuple(invalid),
     }
+
+
+def _beyond_names(user: str, first: str, last: str) -> bool:
+    """Does an email user name say more than the person's names (digits, other words)?
+
+    "mary.smith" for Mary Smith repeats the names, so two Mary Smiths sharing it
+    is no extra evidence; "mary.smith1980" or "l.c91" is.
+    """
+    rest = _NON_ALNUM.sub("", user.lower())
+    for name in sorted((first + " " + last).split(), key=len, reverse=True):
+        rest = rest.replace(name, "", 1)
+    return len(rest) >= 2
 
 
 def _identifier_value(profile: dict, field: str) -> Any:
@@ -417,10 +430,52 @@ class NormalizeProfiles(beam.PTransform):
     country; ``identifier_fields`` are the fields that must not conflict in a merge.
     """
 
-    def __init__(self, default_region: str = "US", identifier_fields: tuple[str, ...] = ("AccountNumber",)):
+    def __init__(self, default_region: str = "US", identifier_fields: tuple[str, ...] = ()):
         super().__init__()
         self._region = default_region
         self._identifiers = tuple(identifier_fields)
 
     def expand(self, profiles):
         return profiles | "Normalize" >> beam.ParDo(_NormalizeFn(self._region, self._identifiers))
+
+
+def _field_values(features: dict, field: str) -> tuple:
+    value = features.get(field)
+    values = value if isinstance(value, tuple) else (value,)
+    return tuple(v for v in values if v)
+
+
+class _AttachFrequenciesFn(beam.DoFn):
+    def process(self, features, counts, total, fields):
+        total = max(total, 1)
+        tf = {}
+        for field in fields:
+            values = _field_values(features, field)
+            if values:
+                tf[field] = {value: counts.get((field, value), 1) / total for value in values}
+        yield dict(features, tf=tf)
+
+
+class AttachTermFrequencies(beam.PTransform):
+    """Add ``tf``: ``{field: {value: share of profiles with that value}}`` for the named features.
+
+    Values held by a single profile are not counted (they get ``1 / n``), so the
+    side input holds only the repeated values: a few per cent of the data.
+    """
+
+    def __init__(self, fields: list[str]):
+        super().__init__()
+        self._fields = sorted(set(fields))
+
+    def expand(self, features):
+        fields = self._fields
+        counts = (
+            features
+            | "Values" >> beam.FlatMap(lambda f: [(field, v) for field in fields for v in _field_values(f, field)])
+            | "CountValues" >> beam.combiners.Count.PerElement()
+            | "Repeated" >> beam.Filter(lambda kv: kv[1] > 1)
+        )
+        total = features | "CountProfiles" >> beam.combiners.Count.Globally()
+        return features | "AttachFrequencies" >> beam.ParDo(
+            _AttachFrequenciesFn(), counts=beam.pvalue.AsDict(counts), total=beam.pvalue.AsSingleton(total),
+            fields=fields)
