@@ -69,6 +69,42 @@ class ProfileDedupOptions(PipelineOptions):
         choose.add_argument("--source_priority", default="",
                             help="Comma-separated source names, most trusted first (source_priority).")
 
+        report = parser.add_argument_group("report")
+        report.add_argument("--redact", action="store_true", default=False,
+                            help="Mask emails, phones, birth dates and street lines in report.html, for sharing "
+                                 "beyond the data owners.")
+
+        apply = parser.add_argument_group("apply (sends MergeProfiles; without --apply nothing is sent)")
+        apply.add_argument("--apply", action="store_true", default=False,
+                           help="Send the merge plan to Customer Profiles. Without it the job is a dry run.")
+        apply.add_argument("--from_plan", default=None,
+                           help="Apply exactly this reviewed merge_plan.jsonl instead of computing a plan "
+                                "(needs --apply; --input is then not used).")
+        apply.add_argument("--max_merges_per_second", type=float, default=50.0,
+                           help="Global MergeProfiles rate for the whole job, all workers together (default 50: "
+                                "half the default quota of 100/s, leaving room for other callers).")
+        apply.add_argument("--merge_concurrency", type=int, default=4,
+                           help="Requests in flight at once per shard, so API latency does not cut the rate "
+                                "(default 4).")
+        apply.add_argument("--merge_shards", type=int, default=8,
+                           help="Fixed number of shards the requests are spread over; each gets "
+                                "rate/shards (default 8).")
+        apply.add_argument("--max_merges", type=int, default=0,
+                           help="Safety cap: send at most this many MergeProfiles requests in this run "
+                                "(default 0: no cap).")
+        apply.add_argument("--endpoint_url", default=None,
+                           help="Customer Profiles endpoint, e.g. a local emulator (default: the AWS endpoint "
+                                "of --region).")
+        apply.add_argument("--aws_region", default=None,
+                           help="AWS Region of the domain (default: boto3's standard chain, e.g. AWS_REGION). "
+                                "Not --region: Beam already uses that for Dataflow's Region.")
+        apply.add_argument("--aws_profile", default=None,
+                           help="Named profile from the shared AWS config files (default: boto3's standard "
+                                "credential chain).")
+        apply.add_argument("--fix_engagement_preferences", action="store_true", default=False,
+                           help="After each merge, one UpdateProfile call unions the merged profiles' "
+                                "EngagementPreferences and points them at the main profile.")
+
     # Parsed helpers ------------------------------------------------------
 
     def input_patterns(self) -> list[str]:
@@ -82,7 +118,9 @@ class ProfileDedupOptions(PipelineOptions):
 
     def check(self) -> None:
         """Raise ValueError with a clear message for options that cannot work together."""
-        if not self.input:
+        if self.from_plan and not self.apply:
+            raise ValueError("--from_plan applies a reviewed plan and needs --apply")
+        if not self.input and not self.from_plan:
             raise ValueError("--input is required")
         if not self.output:
             raise ValueError("--output is required")
@@ -100,3 +138,11 @@ class ProfileDedupOptions(PipelineOptions):
 
         if not re.match(r"^[a-zA-Z0-9_-]{1,64}$", self.domain_name or ""):
             raise ValueError("--domain_name must match [a-zA-Z0-9_-]{1,64}")
+        if self.apply and self.domain_name == DRY_RUN_DOMAIN:
+            raise ValueError("--apply needs --domain_name: the Customer Profiles domain to merge in")
+        if self.max_merges_per_second <= 0:
+            raise ValueError("--max_merges_per_second must be positive")
+        if self.merge_concurrency < 1 or self.merge_shards < 1:
+            raise ValueError("--merge_concurrency and --merge_shards must be at least 1")
+        if self.max_merges < 0:
+            raise ValueError("--max_merges must be 0 (no cap) or more")

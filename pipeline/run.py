@@ -195,10 +195,16 @@ def _review_pair(pair: dict, model: dict, threshold: float) -> dict:
     }
 
 
-def _load_model(path: str) -> dict:
+def _load_model(path: str) -> tuple[dict, bool]:
+    """A model file: (model, fitted). A fitted model (with a prior) is used as it is;
+    one without parameters is a specification (comparisons, blocking rules, guards)
+    whose m and u are estimated from this data."""
     model = io.read_json(path)
+    if model.get("prior") is None:
+        validate_model(model, fitted=False)
+        return model, False
     validate_model(model)
-    return model
+    return model, True
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -211,9 +217,32 @@ def run(argv: list[str] | None = None) -> dict:
         # The DirectRunner first tries to download the Prism runner; its in-process
         # engine (FnApiRunner) is what it falls back to, and what we use by default.
         standard.runner = "FnApiRunner"
-    fixed_model = _load_model(job.model) if job.model else None
-    base_model = fixed_model or default_model()
-    LOG.info("profile-dedup: reading %s, writing to %s (runner %s)", job.input, job.output, standard.runner)
+    if job.from_plan:
+        summary = {}
+        plan_path = job.from_plan
+    else:
+        summary = run_dry_run(options, job, standard.runner)
+        plan_path = io.output_path(job.output, "merge_plan.jsonl")
+    if job.apply:
+        from pipeline.apply import run_apply  # noqa: PLC0415 (only apply runs need boto3 clients)
+
+        summary = run_apply(options, job, plan_path)
+    from pipeline.report import write_report  # noqa: PLC0415
+
+    report_path = write_report(job.output, redact=job.redact)
+    print(f"wrote {report_path}")
+    return summary
+
+
+def run_dry_run(options: PipelineOptions, job: ProfileDedupOptions, runner: str) -> dict:
+    """Compute the merge plan and its evidence; send nothing. Returns the summary."""
+    fixed_model = None
+    base_model = default_model()
+    if job.model:
+        loaded, fitted = _load_model(job.model)
+        base_model = loaded
+        fixed_model = loaded if fitted else None
+    LOG.info("profile-dedup: reading %s, writing to %s (runner %s)", job.input, job.output, runner)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, job, base_model, fixed_model)
     result = p.result if hasattr(p, "result") else None

@@ -231,8 +231,12 @@ def probability(weight: float) -> float:
     return 1.0 / (1.0 + 2.0 ** (-weight))
 
 
-def validate_model(model: dict) -> None:
-    """Raise ValueError when a model (e.g. from --model) is not usable."""
+def validate_model(model: dict, fitted: bool = True) -> None:
+    """Raise ValueError when a model (e.g. from --model) is not usable.
+
+    ``fitted=False`` checks only the structure of a specification whose m and u
+    are still to be estimated.
+    """
     if not isinstance(model, dict) or "comparisons" not in model:
         raise ValueError("a model must be an object with 'comparisons'")
     names = set()
@@ -241,13 +245,15 @@ def validate_model(model: dict) -> None:
         levels = comparison.get("levels") or []
         if not levels or levels[0]["kind"] != "null" or levels[-1]["kind"] != "else":
             raise ValueError(f"comparison {comparison['name']}: levels must start with null and end with else")
-        for level in levels[1:]:
+        for level in levels[1:] if fitted else []:
             for key in ("m", "u"):
                 value = level.get(key)
                 if not isinstance(value, (int, float)) or not 0 < value <= 1:
                     raise ValueError(f"comparison {comparison['name']} level {level['label']}: {key} must be in (0, 1]")
+    if not model.get("blocking_rules"):
+        raise ValueError("a model needs at least one blocking rule")
     prior = model.get("prior")
-    if not isinstance(prior, (int, float)) or not 0 < prior < 1:
+    if fitted and (not isinstance(prior, (int, float)) or not 0 < prior < 1):
         raise ValueError("model prior must be a probability in (0, 1)")
     for guard in model.get("guards", []):
         unknown = (set(guard["when"]) | set(guard.get("unless", {}))) - names

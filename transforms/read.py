@@ -103,7 +103,7 @@ def rejection(source: str, line: int, reason: str, text: str) -> dict:
 
 
 class _ReadLinesFn(beam.DoFn):
-    """A matched file -> (path, line number, text) for each line, 1-based."""
+    """A matched file -> (path, line number, text, decode error or None) for each line, 1-based."""
 
     def __init__(self):
         self._files = Metrics.counter("read", "files_read")
@@ -113,7 +113,10 @@ class _ReadLinesFn(beam.DoFn):
         self._files.inc()
         with readable.open() as handle:
             for number, raw in enumerate(handle, start=1):
-                yield path, number, raw.decode("utf-8", errors="replace")
+                try:
+                    yield path, number, raw.decode("utf-8"), None
+                except UnicodeDecodeError as error:
+                    yield path, number, raw.decode("utf-8", errors="replace"), f"not valid UTF-8: {error}"
 
 
 @beam.typehints.with_output_types(typing.Tuple[str, typing.Any])
@@ -123,16 +126,15 @@ class _ParseFn(beam.DoFn):
         self._bad = Metrics.counter("read", "records_rejected")
 
     def process(self, element):
-        path, number, text = element
-        if not text.strip():
-            return  # blank lines (e.g. a trailing newline) are not records
-        self._read.inc()
-        profile, reason = parse_profile_line(text)
-        if profile is None:
-            self._bad.inc()
-            yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, number, reason, text))
-            return
-        yield profile["ProfileId"], (path, number, profile)
+        path, number, text, decode_error = element
+        if text.strip():  # blank lines (e.g. a trailing newline) are not records
+            self._read.inc()
+            profile, reason = (None, decode_error) if decode_error else parse_profile_line(text)
+            if profile is None:
+                self._bad.inc()
+                yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, number, reason, text))
+            else:
+                yield profile["ProfileId"], (path, number, profile)
 
 
 @beam.typehints.with_output_types(dict)

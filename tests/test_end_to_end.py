@@ -1,0 +1,158 @@
+"""End to end: the CLI on real files, checking every output, the counts and a quality floor."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.evaluate import pairwise_scores  # noqa: F401  (fail early if the evaluator is missing)
+from transforms.validate import validate_merge_request
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNER = ["--runner", "FnApiRunner"]
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _generate(tmp: Path, n: int, seed: int, bad: int = 0) -> tuple[Path, Path]:
+    profiles, truth = tmp / "profiles.jsonl", tmp / "truth.csv"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--n", str(n), "--seed", str(seed),
+                    "--output", str(profiles), "--truth", str(truth), "--bad_lines", str(bad)],
+                   check=True, capture_output=True)
+    return profiles, truth
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    profiles, truth = _generate(tmp, 800, seed=11, bad=19)
+    out = tmp / "out"
+    result = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out),
+                             "--domain_name", "e2e-test", *RUNNER], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return profiles, truth, out, result
+
+
+def test_every_output_is_written(sample_run):
+    _, _, out, result = sample_run
+    for name in ("merge_plan.jsonl", "clusters.jsonl", "review.jsonl", "rejected.jsonl", "model.json",
+                 "summary.json", "report.html"):
+        assert (out / name).exists(), name
+        assert f"wrote {out / name}" in result.stdout
+
+
+def test_plan_lines_are_valid_merge_requests(sample_run):
+    _, _, out, _ = sample_run
+    plan = _lines(out / "merge_plan.jsonl")
+    assert plan, "the sample has duplicates, so the plan is not empty"
+    merged_away = []
+    for request in plan:
+        assert set(request) <= {"DomainName", "MainProfileId", "ProfileIdsToBeMerged", "FieldSourceProfileIds"}
+        assert validate_merge_request(request, "e2e-test") == []
+        merged_away.extend(request["ProfileIdsToBeMerged"])
+    assert len(merged_away) == len(set(merged_away)), "no profile is merged away twice"
+    mains = {r["MainProfileId"] for r in plan}
+    assert not mains & set(merged_away), "no main is merged away by another request"
+
+
+def test_counts_add_up(sample_run):
+    profiles, _, out, _ = sample_run
+    summary = json.loads((out / "summary.json").read_text())
+    non_blank = [line for line in profiles.read_bytes().split(b"\n") if line.strip()]
+    assert summary["records_read"] == len(non_blank)
+    assert summary["records_read"] == summary["records_rejected"] + summary["profiles_valid"]
+    assert summary["profiles_valid"] == (summary["profiles_in_merges"] + summary["profiles_under_review"]
+                                         + summary["profiles_left_alone"])
+    assert summary["counts_add_up"] is True
+    plan = _lines(out / "merge_plan.jsonl")
+    assert summary["merge_requests"] == len(plan)
+    assert summary["profiles_merged_away"] == sum(len(r["ProfileIdsToBeMerged"]) for r in plan)
+    assert len(_lines(out / "rejected.jsonl")) == summary["records_rejected"]
+    assert sum(summary["candidate_pairs_per_rule"].values()) >= summary["candidate_pairs"] > 0
+
+
+def test_no_merge_across_profile_types(sample_run):
+    profiles, _, out, _ = sample_run
+    types = {}
+    for line in profiles.read_bytes().split(b"\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("ProfileId"), str):
+            types.setdefault(record["ProfileId"], record.get("ProfileType") or "PROFILE")
+    for request in _lines(out / "merge_plan.jsonl"):
+        kinds = {types[i] for i in [request["MainProfileId"], *request["ProfileIdsToBeMerged"]]}
+        assert len(kinds) == 1, request
+
+
+def test_quality_floor_on_the_labelled_sample(sample_run):
+    _, truth, out, _ = sample_run
+    result = subprocess.run([sys.executable, "-m", "pipeline.evaluate", "--plan", str(out / "merge_plan.jsonl"),
+                             "--truth", str(truth)], capture_output=True, text=True, cwd=ROOT, check=True)
+    last = result.stdout.strip().splitlines()[-1]
+    scores = dict(part.split("=") for part in last.split())
+    assert float(scores["precision"]) >= 0.95, last
+    assert float(scores["F1"]) >= 0.80, last
+
+
+def test_clusters_explain_every_choice(sample_run):
+    _, _, out, _ = sample_run
+    merges = [c for c in _lines(out / "clusters.jsonl") if c["kind"] == "merge"]
+    assert merges
+    for cluster in merges:
+        assert cluster["main"] in cluster["members"]
+        assert {"ProfileType", "EngagementPreferences", "Attributes", "FirstName", "PhoneNumber"} <= set(cluster["choices"])
+        for edge in cluster["edges"]:
+            assert len(edge["fields"]) >= 5
+            assert all("level" in f and "weight" in f for f in edge["fields"].values())
+        ids = {cluster["main"]}
+        for request in cluster["requests"]:
+            ids.update(request["ProfileIdsToBeMerged"])
+        assert ids == set(cluster["members"])
+
+
+def test_bad_input_goes_to_the_dead_letter_output_with_a_reason(tmp_path):
+    good = {"ProfileId": "a" * 32, "FirstName": "Ana", "LastName": "Lima", "EmailAddress": "ana@example.org"}
+    lines = [
+        json.dumps(good),
+        "this is not json",
+        '{"ProfileId": "' + "b" * 32 + '", "FirstName": ',  # truncated
+        "[1, 2, 3]",
+        "null",
+        json.dumps({"FirstName": "No Id"}),
+        json.dumps({"ProfileId": "ABCDEF" + "0" * 26}),
+        json.dumps(good),  # the same ProfileId again
+        json.dumps({"ProfileId": "c" * 32, "FirstName": 5}),
+        json.dumps({"ProfileId": "d" * 32, "Address": "12 High Street"}),
+        json.dumps({"ProfileId": "e" * 32, "LastName": "x" * 20000}),
+        json.dumps({"ProfileId": "f" * 32, "Gender": "M"}),
+        '{"ProfileId": "' + "1" * 32 + '", "FirstName": "\\ud800"}',
+        json.dumps({"ProfileId": "2" * 32, "FirstName": "Zo\u0308e\u200b \u202eevil", "LastName": "\U0001f600"}),
+    ]
+    path = tmp_path / "bad.jsonl"
+    path.write_bytes(("\n".join(lines) + "\n").encode() + b'{"ProfileId": "' + b"3" * 32 + b'", "FirstName": "\xff\xfe"}\n')
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(path), "--output", str(out), *RUNNER],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rejected = {r["line"]: r for r in _lines(out / "rejected.jsonl")}
+    expected_bad = {2: "not valid JSON", 3: "not valid JSON", 4: "not a JSON object", 5: "not a JSON object",
+                    6: "ProfileId", 7: "ProfileId", 8: "duplicate ProfileId", 9: "FirstName must be a string",
+                    10: "Address must be an object", 11: "more than the 255 allowed", 12: "Gender must be one of",
+                    13: "not valid JSON", 15: "UTF-8"}
+    assert set(rejected) == set(expected_bad)
+    for line, reason in expected_bad.items():
+        assert reason in rejected[line]["reason"], (line, rejected[line]["reason"])
+        assert rejected[line]["file"].endswith("bad.jsonl")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["records_read"] == 15
+    assert summary["records_rejected"] == len(expected_bad)
+    assert summary["profiles_valid"] == 2  # the first good profile and the odd-unicode one
+    assert summary["counts_add_up"] is True
