@@ -21,6 +21,7 @@ import apache_beam as beam
 import numpy as np
 
 from transforms.compare import comparison_vectors
+from transforms.model import guard_hits
 from transforms.normalize import FEATURE_SOURCES
 
 # Probabilities are kept away from 0 and 1 so that every weight is finite.
@@ -63,11 +64,12 @@ def estimate_u(model: dict, sample: list[dict], max_pairs: int = 200_000, seed: 
 
 
 def _em(patterns: np.ndarray, counts: np.ndarray, m: np.ndarray, u: np.ndarray, active: np.ndarray,
-        level_counts: list[int], max_iterations: int, tolerance: float):
+        level_counts: list[int], max_iterations: int, tolerance: float, non_match: np.ndarray | None = None):
     """Two-class EM with u fixed. Returns (m, share of matches, iterations, converged).
 
     Only ``active`` comparisons take part; the others are treated as null (no
-    evidence) and keep their m.
+    evidence) and keep their m. Patterns flagged in ``non_match`` (those a guard
+    never lets merge) are held in the non-match class.
     """
     columns = np.flatnonzero(active)
     if len(columns) == 0 or counts.sum() == 0:
@@ -82,6 +84,8 @@ def _em(patterns: np.ndarray, counts: np.ndarray, m: np.ndarray, u: np.ndarray, 
         b = math.log(1.0 - prior) + log_u
         top = np.maximum(a, b)
         responsibility = np.exp(a - top) / (np.exp(a - top) + np.exp(b - top))
+        if non_match is not None:
+            responsibility[non_match] = 0.0
         weighted = responsibility * counts
         new_prior = min(max(float(weighted.sum() / total), _FLOOR), 1 - _FLOOR)
         new_m = m.copy()
@@ -97,6 +101,24 @@ def _em(patterns: np.ndarray, counts: np.ndarray, m: np.ndarray, u: np.ndarray, 
             converged = True
             break
     return m, prior, iteration, converged
+
+
+def _guarded(model: dict, patterns: np.ndarray) -> np.ndarray:
+    """Which patterns trip a guard: pairs the model never merges count as non-matches in EM.
+
+    Without this, households (same phone, address and last name, different first
+    names) look like matches to EM and teach it that duplicates often disagree on
+    first names, which would weaken the very evidence that tells them apart.
+    """
+    labels = {c["name"]: [level["label"] for level in c["levels"]] for c in model["comparisons"]}
+    names = [c["name"] for c in model["comparisons"]]
+    compiled = [
+        (g["name"],
+         {names.index(c): {labels[c].index(x) for x in xs} for c, xs in g["when"].items()},
+         {names.index(c): {labels[c].index(x) for x in xs} for c, xs in g.get("unless", {}).items()})
+        for g in model.get("guards", [])
+    ]
+    return np.array([bool(guard_hits(compiled, row)) for row in patterns], dtype=bool)
 
 
 def _consistent_prior(patterns, counts, m, u, all_pairs, iterations: int = 100):
@@ -197,7 +219,7 @@ def expectation_maximisation(model: dict, histogram: list[tuple[tuple[str, tuple
         counts = np.array([c for _, c in rows], dtype=float)
         involved = rule_involves(result, rules[name]) if name in rules else np.zeros(n_comp, dtype=bool)
         m, share, iterations, converged = _em(patterns, counts, m0.copy(), u, ~involved, level_counts,
-                                              max_iterations, tolerance)
+                                              max_iterations, tolerance, _guarded(result, patterns))
         matches = share * counts.sum()
         per_rule[name] = {"pairs": int(counts.sum()), "match_share": round(share, 6), "iterations": iterations,
                           "converged": converged, "left_out": [comparisons[i]["name"] for i in np.flatnonzero(involved)]}
@@ -210,7 +232,7 @@ def expectation_maximisation(model: dict, histogram: list[tuple[tuple[str, tuple
         all_patterns = np.array([p for p, _ in owned], dtype=np.intp)
         all_counts = np.array([c for _, c in owned], dtype=float)
         m_all, _, _, _ = _em(all_patterns, all_counts, m0.copy(), u, np.ones(n_comp, dtype=bool),
-                             level_counts, max_iterations, tolerance)
+                             level_counts, max_iterations, tolerance, _guarded(result, all_patterns))
     else:
         all_patterns, all_counts, m_all = np.zeros((0, n_comp), dtype=np.intp), np.zeros(0), m0
     m_final = m0.copy()
