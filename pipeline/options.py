@@ -30,9 +30,10 @@ class ProfileDedupOptions(PipelineOptions):
         match.add_argument("--model", default=None,
                            help="A model.json from an earlier run to score with, instead of estimating m and u "
                                 "from this data.")
-        match.add_argument("--match_threshold", type=float, default=0.99,
+        match.add_argument("--match_threshold", type=float, default=0.95,
                            help="Match probability at or above which two profiles are linked for merging "
-                                "(default 0.99).")
+                                "(default 0.95). Guards block household members, namesakes and business "
+                                "accounts whatever the score.")
         match.add_argument("--review_threshold", type=float, default=0.5,
                            help="Pairs from this probability up to --match_threshold go to review.jsonl "
                                 "(default 0.5).")

@@ -187,6 +187,22 @@ DEFAULT_GUARDS = [
                    "last_name": ["exact", "jaro-winkler >= 0.92"]},
     },
     {
+        "name": "namesakes: different phones",
+        "description": "Both have phones and none is shared, and nothing else that identifies one person "
+                       "agrees (email, birth date, street address, account number): namesakes look like this.",
+        "when": {"phone": ["else"], "email": ["null", "else"],
+                 "birth_date": ["null", "within a year", "within 15 years", "else"],
+                 "location": ["null", "city", "else"], "account_number": ["null", "else"]},
+    },
+    {
+        "name": "namesakes: different emails",
+        "description": "Both have emails and none is alike, no phone to compare, and nothing else that "
+                       "identifies one person agrees (birth date, street address, account number).",
+        "when": {"email": ["else"], "phone": ["null"],
+                 "birth_date": ["null", "within a year", "within 15 years", "else"],
+                 "location": ["null", "city", "else"], "account_number": ["null", "else"]},
+    },
+    {
         "name": "different genders",
         "description": "One profile MALE, the other FEMALE.",
         "when": {"gender": ["else"]},
