@@ -108,15 +108,14 @@ def _timestamp(value) -> float | None:
     if not text:
         return None
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
         parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         iso = normalize_birth_date(text)
         if not iso:
-            return None
+            try:
+                return float(text)  # seconds since the epoch
+            except ValueError:
+                return None
         parsed = _dt.datetime.fromisoformat(iso)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_dt.timezone.utc)

@@ -26,6 +26,9 @@ from transforms.choose import Policy, choose_fields, plan_requests, rank_key, ra
 from transforms.compare import Scorer, comparison_vectors, term_frequencies
 
 PLAN, REVIEW = "plan", "review"
+# Two members who disagree on something and whose own match probability is below
+# this are strangers, whatever they share with the main.
+STRANGERS = 0.01
 
 
 # ------------------------------------------------------------------ union-find
@@ -216,22 +219,29 @@ class _PairFacts:
 
     def __init__(self, probability, allowed, hard_ok, guards_of, pattern_of, scorer):
         self.probability = probability
+        else_levels = np.array([len(c["levels"]) - 1 for c in scorer.model["comparisons"]])
+        self.disagree = (pattern_of == else_levels).any(axis=2)
         self.allowed = allowed
         self.hard_ok = hard_ok
         self.guards_of = guards_of
         self.pattern_of = pattern_of
         self.scorer = scorer
 
-    def compatible(self, i: int, k: int, main: int) -> bool:
+    def compatible(self, i: int, k: int, main: int, member_threshold: float) -> bool:
         """May members i and k (neither the main) be merged into the same main?
 
-        Never with a hard conflict. A guard between them blocks only when the main
+        Never with a hard conflict, nor when they disagree on something and match
+        each other with a probability below ``STRANGERS`` (two people who each
+        look like the main; two sparse profiles with nothing to compare stay
+        allowed). A guard between them blocks only when the main
         cannot settle it: when the main has no value for a field the guard looks at
         (two birth dates a generation apart under a main without one). When the
         main has the field, each of them was already checked against it.
         """
         if not self.hard_ok[i, k]:
             return False
+        if self.probability[i, k] < STRANGERS and self.disagree[i, k]:
+            return False  # clearly different people, each merely like the main
         for guard in self.guards_of.get((i, k), ()):
             for column in self.scorer.guard_columns(guard):
                 if self.pattern_of[main, i][column] == 0 or self.pattern_of[main, k][column] == 0:
@@ -249,7 +259,7 @@ def _group_around(main: int, component: list[int], pairs: _PairFacts, member_thr
     for i in sorted((c for c in component if c != main), key=lambda c: (-probability[c, main], ids[c])):
         if probability[i, main] < member_threshold or not pairs.allowed[i, main]:
             continue
-        if all(pairs.compatible(i, k, main) for k in kept[1:]):
+        if all(pairs.compatible(i, k, main, member_threshold) for k in kept[1:]):
             kept.append(i)
     return kept
 

@@ -99,7 +99,7 @@ def _condition_mask(condition: dict, left: list, right: list, cache: dict) -> np
         threshold = condition["threshold"]
 
         def similar(xs, ys):
-            scores = np.asarray(process.cpdist(xs, ys, scorer=scorer, dtype=np.float32, workers=1), dtype=np.float64)
+            scores = np.asarray(process.cpdist(xs, ys, scorer=scorer, dtype=np.float64, workers=1), dtype=np.float64)
             return (scores >= threshold) & ~(_empty_mask(xs) | _empty_mask(ys))
 
         a1, a2 = [a[f1] for a in left], [a[f2] for a in left]
@@ -124,7 +124,7 @@ def _condition_mask(condition: dict, left: list, right: list, cache: dict) -> np
             scorer, _ = _SCORERS[scorer_name]
             a_values = [_first(a[field]) for a in left]
             b_values = [_first(b[field]) for b in right]
-            scores = process.cpdist(a_values, b_values, scorer=scorer, dtype=np.float32, workers=1)
+            scores = process.cpdist(a_values, b_values, scorer=scorer, dtype=np.float64, workers=1)
             empty = _empty_mask(a_values) | _empty_mask(b_values)
             cache[key] = (np.asarray(scores, dtype=np.float64), empty)
         scores, empty = cache[key]

@@ -203,6 +203,13 @@ DEFAULT_GUARDS = [
                  "location": ["null", "city", "else"], "account_number": ["null", "else"]},
     },
     {
+        "name": "nothing but names",
+        "description": "Names agree (perhaps the city too) but there is no birth date to compare and no "
+                       "phone, email, street address or account number in common: namesakes look like this.",
+        "when": {"birth_date": ["null"], "phone": ["null", "else"], "email": ["null", "else"],
+                 "location": ["null", "city", "else"], "account_number": ["null", "else"]},
+    },
+    {
         "name": "different genders",
         "description": "One profile MALE, the other FEMALE.",
         "when": {"gender": ["else"]},

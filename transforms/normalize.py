@@ -112,34 +112,63 @@ def phonetic(value: str) -> str:
 # ------------------------------------------------------------------------ country
 
 
+# Names people write for their own country that ISO 3166 does not list (endonyms
+# and common short forms), folded to ASCII lower case.
+_COUNTRY_ALIASES = {
+    "uk": "GB", "great britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB",
+    "northern ireland": "GB", "usa": "US", "u s a": "US", "u s": "US", "united states of america": "US",
+    "america": "US", "deutschland": "DE", "espana": "ES", "brasil": "BR", "mexico": "MX", "italia": "IT",
+    "nederland": "NL", "holland": "NL", "the netherlands": "NL", "schweiz": "CH", "suisse": "CH",
+    "svizzera": "CH", "osterreich": "AT", "sverige": "SE", "norge": "NO", "danmark": "DK", "suomi": "FI",
+    "polska": "PL", "belgique": "BE", "belgie": "BE", "eire": "IE", "nippon": "JP", "nihon": "JP",
+    "bharat": "IN", "south korea": "KR", "korea": "KR", "russia": "RU", "vietnam": "VN", "uae": "AE",
+}
+
+
+@functools.lru_cache(maxsize=1)
+def _country_names() -> dict[str, str]:
+    """Folded official, common and short names of every country -> alpha-2."""
+    names = {}
+    for country in pycountry.countries:
+        for attribute in ("name", "official_name", "common_name"):
+            value = getattr(country, attribute, None)
+            if value:
+                names[" ".join(_NON_ALNUM.sub(" ", fold_text(value)).split())] = country.alpha_2
+    return names
+
+
 @functools.lru_cache(maxsize=4096)
 def country_code(value: Any) -> str:
-    """ISO 3166 alpha-2 code from an alpha-2, alpha-3 code or a country name; '' if unknown."""
+    """ISO 3166 alpha-2 code from an alpha-2 or alpha-3 code or a country name; '' if unknown.
+
+    Exact codes and names first, then a few endonyms ("Deutschland"), then a name
+    that contains the text as a whole word when only one country's does. Anything
+    else is unknown: a wrong country would misread phone numbers and dates.
+    """
     if not isinstance(value, str):
         return ""
-    text = value.strip()
-    if not text:
+    folded = " ".join(_NON_ALNUM.sub(" ", fold_text(value)).split())
+    if not folded:
         return ""
-    upper = text.upper()
-    if upper in ("UK", "GREAT BRITAIN", "ENGLAND", "SCOTLAND", "WALES", "NORTHERN IRELAND"):
-        return "GB"
-    if upper in ("USA", "U.S.A.", "U.S.", "UNITED STATES OF AMERICA", "AMERICA"):
-        return "US"
+    upper = folded.upper()
     country = None
     if len(upper) == 2:
         country = pycountry.countries.get(alpha_2=upper)
     elif len(upper) == 3:
         country = pycountry.countries.get(alpha_3=upper)
-    if country is None:
-        try:
-            country = pycountry.countries.lookup(text)
-        except LookupError:
-            try:
-                matches = pycountry.countries.search_fuzzy(text)
-                country = matches[0] if len(matches) == 1 else None
-            except LookupError:
-                country = None
-    return country.alpha_2 if country is not None else ""
+    if country is not None:
+        return country.alpha_2
+    if folded in _COUNTRY_ALIASES:
+        return _COUNTRY_ALIASES[folded]
+    names = _country_names()
+    if folded in names:
+        return names[folded]
+    if len(folded) >= 4:
+        pattern = re.compile(r"\b" + re.escape(folded) + r"\b")
+        found = {code for name, code in names.items() if pattern.search(name)}
+        if len(found) == 1:
+            return found.pop()
+    return ""
 
 
 def profile_region(profile: dict, default_region: str) -> str:
@@ -171,7 +200,7 @@ def normalize_phone(raw: Any, region: str) -> str | None:
         return None
     region = region or "US"
     candidates = [text]
-    digits = "".join(_DIGITS.findall(text.split("x")[0].split("ext")[0]))
+    digits = "".join(_DIGITS.findall(text.lower().split("x")[0].split("ext")[0]))
     if not text.startswith("+"):
         if digits.startswith("00"):
             candidates.append("+" + digits[2:])
@@ -216,7 +245,7 @@ def normalize_email(raw: Any) -> tuple[str, str] | None:
 
 _MONTHS = {m.lower(): i for i, m in enumerate(
     ["", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]) if m}
-_ISO_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[T ].*)?$")
+_ISO_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[t ].*)?$")
 _COMPACT_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _NUMERIC_RE = re.compile(r"^(\d{1,2})[-/. ](\d{1,2})[-/. ](\d{2}|\d{4})$")
 _WORDY_RE = re.compile(r"^(?:(\d{1,2})(?:st|nd|rd|th)?[ -]?([a-z]+)\.?,?[ -]?(\d{4})|([a-z]+)\.? (\d{1,2})(?:st|nd|rd|th)?,? (\d{4}))$")

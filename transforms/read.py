@@ -87,7 +87,7 @@ def parse_profile_line(text: str) -> tuple[dict | None, str | None]:
     if not isinstance(value, dict):
         return None, f"not a JSON object (a {type(value).__name__})"
     profile_id = value.get("ProfileId")
-    if not isinstance(profile_id, str) or not PROFILE_ID_RE.match(profile_id):
+    if not isinstance(profile_id, str) or not PROFILE_ID_RE.fullmatch(profile_id):
         return None, "missing or invalid ProfileId (must match [a-f0-9]{32})"
     errors = list(_shape_errors(value, profile_shape(), ""))
     if errors:

@@ -13,8 +13,8 @@ import re
 
 from transforms.choose import MAX_IDS_PER_REQUEST
 
-ID_RE = re.compile(r"^[a-f0-9]{32}$")
-DOMAIN_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+ID_RE = re.compile(r"^[a-f0-9]{32}\Z")
+DOMAIN_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,7 +37,7 @@ def validate_merge_request(request: dict, domain_name: str | None = None) -> lis
     problems = []
     report = ParamValidator().validate(request, _merge_input_shape())
     if report.has_errors():
-        problems.extend(line.strip("- ").strip() for line in report.generate_report().splitlines()[1:] if line.strip())
+        problems.extend(line.strip("- ").strip() for line in report.generate_report().splitlines() if line.strip())
     domain = request.get("DomainName")
     if isinstance(domain, str) and not DOMAIN_RE.match(domain):
         problems.append(f"DomainName {domain!r} does not match [a-zA-Z0-9_-]{{1,64}}")

@@ -1,0 +1,71 @@
+"""Shared helpers for the transforms tests (no fixtures here: plain functions)."""
+from __future__ import annotations
+
+import copy
+import json
+
+from transforms.model import default_model
+from transforms.normalize import profile_features
+
+
+def pid(n: int) -> str:
+    """A valid ProfileId (32 lowercase hex digits) from a number."""
+    return f"{n:032x}"
+
+
+# Guards the tests rely on, fixed here so that the tests do not follow every change of
+# the shipped DEFAULT_GUARDS (pass default_guards=True to test the shipped ones).
+TEST_GUARDS = [
+    {"name": "different first names", "when": {"first_name": ["else"]},
+     "unless": {"account_number": ["exact"], "birth_date": ["exact", "one typo"]}},
+    {"name": "birth dates a generation apart", "when": {"birth_date": ["else"]},
+     "unless": {"account_number": ["exact"], "first_name": ["exact", "nickname", "jaro-winkler >= 0.92"],
+                "last_name": ["exact", "jaro-winkler >= 0.92"]}},
+    {"name": "different genders", "when": {"gender": ["else"]}},
+]
+
+
+def fitted_model(prior: float = 1e-3, model: dict | None = None, default_guards: bool = False) -> dict:
+    """The default model with hand-set u values, as if estimated: usable by Scorer.
+
+    Agreement levels get a small u (two random people rarely agree), "else" a
+    large one; m keeps the model's seed values. The weights are therefore the
+    usual shape: agreement adds, disagreement removes. Guards are TEST_GUARDS
+    unless ``default_guards``.
+    """
+    model = copy.deepcopy(model or default_model())
+    if not default_guards:
+        model["guards"] = copy.deepcopy(TEST_GUARDS)
+    for comparison in model["comparisons"]:
+        for index, level in enumerate(comparison["levels"]):
+            if index == 0:
+                continue
+            if level["kind"] == "else":
+                level["u"] = 0.9
+            elif level["label"] in ("exact", "same number", "same address", "postcode and street"):
+                level["u"] = 0.01
+            else:
+                level["u"] = 0.05
+    model["prior"] = prior
+    return model
+
+
+def features(profile: dict, region: str = "US", identifiers: tuple[str, ...] = ()) -> dict:
+    return profile_features(profile, region, identifiers)
+
+
+def member(profile: dict, identifiers: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """(profile, features) as resolve_component takes its members."""
+    return profile, profile_features(profile, "US", identifiers)
+
+
+def collect_to(path):
+    """An ``assert_that`` matcher that writes the PCollection's elements to a JSON file,
+    so a test can make several assertions on them after the pipeline has run."""
+    path = str(path)
+
+    def matcher(actual):
+        with open(path, "w") as handle:
+            json.dump(list(actual), handle, default=list)
+
+    return matcher

@@ -1,0 +1,216 @@
+"""Tests for transforms/block.py: blocking keys, owned pairs, hard conflicts, BlockPairs."""
+from __future__ import annotations
+
+import itertools
+import json
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.helpers import collect_to, pid
+from transforms.block import KEY_SEPARATOR, BlockPairs, block_keys, hard_conflicts, owned_pairs, rule_of
+
+S = KEY_SEPARATOR
+RULES = [
+    {"name": "phone", "fields": ["phones"]},
+    {"name": "email", "fields": ["emails"]},
+    {"name": "dob+last", "fields": ["dob", "last_phonetic"]},
+    {"name": "postcode+last", "fields": ["postcodes", "last_phonetic"]},
+]
+
+
+def feat(n, **values):
+    base = {"id": pid(n), "phones": (), "emails": (), "dob": "", "last_phonetic": "", "postcodes": (),
+            "type": "", "identifiers": ()}
+    base.update(values)
+    return base
+
+
+def keyed(features, rules=RULES):
+    keys = block_keys(features, rules)
+    return dict(features, keys=keys, keys_set=frozenset(keys))
+
+
+# ------------------------------------------------------------------- block_keys
+
+
+def test_single_valued_rule():
+    rules = [{"name": "dob", "fields": ["dob"]}]
+    assert block_keys({"dob": "1980-04-23"}, rules) == (f"0{S}1980-04-23",)
+
+
+def test_multi_valued_rule_gives_one_key_per_value():
+    f = feat(1, phones=("+14155552671", "+442079460958"))
+    assert block_keys(f, RULES) == (f"0{S}+14155552671", f"0{S}+442079460958")
+
+
+def test_multi_field_rule_and_product_of_values():
+    f = feat(1, dob="1980-04-23", last_phonetic="SM0", postcodes=("SW1A1AA", "EC1A1BB"))
+    assert block_keys(f, RULES) == (
+        f"2{S}1980-04-23{S}SM0",
+        f"3{S}EC1A1BB{S}SM0",
+        f"3{S}SW1A1AA{S}SM0",
+    )
+
+
+def test_empty_fields_produce_no_key():
+    assert block_keys(feat(1), RULES) == ()
+    # one field of a multi-field rule empty: no key for that rule
+    assert block_keys(feat(1, dob="1980-04-23"), RULES) == ()
+    assert block_keys(feat(1, last_phonetic="SM0"), RULES) == ()
+    # empty strings inside a multi-valued feature are skipped
+    assert block_keys(feat(1, phones=("", "+14155552671")), RULES) == (f"0{S}+14155552671",)
+    assert block_keys(feat(1, phones=("",)), RULES) == ()
+    assert block_keys({"id": pid(1)}, RULES) == ()  # missing features
+
+
+def test_keys_are_sorted_and_unique_and_rule_of_reads_the_rule():
+    f = feat(1, phones=("+2", "+1", "+2"), emails=("a@x.com",))
+    keys = block_keys(f, RULES)
+    assert keys == tuple(sorted(set(keys))) and len(keys) == 3
+    assert [rule_of(k) for k in keys] == [0, 0, 1]
+
+
+def test_same_value_in_different_rules_gives_different_keys():
+    rules = [{"name": "a", "fields": ["x"]}, {"name": "b", "fields": ["x"]}]
+    assert block_keys({"x": "v"}, rules) == (f"0{S}v", f"1{S}v")
+
+
+# ------------------------------------------------------------------ owned_pairs
+
+
+def all_blocks(members):
+    blocks = {}
+    for m in members:
+        for k in m["keys"]:
+            blocks.setdefault(k, []).append(m)
+    return blocks
+
+
+def pairs_from_all_blocks(members, capped=frozenset()):
+    made = []
+    for key, block in all_blocks(members).items():
+        if key in capped:
+            continue
+        made.extend((key, left["id"], right["id"], rules) for left, right, rules in owned_pairs(key, block, capped))
+    return made
+
+
+def test_pair_sharing_several_keys_is_made_once_in_its_smallest_key():
+    a = keyed(feat(2, phones=("+1",), emails=("e@x.com",), dob="1980-01-01", last_phonetic="SM0"))
+    b = keyed(feat(1, phones=("+1",), emails=("e@x.com",), dob="1980-01-01", last_phonetic="SM0"))
+    made = pairs_from_all_blocks([a, b])
+    assert made == [(f"0{S}+1", pid(1), pid(2), (0, 1, 2))]  # ordered by id, every rule listed
+
+
+def test_pair_sharing_two_keys_of_one_rule_is_made_once():
+    a = keyed(feat(1, phones=("+1", "+2")))
+    b = keyed(feat(2, phones=("+2", "+1")))
+    assert pairs_from_all_blocks([a, b]) == [(f"0{S}+1", pid(1), pid(2), (0,))]
+
+
+def test_block_of_four_makes_six_pairs_each_once():
+    members = [keyed(feat(n, phones=("+1",), emails=("e@x.com",))) for n in (4, 3, 2, 1)]
+    made = pairs_from_all_blocks(members)
+    assert sorted((a, b) for _, a, b, _ in made) == sorted(itertools.combinations([pid(n) for n in (1, 2, 3, 4)], 2))
+    assert {key for key, *_ in made} == {f"0{S}+1"}
+
+
+def test_capped_key_only_makes_no_pair():
+    a, b = keyed(feat(1, phones=("+1",))), keyed(feat(2, phones=("+1",)))
+    capped = {f"0{S}+1"}
+    assert list(owned_pairs(f"0{S}+1", [a, b], capped)) == []
+    assert pairs_from_all_blocks([a, b], capped) == []
+
+
+def test_capped_and_uncapped_key_pair_is_made_in_the_uncapped_block():
+    a = keyed(feat(1, phones=("+1",), emails=("e@x.com",)))
+    b = keyed(feat(2, phones=("+1",), emails=("e@x.com",)))
+    capped = {f"0{S}+1"}  # the phone is a call centre's
+    # the phone block (the smallest key) does not own it when capped...
+    assert list(owned_pairs(f"0{S}+1", [a, b], capped)) == []
+    # ...the email block does, and the capped rule is not listed
+    [(left, right, rules)] = owned_pairs(f"1{S}e@x.com", [a, b], capped)
+    assert (left["id"], right["id"], rules) == (pid(1), pid(2), (1,))
+    assert pairs_from_all_blocks([a, b], capped) == [(f"1{S}e@x.com", pid(1), pid(2), (1,))]
+    # without the cap the phone block owns it
+    assert pairs_from_all_blocks([a, b]) == [(f"0{S}+1", pid(1), pid(2), (0, 1))]
+
+
+def test_owned_pairs_accepts_any_container_of_capped_keys():
+    a = keyed(feat(1, phones=("+1",), emails=("e@x.com",)))
+    b = keyed(feat(2, phones=("+1",), emails=("e@x.com",)))
+    for capped in ({f"0{S}+1": 10}, [f"0{S}+1"], frozenset([f"0{S}+1"])):
+        assert [r for *_, r in owned_pairs(f"1{S}e@x.com", [a, b], capped)] == [(1,)]
+
+
+def test_owned_pairs_skips_the_same_profile_twice():
+    a = keyed(feat(1, phones=("+1",)))
+    assert list(owned_pairs(f"0{S}+1", [a, dict(a)], ())) == []
+
+
+# --------------------------------------------------------------- hard_conflicts
+
+
+def test_profile_type_conflicts():
+    acct, person, untyped = feat(1, type="ACCOUNT_PROFILE"), feat(2, type="PROFILE"), feat(3, type="")
+    assert hard_conflicts(acct, person) == ["different ProfileType (ACCOUNT_PROFILE / PROFILE)"]
+    assert hard_conflicts(person, acct) == ["different ProfileType (PROFILE / ACCOUNT_PROFILE)"]
+    assert hard_conflicts(acct, untyped) == ["different ProfileType (ACCOUNT_PROFILE / PROFILE)"]
+    assert hard_conflicts(person, untyped) == []
+    assert hard_conflicts(untyped, feat(4)) == []
+    assert hard_conflicts(acct, feat(5, type="ACCOUNT_PROFILE")) == []
+
+
+def test_identifier_conflicts():
+    a = feat(1, identifiers=(("AccountNumber", "a-1"), ("Attributes.crm", "x")))
+    assert hard_conflicts(a, feat(2, identifiers=(("AccountNumber", "a-2"),))) == ["different AccountNumber"]
+    assert hard_conflicts(a, feat(2, identifiers=(("AccountNumber", "a-1"),))) == []
+    assert hard_conflicts(a, feat(2)) == []  # one side without a value: no conflict
+    assert hard_conflicts(a, feat(2, identifiers=(("Attributes.crm", "y"), ("AccountNumber", "a-2")))) == [
+        "different AccountNumber", "different Attributes.crm"]
+    both = hard_conflicts(feat(1, type="ACCOUNT_PROFILE", identifiers=(("AccountNumber", "1"),)),
+                          feat(2, type="PROFILE", identifiers=(("AccountNumber", "2"),)))
+    assert len(both) == 2
+
+
+# ------------------------------------------------------------------- BlockPairs
+
+
+def test_block_pairs_transform_caps_oversized_blocks(tmp_path):
+    call_centre = "+18005550100"
+    # 30 profiles share a call-centre phone: 435 pairs if expanded; none may be made from it.
+    crowd = [feat(n, phones=(call_centre,)) for n in range(100, 130)]
+    # two of the crowd also share an email: they are paired, by the email rule
+    crowd[0]["emails"] = crowd[1]["emails"] = ("same@x.com",)
+    # three profiles share another phone, two of them also dob + last name
+    small = [feat(1, phones=("+1",), dob="1980-01-01", last_phonetic="SM0"),
+             feat(2, phones=("+1",), dob="1980-01-01", last_phonetic="SM0"),
+             feat(3, phones=("+1",))]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create(crowd + small) | BlockPairs(RULES, max_block_size=5)
+        assert_that(out["pairs"] | beam.Map(lambda t: (t[0]["id"], t[1]["id"], t[2])), collect_to(tmp_path / "pairs.json"),
+                    label="Pairs")
+        assert_that(out["capped"], collect_to(tmp_path / "capped.json"), label="Capped")
+    pairs = sorted(tuple(x if not isinstance(x, list) else tuple(x) for x in t)
+                   for t in json.loads((tmp_path / "pairs.json").read_text()))
+    capped = json.loads((tmp_path / "capped.json").read_text())
+    assert pairs == [
+        (pid(1), pid(2), ("phone", "dob+last")),
+        (pid(1), pid(3), ("phone",)),
+        (pid(2), pid(3), ("phone",)),
+        (pid(100), pid(101), ("email",)),
+    ]
+    assert capped == [{"rule": "phone", "key": call_centre, "size": 30, "pairs_not_made": 435}]
+
+
+def test_block_pairs_block_at_the_limit_is_not_capped():
+    members = [feat(n, phones=("+1",), dob="1980-01-01", last_phonetic="SM0") for n in (1, 2, 3)]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create(members) | BlockPairs(RULES, max_block_size=3)
+        assert_that(out["pairs"] | beam.Map(lambda t: (t[0]["id"], t[1]["id"], t[2])), equal_to([
+            (pid(1), pid(2), ("phone", "dob+last")),
+            (pid(1), pid(3), ("phone", "dob+last")),
+            (pid(2), pid(3), ("phone", "dob+last")),
+        ]), label="Pairs")
+        assert_that(out["capped"], equal_to([]), label="Capped")

@@ -1,0 +1,273 @@
+"""Tests for transforms/cluster.py: union-find, the components CombineFn on 2 workers, resolution."""
+from __future__ import annotations
+
+import random
+
+import apache_beam as beam
+import pytest
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.helpers import fitted_model, member, pid
+from transforms.choose import Policy
+from transforms.cluster import (
+    ConnectedComponents,
+    ConnectedComponentsFn,
+    ResolveClusters,
+    UnionFind,
+    resolve_component,
+    union_find_components,
+)
+from transforms.compare import Scorer
+
+# ------------------------------------------------------------------ union-find
+
+
+def test_union_find_components():
+    edges = [("b", "a"), ("c", "b"), ("x", "y"), ("d", "d"), ("a", "c"), ("y", "x")]
+    assert union_find_components(edges) == [["a", "b", "c"], ["d"], ["x", "y"]]
+    assert union_find_components([]) == []
+
+
+def test_union_find_long_chain_and_star():
+    chain = [(i, i + 1) for i in range(1000)]
+    random.Random(2).shuffle(chain)
+    star = [(5000, 5001 + i) for i in range(50)]
+    components = union_find_components(chain + star)
+    assert components == [list(range(1001)), [5000] + list(range(5001, 5051))]
+
+
+def test_union_find_size_and_roots():
+    forest = UnionFind()
+    forest.union(1, 2)
+    forest.union(3, 4)
+    forest.union(2, 4)
+    assert forest.find(1) == forest.find(3)
+    assert forest.size[forest.find(1)] == 4
+    assert forest.find(9) == 9
+
+
+def acc(edges):
+    fn = ConnectedComponentsFn()
+    accumulator = fn.create_accumulator()
+    for edge in edges:
+        accumulator = fn.add_input(accumulator, edge)
+    return accumulator
+
+
+def test_merge_accumulators_with_hand_made_accumulators():
+    fn = ConnectedComponentsFn()
+    # a-b-c-d-e split over three workers; f-g alone; h-i on a worker that also saw part of the chain
+    merged = fn.merge_accumulators([acc([("a", "b"), ("f", "g")]), acc([("c", "d"), ("h", "i")]),
+                                    acc([("b", "c"), ("d", "e")])])
+    assert fn.extract_output(merged) == [["a", "b", "c", "d", "e"], ["f", "g"], ["h", "i"]]
+
+
+def test_merge_accumulators_order_does_not_matter_and_empty_accumulators():
+    fn = ConnectedComponentsFn()
+    edges = [(i, i + 1) for i in range(0, 40, 2)] + [(i, i + 1) for i in range(1, 40, 2)] + [(100, 101)]
+    expected = [list(range(41)), [100, 101]]
+    rng = random.Random(4)
+    for _ in range(5):
+        rng.shuffle(edges)
+        parts = [edges[i::4] for i in range(4)]
+        accumulators = [acc(part) for part in parts] + [fn.create_accumulator()]
+        rng.shuffle(accumulators)
+        assert fn.extract_output(fn.merge_accumulators(accumulators)) == expected
+    # merging partial merges (a runner may merge in several rounds)
+    left = fn.merge_accumulators([acc(edges[:20]), acc(edges[20:30])])
+    right = fn.merge_accumulators([acc(edges[30:])])
+    assert fn.extract_output(fn.merge_accumulators([right, left])) == expected
+    assert fn.extract_output(fn.merge_accumulators([fn.create_accumulator()])) == []
+
+
+class CountingComponentsFn(ConnectedComponentsFn):
+    """ConnectedComponentsFn that counts how many accumulators were merged (to prove merging ran)."""
+
+    def merge_accumulators(self, accumulators):
+        accumulators = list(accumulators)
+        Metrics.counter("test", "merge_calls").inc()
+        Metrics.counter("test", "accumulators_merged").inc(len(accumulators))
+        return super().merge_accumulators(accumulators)
+
+
+def test_connected_components_on_two_worker_processes():
+    ids = [pid(i) for i in range(1, 401)]
+    # four chains of 100 ids, edges shuffled and spread over many elements and bundles
+    edges = [(ids[i], ids[i + 1]) for i in range(400 - 1) if (i + 1) % 100]
+    random.Random(1).shuffle(edges)
+    expected = [ids[k:k + 100] for k in range(0, 400, 100)]
+    options = PipelineOptions(["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+                               "--direct_num_workers=2"])
+    p = beam.Pipeline(options=options)
+    spread = p | beam.Create(edges, reshuffle=True) | beam.Reshuffle()
+    components = spread | "Components" >> beam.CombineGlobally(CountingComponentsFn())
+    assert_that(components, equal_to([expected]), label="Components")
+    assignment = spread | "Assign" >> ConnectedComponents()
+    assert_that(assignment, equal_to([(i, group[0]) for group in expected for i in group]), label="Assignment")
+    result = p.run()
+    result.wait_until_finish()
+    counters = {c.key.metric.name: c.committed for c in
+                result.metrics().query(MetricsFilter().with_namespace("test"))["counters"]}
+    # partial results from several bundles/workers were merged, not one accumulator fed every edge
+    assert counters.get("accumulators_merged", 0) >= 2
+
+
+# ------------------------------------------------------------------ resolution
+
+POLICY = Policy()
+MATCH, MEMBER, MAX = 0.99, 0.95, 50
+
+
+def resolve(profiles, scorer=None, max_cluster_size=MAX, identifiers=()):
+    scorer = scorer or Scorer(fitted_model())
+    return resolve_component([member(p, identifiers) for p in profiles], scorer, POLICY, MATCH, MEMBER,
+                             max_cluster_size, "test-domain")
+
+
+def person(n, **fields):
+    profile = {"ProfileId": pid(n), "FirstName": "John", "LastName": "Smith", "PhoneNumber": "+1 415 555 2671",
+               "EmailAddress": "john.smith77@example.com"}
+    profile.update(fields)
+    return {k: v for k, v in profile.items() if v is not None}
+
+
+def merged_groups(records):
+    return [sorted(r["members"]) for r in records if r["kind"] == "merge"]
+
+
+def assert_each_profile_once(records, profiles):
+    seen = []
+    for r in records:
+        if r["kind"] == "merge":
+            seen.extend(r["members"])
+        elif r["kind"] == "split":
+            seen.append(r["profile"])
+        else:
+            seen.extend(r["members"])
+    assert sorted(seen) == sorted(p["ProfileId"] for p in profiles)
+
+
+def test_duplicates_merge_around_the_main():
+    profiles = [person(1, BirthDate="1980-03-01", Attributes={"a": "1", "b": "2"}), person(2), person(3, Gender="MALE")]
+    records = resolve(profiles)
+    assert merged_groups(records) == [[pid(1), pid(2), pid(3)]]
+    [group] = records
+    assert group["main"] == pid(1)        # most complete
+    assert "most complete" in group["main_reason"]
+    assert len(group["edges"]) == 3
+    for edge in group["edges"]:
+        assert edge["probability"] >= MATCH and edge["blocked_by"] == []
+        assert set(edge["fields"]) == {c["name"] for c in fitted_model()["comparisons"]}
+    [request] = group["requests"]
+    assert request["MainProfileId"] == pid(1)
+    assert sorted(request["ProfileIdsToBeMerged"]) == [pid(2), pid(3)]
+    assert group["split_off"] == []
+
+
+def chain():
+    """A ~ B and B ~ C strongly (B holds one phone and one email of each), A and C two different John Smiths."""
+    a = person(1, BirthDate="1980-03-01", PhoneNumber="+1 415 555 2671", EmailAddress="john.smith.a@example.com",
+               Address={"Address1": "1 Main St", "City": "Springfield", "PostalCode": "62701", "Country": "US"})
+    b = person(2, PhoneNumber="+1 415 555 2671", MobilePhoneNumber="+1 212 555 0199",
+               EmailAddress="john.smith.a@example.com", PersonalEmailAddress="jsmith.c@example.org")
+    c = person(3, BirthDate="1986-09-20", PhoneNumber="+1 212 555 0199", EmailAddress="jsmith.c@example.org",
+               Address={"Address1": "99 Oak Avenue", "City": "Portland", "PostalCode": "97201", "Country": "US"})
+    return a, b, c
+
+
+@pytest.mark.parametrize("guards", ["none", "shipped"])
+def test_chained_strangers_are_split(guards):
+    # "none": no guard at all, so only the scores can keep A and C apart;
+    # "shipped": the guards of the default model as they are now
+    model = fitted_model(default_guards=guards == "shipped")
+    if guards == "none":
+        model["guards"] = []
+    scorer = Scorer(model)
+    a, b, c = chain()
+    # preconditions: A~B and B~C merge on their own; A and C alone score far below any threshold
+    assert merged_groups(resolve([a, b], scorer)) == [[pid(1), pid(2)]]
+    assert merged_groups(resolve([b, c], scorer)) == [[pid(2), pid(3)]]
+    direct = resolve_component([member(a), member(c)], scorer, POLICY, MATCH, MEMBER, MAX, "d")
+    assert [r["kind"] for r in direct] == ["split", "split"] and direct[0]["best_probability"] < 0.05
+
+    records = resolve([a, b, c], scorer)
+    for group in merged_groups(records):
+        assert not {pid(1), pid(3)} <= set(group), f"A and C merged through B: {group}"
+    assert_each_profile_once(records, [a, b, c])
+
+
+def test_family_behind_a_shared_contact_is_split_when_the_main_has_no_birth_date():
+    # main M has no birth date; father A and son C both match M, but A/C are a generation apart (a guard)
+    m = person(1, Attributes={"a": "1", "b": "2", "c": "3", "d": "4"})
+    a, c = person(2, BirthDate="1952-01-01"), person(3, BirthDate="1978-01-01")
+    records = resolve([m, a, c])
+    groups = merged_groups(records)
+    assert len(groups) == 1 and len(groups[0]) == 2 and pid(1) in groups[0]
+    [split] = [r for r in records if r["kind"] == "split"]
+    assert split["profile"] in (pid(2), pid(3))
+    assert_each_profile_once(records, [m, a, c])
+
+
+def test_guard_between_members_does_not_block_when_the_main_has_the_field():
+    # the main's birth date is within 15 years of both: each was checked against it, so the
+    # members' own guard (26 years apart) does not block
+    m = person(1, BirthDate="1965-06-01", Attributes={"a": "1", "b": "2", "c": "3", "d": "4"})
+    a, c = person(2, BirthDate="1952-01-01"), person(3, BirthDate="1978-01-01")
+    scorer = Scorer(fitted_model())
+    guard_between_members = resolve_component([member(a), member(c)], scorer, POLICY, MATCH, MEMBER, MAX, "d")
+    assert all(r["kind"] == "split" for r in guard_between_members)  # a and c alone never merge
+    assert merged_groups(resolve([m, a, c], scorer)) == [[pid(1), pid(2), pid(3)]]
+
+
+def test_cluster_above_max_cluster_size_is_held_never_merged():
+    profiles = [person(n) for n in range(1, 6)]
+    records = resolve(profiles, max_cluster_size=4)
+    assert [r["kind"] for r in records] == ["held"]
+    assert records[0]["members"] == [pid(n) for n in range(1, 6)] and records[0]["size"] == 5
+    assert "max_cluster_size 4" in records[0]["reason"]
+    assert merged_groups(resolve(profiles, max_cluster_size=5)) == [[pid(n) for n in range(1, 6)]]
+
+
+def test_different_profile_types_are_never_merged():
+    profiles = [person(1, ProfileType="ACCOUNT_PROFILE"), person(2, ProfileType="PROFILE"), person(3)]
+    records = resolve(profiles)
+    for group in merged_groups(records):
+        assert pid(1) not in group
+    assert merged_groups(records) == [[pid(2), pid(3)]]
+    assert_each_profile_once(records, profiles)
+    # two profiles only, identical but for the type: nothing merges
+    assert merged_groups(resolve([person(1, ProfileType="ACCOUNT_PROFILE"), person(2)])) == []
+
+
+def test_different_identifiers_are_never_merged():
+    profiles = [person(1, AccountNumber="A-1"), person(2, AccountNumber="A-2"), person(3)]
+    records = resolve(profiles, identifiers=("AccountNumber",))
+    for group in merged_groups(records):
+        assert not {pid(1), pid(2)} <= set(group)
+    assert_each_profile_once(records, profiles)
+
+
+def test_hard_conflict_between_two_members_blocks_even_through_a_main():
+    # the main has no ProfileType; a business account and a person both look like it
+    m = person(1, Attributes={"a": "1", "b": "2", "c": "3", "d": "4"})
+    records = resolve([m, person(2, ProfileType="PROFILE"), person(3, ProfileType="ACCOUNT_PROFILE")])
+    for group in merged_groups(records):
+        assert not {pid(2), pid(3)} <= set(group)
+
+
+def test_resolve_clusters_transform():
+    model = fitted_model()
+    profiles = [person(1, Attributes={"a": "1"}), person(2), person(3, ProfileType="ACCOUNT_PROFILE")]
+    big = [person(n) for n in range(10, 14)]
+    grouped = [(pid(1), [member(p) for p in profiles]), (pid(10), [member(p) for p in big])]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        model_view = beam.pvalue.AsSingleton(p | "Model" >> beam.Create([model]))
+        out = p | beam.Create(grouped) | ResolveClusters(model_view, POLICY, MATCH, MEMBER, 3, "test-domain")
+        assert_that(out.clusters | beam.Map(lambda r: (r["kind"], r["cluster_id"])),
+                    equal_to([("merge", pid(1)), ("split", pid(1)), ("held", pid(10))]), label="Clusters")
+        assert_that(out.plan, equal_to([{"DomainName": "test-domain", "MainProfileId": pid(1),
+                                         "ProfileIdsToBeMerged": [pid(2)]}]), label="Plan")
+        assert_that(out.review | beam.Map(lambda r: r["kind"]), equal_to(["split_off", "held_cluster"]), label="Review")

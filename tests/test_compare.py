@@ -1,0 +1,413 @@
+"""Tests for transforms/compare.py: comparison levels, batching, scoring, term frequencies, guards."""
+from __future__ import annotations
+
+import math
+import random
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+from rapidfuzz import distance, fuzz
+
+from tests.helpers import features, fitted_model, pid
+from transforms.compare import ComparePairs, Scorer, ScorePairs, comparison_vectors, term_frequencies
+from transforms.model import default_model, level_weight, prior_weight
+
+NULL = {"label": "null", "kind": "null", "fields": ["x"]}
+ELSE = {"label": "else", "kind": "else"}
+
+
+def level_of(condition: dict, a: dict, b: dict, null_fields=("x",)) -> int:
+    """Level index of one pair in a model with levels [null, condition, else]."""
+    model = {"comparisons": [{"name": "c", "levels": [
+        {"label": "null", "kind": "null", "fields": list(null_fields)}, dict(condition, label="tested"), ELSE]}]}
+    return int(comparison_vectors(model, [a], [b])[0, 0])
+
+
+def hit(condition, a, b, null_fields=("x",)) -> bool:
+    level = level_of(condition, a, b, null_fields)
+    assert level != 0, "pair fell on the null level"
+    return level == 1
+
+
+def by_label(model: dict, name: str, left: dict, right: dict) -> str:
+    column = [c["name"] for c in model["comparisons"]].index(name)
+    level = int(comparison_vectors(model, [left], [right])[0, column])
+    return model["comparisons"][column]["levels"][level]["label"]
+
+
+# ------------------------------------------------------------------- level kinds
+
+
+def test_null_level_when_either_side_is_empty():
+    assert level_of({"kind": "exact", "field": "x"}, {"x": ""}, {"x": "a"}) == 0
+    assert level_of({"kind": "exact", "field": "x"}, {"x": "a"}, {"x": ""}) == 0
+    assert level_of({"kind": "exact", "field": "x"}, {"x": ()}, {"x": ("a",)}) == 0
+    assert level_of({"kind": "exact", "field": "x"}, {"x": "a"}, {"x": "b"}) == 2
+
+
+def test_null_level_with_several_fields_needs_all_of_them_empty_on_one_side():
+    cond = {"kind": "exact", "field": "x"}
+    assert level_of(cond, {"x": "", "y": "1"}, {"x": "", "y": "1"}, ("x", "y")) == 2  # y present on both
+    assert level_of(cond, {"x": "", "y": ""}, {"x": "a", "y": "1"}, ("x", "y")) == 0
+
+
+def test_exact():
+    cond = {"kind": "exact", "field": "x"}
+    assert hit(cond, {"x": "smith"}, {"x": "smith"})
+    assert not hit(cond, {"x": "smith"}, {"x": "smyth"})
+    assert not hit(cond, {"x": "smith"}, {"x": "Smith"})
+
+
+def test_overlap():
+    cond = {"kind": "overlap", "field": "x"}
+    assert hit(cond, {"x": ("+1", "+2")}, {"x": ("+3", "+2")})
+    assert not hit(cond, {"x": ("+1", "+2")}, {"x": ("+3",)})
+
+
+def test_member():
+    cond = {"kind": "member", "fields": ["x", "v"]}
+    bob = {"x": "bob", "v": ("bob", "robert")}
+    robert = {"x": "robert", "v": ("bob", "robert", "bill")}
+    bill = {"x": "bill", "v": ("bill", "robert", "william")}
+    assert hit(cond, bob, robert) and hit(cond, robert, bob)
+    assert hit(cond, {"x": "robert smith", "v": ()}, bob)  # first word of the name
+    assert not hit(cond, bob, bill)
+
+
+@pytest.mark.parametrize("scorer,threshold,a,b,expected", [
+    ("jaro_winkler", 0.92, "martha", "marhta", True),
+    ("jaro_winkler", 0.92, "martha", "mary", False),
+    ("levenshtein", 0.8, "jonathan", "jonathon", True),
+    ("levenshtein", 0.8, "jonathan", "nathan", False),
+    ("token_set_ratio", 0.85, "12 high street", "high street 12", True),
+    ("token_set_ratio", 0.85, "12 high street", "4 low road", False),
+    ("damerau_levenshtein_distance", 1, "1980-04-23", "1980-04-32", True),   # transposition: one edit
+    ("damerau_levenshtein_distance", 1, "1980-04-23", "1980-04-24", True),
+    ("damerau_levenshtein_distance", 1, "1980-04-23", "1981-04-24", False),
+])
+def test_similarity_each_scorer(scorer, threshold, a, b, expected):
+    cond = {"kind": "similarity", "field": "x", "scorer": scorer, "threshold": threshold}
+    assert hit(cond, {"x": a}, {"x": b}) is expected
+
+
+def test_similarity_uses_the_first_value_of_a_tuple():
+    cond = {"kind": "similarity", "field": "x", "scorer": "levenshtein", "threshold": 0.9}
+    assert hit(cond, {"x": ("jane.doe@example.com", "zzz@zzz.zz")}, {"x": ("jane.doe@example.con",)})
+
+
+@pytest.mark.parametrize("scorer,threshold,a,b", [
+    ("jaro_winkler", 0.92, "maria", "marie"),                    # 0.92 exactly
+    ("jaro_winkler", 0.92, "jonas", "jonah"),
+    ("token_set_ratio", 0.9, "acmewidget", "acmewidgex"),          # 90 exactly
+    ("levenshtein", 0.88, "abcdefghijklmnopqrstuvwxy", "abcdefghijklmnopqrstuvXXX"),  # 1 - 3/25
+])
+def test_similarity_exactly_at_the_threshold_is_a_hit(scorer, threshold, a, b):
+    exact_score = {"jaro_winkler": distance.JaroWinkler.normalized_similarity,
+                   "levenshtein": distance.Levenshtein.normalized_similarity,
+                   "token_set_ratio": lambda x, y: fuzz.token_set_ratio(x, y) / 100}[scorer](a, b)
+    assert exact_score == threshold  # the pair sits exactly on the threshold (">=" must include it)
+    assert hit({"kind": "similarity", "field": "x", "scorer": scorer, "threshold": threshold}, {"x": a}, {"x": b})
+
+
+def test_default_model_first_name_at_jaro_winkler_092():
+    # "maria" / "marie": Jaro-Winkler is 0.92, so the level is "jaro-winkler >= 0.92", not ">= 0.80"
+    model = default_model()
+    left, right = features({"ProfileId": pid(1), "FirstName": "Maria"}), features({"ProfileId": pid(2), "FirstName": "Marie"})
+    assert by_label(model, "first_name", left, right) == "jaro-winkler >= 0.92"
+
+
+def test_default_model_business_name_at_token_set_090():
+    # token-set ratio 90 exactly: the level is "token-set >= 0.90", not "else"
+    model = default_model()
+    left = features({"ProfileId": pid(1), "BusinessName": "AcmeWidget"})
+    right = features({"ProfileId": pid(2), "BusinessName": "AcmeWidgex"})
+    assert by_label(model, "business_name", left, right) == "token-set >= 0.90"
+
+
+def test_cross_exact():
+    cond = {"kind": "cross_exact", "fields": ["x", "y"]}
+    assert hit(cond, {"x": "smith", "y": "john"}, {"x": "john", "y": "smith"})
+    assert not hit(cond, {"x": "smith", "y": "john"}, {"x": "john", "y": "smyth"})
+    assert not hit(cond, {"x": "john", "y": ""}, {"x": "john", "y": "john"})
+
+
+def test_cross_similarity():
+    cond = {"kind": "cross_similarity", "fields": ["x", "y"], "scorer": "jaro_winkler", "threshold": 0.88}
+    assert hit(cond, {"x": "smith", "y": "jon"}, {"x": "john", "y": "smyth"})
+    # a has no second name: one side alike is enough
+    assert hit(cond, {"x": "smith", "y": ""}, {"x": "john", "y": "smith"})
+    # the other way round
+    assert hit(cond, {"x": "john", "y": "smyth"}, {"x": "smith", "y": ""})
+    assert not hit(cond, {"x": "smith", "y": "jon"}, {"x": "mary", "y": "jones"})
+    assert not hit(cond, {"x": "smith", "y": "jon"}, {"x": "peter", "y": "smith"})  # second names unlike
+
+
+def test_same_letters():
+    cond = {"kind": "same_letters", "field": "x"}
+    assert hit(cond, {"x": "mary"}, {"x": "myra"})
+    assert not hit(cond, {"x": "mary"}, {"x": "marc"})
+    assert not hit(cond, {"x": "al"}, {"x": "la"})  # too short to mean anything
+
+
+def test_date_swap():
+    cond = {"kind": "date_swap", "field": "x"}
+    assert hit(cond, {"x": "1980-04-05"}, {"x": "1980-05-04"})
+    assert not hit(cond, {"x": "1980-04-05"}, {"x": "1981-05-04"})
+    assert not hit(cond, {"x": "1980-04-05"}, {"x": "1980-05-05"})
+
+
+@pytest.mark.parametrize("a,b,days,expected", [
+    ("1980-04-05", "1980-05-05", 31, True), ("1980-04-05", "1980-05-07", 31, False),
+    ("1980-12-31", "1981-01-01", 1, True), ("1980-01-01", "1994-12-31", 5479, True), ("1960-01-01", "1990-01-01", 5479, False),
+])
+def test_date_within(a, b, days, expected):
+    assert hit({"kind": "date_within", "field": "x", "days": days}, {"x": a}, {"x": b}) is expected
+
+
+def test_all_needs_every_part():
+    cond = {"kind": "all", "of": [{"kind": "overlap", "field": "p"},
+                                  {"kind": "similarity", "field": "x", "scorer": "token_set_ratio", "threshold": 0.85}]}
+    assert hit(cond, {"x": "12 high street", "p": ("SW1",)}, {"x": "12 high street", "p": ("SW1", "E1")})
+    assert not hit(cond, {"x": "12 high street", "p": ("SW1",)}, {"x": "12 high street", "p": ("E1",)})
+    assert not hit(cond, {"x": "12 high street", "p": ("SW1",)}, {"x": "9 low road", "p": ("SW1",)})
+
+
+def test_else_is_everything_left():
+    assert level_of({"kind": "exact", "field": "x"}, {"x": "a"}, {"x": "b"}) == 2
+
+
+def test_unknown_kind_raises():
+    with pytest.raises(ValueError, match="unknown comparison level kind"):
+        level_of({"kind": "soundex", "field": "x"}, {"x": "a"}, {"x": "b"})
+
+
+def test_earlier_level_wins():
+    model = {"comparisons": [{"name": "c", "levels": [
+        {"label": "null", "kind": "null", "fields": ["x"]},
+        {"label": "exact", "kind": "exact", "field": "x"},
+        {"label": "close", "kind": "similarity", "field": "x", "scorer": "jaro_winkler", "threshold": 0.8},
+        {"label": "loose", "kind": "similarity", "field": "x", "scorer": "jaro_winkler", "threshold": 0.5},
+        ELSE]}]}
+    left = [{"x": "martha"}, {"x": "martha"}, {"x": "martha"}, {"x": "martha"}]
+    right = [{"x": "martha"}, {"x": "marhta"}, {"x": "mabel"}, {"x": "zzz"}]
+    assert comparison_vectors(model, left, right)[:, 0].tolist() == [1, 2, 3, 4]
+    # the same conditions in the reverse order: the loosest now catches everything it can
+    model["comparisons"][0]["levels"][1:4] = model["comparisons"][0]["levels"][3:0:-1]
+    assert comparison_vectors(model, left, right)[:, 0].tolist() == [1, 1, 1, 4]
+
+
+def test_default_model_levels_on_realistic_pairs():
+    model = default_model()
+    a = features({"ProfileId": pid(1), "FirstName": "Bob", "LastName": "Smith", "BirthDate": "1980-04-05",
+                  "Address": {"Address1": "12 High St", "City": "London", "PostalCode": "SW1A 1AA", "Country": "GB"}})
+    b = features({"ProfileId": pid(2), "FirstName": "Robert", "LastName": "Smyth", "BirthDate": "1980-05-04",
+                  "Address": {"Address1": "12 high street", "City": "London", "PostalCode": "sw1a1aa", "Country": "GB"}})
+    assert by_label(model, "first_name", a, b) == "nickname"
+    assert by_label(model, "last_name", a, b) == "jaro-winkler >= 0.80"
+    assert by_label(model, "birth_date", a, b) == "day and month swapped"
+    assert by_label(model, "location", a, b) == "postcode and street"
+    assert by_label(model, "phone", a, b) == "null"
+    c = features({"ProfileId": pid(3), "FirstName": "Smith", "LastName": "Bob"})
+    assert by_label(model, "first_name", a, c) == "swapped with last name"
+
+
+def test_empty_batch():
+    assert comparison_vectors(default_model(), [], []).shape == (0, len(default_model()["comparisons"]))
+
+
+# ---------------------------------------------------------------- batch == pair
+
+
+def random_profiles(count: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    firsts = ["John", "Jon", "Bob", "Robert", "Mary", "Myra", "Maria", "Marie", "Smith", "", "Zoë"]
+    lasts = ["Smith", "Smyth", "Jones", "John", "Müller", "Muller", ""]
+    dobs = ["1980-04-05", "1980-05-04", "1980-04-06", "1981-04-05", "1960-01-01", "", "1980-04-50"]
+    phones = ["+14155552671", "(415) 555-2671", "+442079460958", "", "bad"]
+    emails = ["john.smith@gmail.com", "johnsmith+x@gmail.com", "jsmith@example.com", "jsmith@exampel.com", ""]
+    out = []
+    for n in range(count):
+        profile = {"ProfileId": pid(n + 1), "FirstName": rng.choice(firsts), "LastName": rng.choice(lasts),
+                   "BirthDate": rng.choice(dobs), "PhoneNumber": rng.choice(phones), "EmailAddress": rng.choice(emails),
+                   "Gender": rng.choice(["MALE", "FEMALE", ""]), "BusinessName": rng.choice(["Acme Ltd", "ACME", ""]),
+                   "AccountNumber": rng.choice(["A1", "A2", ""])}
+        if rng.random() < 0.7:
+            profile["Address"] = {"Address1": rng.choice(["12 High St", "12 high street", "9 Low Rd"]),
+                                  "City": rng.choice(["London", "Leeds"]), "PostalCode": rng.choice(["SW1A 1AA", "LS1 1AA"])}
+        out.append(features({k: v for k, v in profile.items() if v}))
+    return out
+
+
+def test_batch_gives_the_same_levels_as_one_pair_at_a_time():
+    model = default_model()
+    people = random_profiles(60, seed=3)
+    rng = random.Random(5)
+    pairs = [(rng.choice(people), rng.choice(people)) for _ in range(400)]
+    left, right = [a for a, _ in pairs], [b for _, b in pairs]
+    batch = comparison_vectors(model, left, right)
+    one_by_one = np.vstack([comparison_vectors(model, [a], [b]) for a, b in pairs])
+    assert np.array_equal(batch, one_by_one)
+    # and in another order and batch split
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    shuffled = comparison_vectors(model, [left[i] for i in order], [right[i] for i in order])
+    assert np.array_equal(shuffled, batch[order])
+    halves = np.vstack([comparison_vectors(model, left[:137], right[:137]), comparison_vectors(model, left[137:], right[137:])])
+    assert np.array_equal(halves, batch)
+    # the random pairs do reach many levels (the test is not vacuous)
+    assert len({tuple(row) for row in batch}) > 30
+
+
+# ------------------------------------------------------------------------ Scorer
+
+
+def test_scorer_weights_are_level_weights_plus_prior():
+    model = fitted_model(prior=0.01)
+    scorer = Scorer(model)
+    people = random_profiles(30, seed=11)
+    left, right = people[:15] * 2, people[15:] + people[:15][::-1]
+    patterns = comparison_vectors(model, left, right)
+    expected = [
+        prior_weight(model) + sum(level_weight(c["levels"][int(level)]) for c, level in zip(model["comparisons"], row))
+        for row in patterns
+    ]
+    assert np.allclose(scorer.weights(patterns), expected)
+    assert [scorer.weight(row) for row in patterns] == pytest.approx(expected)
+    assert prior_weight(model) == pytest.approx(math.log2(0.01 / 0.99))
+    assert scorer.weights(np.zeros((0, patterns.shape[1]), dtype=np.int8)).shape == (0,)
+    assert scorer.probability(0.0) == 0.5
+    assert scorer.probability(1.0) == pytest.approx(2 / 3)
+
+
+def tf_model():
+    model = fitted_model()
+    return model, Scorer(model), [c["name"] for c in model["comparisons"]].index("last_name")
+
+
+def test_term_frequency_lowers_weight_for_a_common_value_never_raises():
+    model, scorer, col = tf_model()
+    exact = [level["label"] for level in model["comparisons"][col]["levels"]].index("exact")
+    pattern = np.zeros(len(model["comparisons"]), dtype=np.int8)
+    pattern[col] = exact
+    base = scorer.weight(pattern)
+    m = model["comparisons"][col]["levels"][exact]["m"]
+    common = np.zeros(len(pattern))
+    common[col] = 0.2                         # "smith": a fifth of all profiles
+    rare = np.zeros(len(pattern))
+    rare[col] = 1e-7                          # rarer than the average exact match
+    assert scorer.weight(pattern, common) == pytest.approx(base - level_weight(model["comparisons"][col]["levels"][exact])
+                                                          + math.log2(m / 0.2))
+    assert scorer.weight(pattern, common) < base
+    assert scorer.weight(pattern, rare) == pytest.approx(base)
+    # the batch form agrees with the single form
+    patterns = np.vstack([pattern, pattern, pattern])
+    freqs = np.vstack([common, rare, np.zeros(len(pattern))])
+    assert scorer.weights(patterns, freqs) == pytest.approx([scorer.weight(p, f) for p, f in zip(patterns, freqs)])
+    assert scorer.weights(patterns, freqs)[0] < scorer.weights(patterns, freqs)[2] == pytest.approx(base)
+    # explain says why
+    explained = scorer.explain(pattern, common)
+    assert explained["last_name"]["weight"] == round(math.log2(m / 0.2), 3)
+    assert "common value" in explained["last_name"]["note"]
+    assert "note" not in scorer.explain(pattern, rare)["last_name"]
+
+
+def test_term_frequencies_from_features():
+    model = fitted_model()
+    a = dict(features({"ProfileId": pid(1), "FirstName": "John", "LastName": "Smith", "PhoneNumber": "+14155552671"}),
+             tf={"last": {"smith": 0.2}, "first": {"john": 0.05}, "phones": {"+14155552671": 0.001}})
+    b = dict(features({"ProfileId": pid(2), "FirstName": "John", "LastName": "Smith", "PhoneNumber": "+14155552671"}),
+             tf={"last": {"smith": 0.2}, "first": {"john": 0.05}, "phones": {"+14155552671": 0.001}})
+    c = dict(features({"ProfileId": pid(3), "FirstName": "Jon", "LastName": "Smyth"}),
+             tf={"last": {"smyth": 0.01}, "first": {"jon": 0.01}})
+    patterns = comparison_vectors(model, [a, a], [b, c])
+    tf = term_frequencies(model, [a, a], [b, c], patterns)
+    names = [cmp["name"] for cmp in model["comparisons"]]
+    assert tf[0, names.index("last_name")] == 0.2
+    assert tf[0, names.index("first_name")] == 0.05
+    assert tf[0, names.index("phone")] == 0.001
+    assert tf[0, names.index("birth_date")] == 0.0      # no term_frequency spec
+    assert not tf[1].any()                               # not on an exact level: no adjustment
+    scorer = Scorer(model)
+    assert scorer.weights(patterns, tf)[0] < scorer.weights(patterns)[0]
+
+
+def test_explain_lists_every_comparison_with_level_and_weight():
+    model = fitted_model()
+    scorer = Scorer(model)
+    a, b = random_profiles(2, seed=1)
+    pattern = comparison_vectors(model, [a], [b])[0]
+    explained = scorer.explain(pattern)
+    assert list(explained) == [c["name"] for c in model["comparisons"]]
+    for comparison, level in zip(model["comparisons"], pattern):
+        entry = explained[comparison["name"]]
+        assert entry["level"] == comparison["levels"][int(level)]["label"]
+        assert entry["weight"] == round(level_weight(comparison["levels"][int(level)]), 3)
+    assert sum(e["weight"] for e in explained.values()) + prior_weight(model) == pytest.approx(scorer.weight(pattern), abs=0.01)
+
+
+# ------------------------------------------------------------------------ guards
+
+
+def pattern_with(model, **labels):
+    names = [c["name"] for c in model["comparisons"]]
+    pattern = [0] * len(names)
+    for name, label in labels.items():
+        levels = [level["label"] for level in model["comparisons"][names.index(name)]["levels"]]
+        pattern[names.index(name)] = levels.index(label)
+    return pattern
+
+
+def test_guards_when_and_unless():
+    model = fitted_model()
+    scorer = Scorer(model)
+    assert scorer.guards(pattern_with(model, first_name="else")) == ["different first names"]
+    assert scorer.guards(pattern_with(model, first_name="else", account_number="exact", birth_date="exact")) == []
+    # "unless" needs every listed comparison: the account number alone is not enough
+    assert scorer.guards(pattern_with(model, first_name="else", account_number="exact")) == ["different first names"]
+    assert scorer.guards(pattern_with(model, first_name="exact")) == []
+    assert scorer.guards(pattern_with(model, first_name="null")) == []
+    assert scorer.guards(pattern_with(model, birth_date="else")) == ["birth dates a generation apart"]
+    assert scorer.guards(pattern_with(model, birth_date="else", first_name="exact", last_name="exact",
+                                      account_number="exact")) == []
+    assert scorer.guards(pattern_with(model, gender="else", first_name="else")) == ["different first names", "different genders"]
+    assert scorer.guard_columns("different genders") == [[c["name"] for c in model["comparisons"]].index("gender")]
+
+
+def test_guard_on_real_features():
+    model = fitted_model()
+    scorer = Scorer(model)
+    mum = features({"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Smith", "PhoneNumber": "+14155552671"})
+    son = features({"ProfileId": pid(2), "FirstName": "Kevin", "LastName": "Smith", "PhoneNumber": "+14155552671"})
+    assert scorer.guards(comparison_vectors(model, [mum], [son])[0]) == ["different first names"]
+
+
+# -------------------------------------------------------------------------- Beam
+
+
+def test_compare_and_score_transforms():
+    model = fitted_model()
+    scorer = Scorer(model)
+    a = features({"ProfileId": pid(1), "FirstName": "John", "LastName": "Smith", "PhoneNumber": "+14155552671"})
+    b = features({"ProfileId": pid(2), "FirstName": "John", "LastName": "Smith", "PhoneNumber": "+14155552671",
+                  "ProfileType": "ACCOUNT_PROFILE"})
+    c = features({"ProfileId": pid(3), "FirstName": "Kevin", "LastName": "Smith", "PhoneNumber": "+14155552671"})
+    pairs = [(a, b, ("phone",)), (a, c, ("phone", "email"))]
+    expected = []
+    for left, right, rules in pairs:
+        pattern = tuple(int(x) for x in comparison_vectors(model, [left], [right])[0])
+        weight = scorer.weight(pattern)
+        expected.append((left["id"], right["id"], rules[0], list(rules), pattern, round(weight, 9),
+                         scorer.guards(pattern)))
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        model_view = beam.pvalue.AsSingleton(p | "Model" >> beam.Create([model]))
+        compared = p | beam.Create(pairs) | ComparePairs(model, min_batch=1, max_batch=2)
+        scored = compared | ScorePairs(model_view)
+        assert_that(compared | beam.Map(lambda t: (t[0], t[1], t[4])), equal_to([
+            (pid(1), pid(2), ("different ProfileType (PROFILE / ACCOUNT_PROFILE)",)),
+            (pid(1), pid(3), ()),
+        ]), label="Conflicts")
+        assert_that(scored | beam.Map(lambda s: (s["a"], s["b"], s["rule"], s["rules"], tuple(s["pattern"]),
+                                                 round(s["weight"], 9), s["guards"])),
+                    equal_to(expected), label="Scored")

@@ -1,0 +1,478 @@
+"""Tests for transforms/normalize.py: phones, emails, names, dates, postcodes, features."""
+from __future__ import annotations
+
+import datetime as dt
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.helpers import pid
+from transforms.normalize import (
+    AttachTermFrequencies,
+    NormalizeProfiles,
+    address_line_key,
+    country_code,
+    fold_name,
+    fold_text,
+    name_variants,
+    normalize_birth_date,
+    normalize_email,
+    normalize_phone,
+    normalize_postcode,
+    phonetic,
+    profile_features,
+    profile_region,
+)
+
+# ----------------------------------------------------------------------- phones
+
+# (region, raw) -> one E.164 per country: every way people write the same line.
+PHONE_FORMATS = {
+    ("US", "+14155552671"): [
+        "+1 415 555 2671", "+14155552671", "(415) 555-2671", "415.555.2671", "415 555 2671",
+        "1-415-555-2671", "14155552671", "001 415 555 2671", "011 1 415 555 2671",
+        "+1.415.555.2671", "  +1 (415) 555-2671  ", "415-555-2671 x123", "415-555-2671x123",
+        "415 555 2671 ext. 45", "415 555 2671 ext 45", "(415) 555-2671 ext.45", "+1 415 555 2671 #45",
+    ],
+    ("GB", "+442079460958"): [
+        "+44 20 7946 0958", "020 7946 0958", "+44 (0)20 7946 0958", "+44 (0) 20 7946 0958",
+        "+44(0)2079460958", "0044 20 7946 0958", "0044 (0)20 7946 0958", "44 20 7946 0958",
+        "44 (0)20 7946 0958", "(020) 7946-0958", "020.7946.0958", "020-7946-0958",
+        "020 7946 0958 x12", "+44 20 7946 0958 ext. 45", "(+44) 20 7946 0958",
+    ],
+    ("DE", "+4930901820"): [
+        "+49 30 901820", "030 901820", "030/901820", "0049 30 901820", "49 30 901820",
+        "+49 (0)30 901820", "0049 (0)30 901820", "030-901820", "+49 (0)30 901820 ext. 45",
+        "030 901820 x 45",
+    ],
+    ("FR", "+33142685300"): [
+        "+33 1 42 68 53 00", "01 42 68 53 00", "01.42.68.53.00", "0142685300", "0033 1 42 68 53 00",
+        "33 1 42 68 53 00", "+33 (0)1 42 68 53 00", "0033 (0)1 42 68 53 00", "01-42-68-53-00 ext 7",
+    ],
+    ("IN", "+919876543210"): [
+        "+91 98765 43210", "+91-98765-43210", "098765 43210", "09876543210", "0 98765 43210",
+        "0091 98765 43210", "91 98765 43210", "98765 43210", "98765-43210 ext. 45",
+    ],
+    ("AU", "+61293744000"): [
+        "+61 2 9374 4000", "(02) 9374 4000", "02 9374 4000", "0061 2 9374 4000", "0011 61 2 9374 4000",
+        "61 2 9374 4000", "+61 (0)2 9374 4000", "0061 (0)2 9374 4000", "02.9374.4000 x9",
+    ],
+    ("BR", "+5511987654321"): [
+        "+55 11 98765-4321", "+55 (11) 98765-4321", "(11) 98765-4321", "011 98765-4321",
+        "0055 11 98765 4321", "55 11 98765 4321", "11 98765 4321 ext 3",
+    ],
+    ("JP", "+81312345678"): [
+        "+81 3-1234-5678", "03-1234-5678", "(03) 1234-5678", "0312345678", "0081 3 1234 5678",
+        "010 81 3 1234 5678", "81 3 1234 5678", "+81 (0)3 1234 5678", "03.1234.5678 x22",
+    ],
+    ("ES", "+34912345678"): [
+        "+34 912 34 56 78", "912 34 56 78", "912.345.678", "912-345-678", "0034 912 345 678",
+        "34 912 345 678", "(+34) 912 345 678", "+34-912-345-678 ext. 12",
+    ],
+}
+PHONE_CASES = [(region, raw, e164) for (region, e164), raws in PHONE_FORMATS.items() for raw in raws]
+
+
+@pytest.mark.parametrize("region,raw,expected", PHONE_CASES, ids=[f"{r}:{raw}" for r, raw, _ in PHONE_CASES])
+def test_phone_every_format_gives_the_same_e164(region, raw, expected):
+    assert normalize_phone(raw, region) == expected
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("+44 7911 123456", "+447911123456"), ("07911 123456", "+447911123456"),  # GB mobile
+    ("01512 3456789", None),  # a German mobile written nationally is not a GB number
+])
+def test_phone_gb_mobile(raw, expected):
+    assert normalize_phone(raw, "GB") == expected
+
+
+@pytest.mark.parametrize("region,raw", [
+    ("GB", "0044 20 7946 0958 X12"),   # upper-case extension marker
+    ("US", "0044 20 7946 0958 X12"),   # ... with a "00" prefix read from a US profile
+    ("US", "44 20 7946 0958 EXT 12"),  # upper-case extension, missing "+"
+    ("US", "0044 20 7946 0958 EXT. 12"),
+])
+def test_phone_uppercase_extension_marker_is_dropped_like_lowercase(region, raw):
+    assert normalize_phone(raw, region) == "+442079460958"
+    assert normalize_phone(raw.lower(), region) == "+442079460958"
+
+
+def test_phone_international_form_ignores_the_region():
+    # a number with its country code reads the same from any profile's region
+    for region in ("US", "GB", "DE", "JP", "IN", ""):
+        assert normalize_phone("+44 (0)20 7946 0958", region) == "+442079460958"
+        assert normalize_phone("+49 30 901820", region) == "+4930901820"
+
+
+def test_phone_national_form_depends_on_the_region():
+    assert normalize_phone("020 7946 0958", "GB") == "+442079460958"
+    assert normalize_phone("020 7946 0958", "US") is None  # not a US number: flagged, not guessed
+    assert normalize_phone("030 901820", "DE") == "+4930901820"
+    assert normalize_phone("030 901820", "FR") is None
+
+
+def test_phone_empty_region_reads_as_us():
+    assert normalize_phone("(415) 555-2671", "") == "+14155552671"
+
+
+@pytest.mark.parametrize("region,raw", [
+    ("US", "12345"), ("US", "555-1234"), ("US", "not a phone"), ("US", "+1 555 555 5555"),
+    ("GB", "020 7946"), ("GB", "020 7946 0958 0958 0958"), ("US", "000000"), ("US", "+999 1234567"),
+    ("US", "415 555 2671 / 415 555 2672"), ("US", "+14155552671+14155552672"), ("DE", "0000 000000"),
+    ("US", ""), ("US", "   "), ("US", "---"), ("US", None), ("US", 4155552671), ("FR", "01 42 68"),
+])
+def test_phone_invalid_is_none_never_guessed(region, raw):
+    assert normalize_phone(raw, region) is None
+
+
+# ---------------------------------------------------------------------- regions
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("GB", "GB"), ("gb", "GB"), (" de ", "DE"), ("GBR", "GB"), ("DEU", "DE"), ("FRA", "FR"), ("IND", "IN"),
+    ("AUS", "AU"), ("BRA", "BR"), ("JPN", "JP"), ("ESP", "ES"), ("USA", "US"), ("usa", "US"),
+    ("U.S.A.", "US"), ("u.s.", "US"), ("United States", "US"), ("United States of America", "US"),
+    ("UK", "GB"), ("uk", "GB"), ("United Kingdom", "GB"), ("Great Britain", "GB"), ("England", "GB"),
+    ("Scotland", "GB"), ("Germany", "DE"), ("France", "FR"), ("India", "IN"), ("Australia", "AU"),
+    ("Brazil", "BR"), ("Japan", "JP"), ("Spain", "ES"), ("Netherlands", "NL"), ("Viet Nam", "VN"),
+    ("Czech Republic", "CZ"), ("Russia", "RU"),
+])
+def test_country_code_from_iso2_iso3_names_and_aliases(value, expected):
+    assert country_code(value) == expected
+
+
+@pytest.mark.parametrize("value", ["", "   ", None, 5, "Nowhere", "ZZ", "ZZZ", "Atlantis", "N/A", "Unknown", "-"])
+def test_country_code_unknown_is_empty(value):
+    assert country_code(value) == ""
+
+
+@pytest.mark.parametrize("value", ["XX", "none", "Other"])
+def test_country_code_placeholder_is_not_guessed_as_a_country(value):
+    # "Invalid values are flagged, not guessed": a placeholder country must not become Malta, Italy or GB
+    assert country_code(value) == ""
+
+
+def test_placeholder_country_falls_back_to_the_default_region():
+    profile = {"ProfileId": pid(1), "PhoneNumber": "(415) 555-2671", "BirthDate": "04/05/1980",
+               "Address": {"Country": "none"}}
+    f = profile_features(profile, "US")
+    assert f["country"] == ""
+    assert f["phones"] == ("+14155552671",)
+    assert f["dob"] == "1980-04-05"
+
+
+def test_profile_region_from_first_address_with_a_country_else_default():
+    assert profile_region({"Address": {"Country": "GBR"}}, "US") == "GB"
+    assert profile_region({"Address": {"Country": "Germany"}}, "US") == "DE"
+    assert profile_region({"Address": {"Country": "UK"}}, "US") == "GB"
+    # Address without a country: the next address with one
+    assert profile_region({"Address": {"City": "Paris"}, "MailingAddress": {"Country": "FR"}}, "US") == "FR"
+    assert profile_region({"Address": {"Country": "Atlantis"}}, "AU") == "AU"
+    assert profile_region({}, "JP") == "JP"
+    assert profile_region({"Address": "not an object"}, "ES") == "ES"
+
+
+@pytest.mark.parametrize("country,raw,expected", [
+    ("United Kingdom", "020 7946 0958", "+442079460958"),
+    ("GBR", "020 7946 0958", "+442079460958"),
+    ("UK", "07911 123456", "+447911123456"),
+    ("Germany", "030 901820", "+4930901820"),
+    ("DEU", "030 901820", "+4930901820"),
+    ("France", "01 42 68 53 00", "+33142685300"),
+    ("India", "098765 43210", "+919876543210"),
+    ("AUS", "(02) 9374 4000", "+61293744000"),
+    ("Brazil", "(11) 98765-4321", "+5511987654321"),
+    ("Japan", "03-1234-5678", "+81312345678"),
+    ("ESP", "912 34 56 78", "+34912345678"),
+    ("USA", "(415) 555-2671", "+14155552671"),
+])
+def test_profile_features_read_national_phones_with_the_address_country(country, raw, expected):
+    profile = {"ProfileId": pid(1), "PhoneNumber": raw, "Address": {"Country": country}}
+    features = profile_features(profile, default_region="GB" if country == "USA" else "US")  # not the answer
+    assert features["phones"] == (expected,)
+    assert features["invalid"] == ()
+
+
+def test_profile_features_default_region_when_no_country():
+    profile = {"ProfileId": pid(1), "PhoneNumber": "020 7946 0958"}
+    assert profile_features(profile, "GB")["phones"] == ("+442079460958",)
+    f = profile_features(profile, "US")
+    assert f["phones"] == ()
+    assert f["invalid"] == ("PhoneNumber",)
+
+
+# ----------------------------------------------------------------------- emails
+
+
+@pytest.mark.parametrize("raw,stored,key", [
+    ("  John.Smith@Example.COM ", "john.smith@example.com", "john.smith@example.com"),
+    ("John.Smith+news@GMail.com", "john.smith+news@gmail.com", "johnsmith@gmail.com"),
+    ("j.o.h.n.smith@googlemail.com", "j.o.h.n.smith@googlemail.com", "johnsmith@gmail.com"),
+    ("JohnSmith@gmail.com", "johnsmith@gmail.com", "johnsmith@gmail.com"),
+    ("john.smith+x@example.com", "john.smith+x@example.com", "john.smith@example.com"),  # +tag, dots kept
+    ("<a.b@example.co.uk>", "a.b@example.co.uk", "a.b@example.co.uk"),
+    ("ALICE@EXAMPLE.ORG", "alice@example.org", "alice@example.org"),
+])
+def test_email_stored_form_and_matching_key(raw, stored, key):
+    assert normalize_email(raw) == (stored, key)
+
+
+def test_email_gmail_variants_share_one_key_but_keep_their_stored_form():
+    variants = ["john.smith@gmail.com", "JohnSmith+shop@gmail.com", " j.ohn.smith@googlemail.com", "JOHNSMITH@GMAIL.COM"]
+    parsed = [normalize_email(v) for v in variants]
+    assert {key for _, key in parsed} == {"johnsmith@gmail.com"}
+    assert len({stored for stored, _ in parsed}) == 4
+    # dots matter outside Gmail
+    assert normalize_email("john.smith@example.com")[1] != normalize_email("johnsmith@example.com")[1]
+
+
+@pytest.mark.parametrize("raw", [
+    "a@b", "not-an-email", "a b@c.com", "@x.com", "+tag@gmail.com", "a@@b.com", "a@b.c", "",
+    "   ", "a@b.com, c@d.com", None, 42, "john.smith@", "..@gmail.com",
+])
+def test_email_invalid_is_none(raw):
+    assert normalize_email(raw) is None
+
+
+# ------------------------------------------------------------------------ names
+
+
+@pytest.mark.parametrize("a,b", [
+    ("Zoë Müller", "zoe muller"), ("ZOË MÜLLER", "Zoe Muller"), ("José", "JOSE"), ("Łukasz", "lukasz"),
+    ("Ørsted", "orsted"), ("  Anne   Marie ", "anne marie"), ("Jean-Luc", "jean luc"), ("O'Brien", "OBrien"),
+    ("ﬁona", "Fiona"),
+])
+def test_fold_name_case_and_accents(a, b):
+    assert fold_name(a) == fold_name(b) != ""
+
+
+def test_fold_name_values():
+    assert fold_name("Zoë Müller") == "zoe muller"
+    assert fold_name("Straße") == "strasse"
+    assert fold_name("O'Brien") == "obrien"
+    assert fold_text("Zoë  Müller ") == "zoe muller"
+
+
+@pytest.mark.parametrize("placeholder", ["Unknown", "UNKNOWN", "N/A", "n.a.", "NA", "none", "NULL", "Test", "x", "Customer", "xxx"])
+def test_fold_name_placeholders_are_empty(placeholder):
+    assert fold_name(placeholder) == ""
+
+
+@pytest.mark.parametrize("value", [None, 5, "", "   ", "123", "---"])
+def test_fold_name_not_a_name_is_empty(value):
+    assert fold_name(value) == ""
+
+
+def test_nickname_variants_are_symmetric_and_not_transitive():
+    assert "robert" in name_variants("bob")
+    assert "bob" in name_variants("robert")
+    assert "william" in name_variants("bill") and "bill" in name_variants("william")
+    assert "elizabeth" in name_variants("liz") and "liz" in name_variants("elizabeth")
+    assert "margaret" in name_variants("peggy")
+    # bob ~ robert ~ bill, but bob is not bill
+    assert "bill" in name_variants("robert")
+    assert "bill" not in name_variants("bob")
+    # a name always stands for itself; unknown names only for themselves
+    assert "bob" in name_variants("bob")
+    assert name_variants("zzyzx") == ("zzyzx",)
+    assert name_variants("") == ()
+    # only the first word of a folded name
+    assert name_variants("bob smith") == name_variants("bob")
+
+
+def test_profile_features_nickname_variants_from_the_raw_first_name():
+    f = profile_features({"ProfileId": pid(1), "FirstName": "  BOB "})
+    assert f["first"] == "bob"
+    assert "robert" in f["first_variants"]
+
+
+def test_phonetic_key():
+    assert phonetic("smith") == phonetic("smyth") != ""
+    assert phonetic("smith") != phonetic("jones")
+    assert phonetic("") == ""
+
+
+# ------------------------------------------------------------------------ dates
+
+TODAY = dt.date(2024, 6, 1)
+
+
+@pytest.mark.parametrize("raw,region,expected", [
+    ("1980-04-23", "", "1980-04-23"),
+    ("1980-4-23", "", "1980-04-23"),
+    ("1980/04/23", "", "1980-04-23"),
+    ("1980.04.23", "", "1980-04-23"),
+    ("1980-04-23 10:00", "", "1980-04-23"),
+    ("19800423", "", "1980-04-23"),
+    ("23 Apr 1980", "", "1980-04-23"),
+    ("23 April 1980", "", "1980-04-23"),
+    ("23rd April 1980", "", "1980-04-23"),
+    ("23-Apr-1980", "", "1980-04-23"),
+    ("April 23, 1980", "", "1980-04-23"),
+    ("april 23rd, 1980", "", "1980-04-23"),
+    ("Apr. 23, 1980", "", "1980-04-23"),
+    ("Apr 23 1980", "", "1980-04-23"),
+    ("Sept 5, 1980", "", "1980-09-05"),
+    # unambiguous numeric dates: the same in every region
+    ("23/04/1980", "US", "1980-04-23"),
+    ("23/04/1980", "GB", "1980-04-23"),
+    ("04/23/1980", "US", "1980-04-23"),
+    ("04/23/1980", "GB", "1980-04-23"),
+    ("23.04.1980", "DE", "1980-04-23"),
+    ("23-04-1980", "FR", "1980-04-23"),
+    # ambiguous: month first in the US (and Canada), day first elsewhere
+    ("04/05/1980", "US", "1980-04-05"),
+    ("04/05/1980", "CA", "1980-04-05"),
+    ("04/05/1980", "GB", "1980-05-04"),
+    ("04/05/1980", "DE", "1980-05-04"),
+    ("04/05/1980", "IN", "1980-05-04"),
+    ("04/05/1980", "", "1980-05-04"),
+    ("12/12/1980", "US", "1980-12-12"),
+    ("29/02/2000", "GB", "2000-02-29"),
+    ("2024-06-01", "", "2024-06-01"),  # today is not in the future
+])
+def test_birth_date_formats(raw, region, expected):
+    assert normalize_birth_date(raw, region, today=TODAY) == expected
+
+
+def test_birth_date_iso_with_a_time_part():
+    # the docstring promises ISO "with or without a time part"; exports carry timestamps like this
+    assert normalize_birth_date("1980-04-23T00:00:00Z", today=TODAY) == "1980-04-23"
+    assert normalize_birth_date("1980-04-23T10:30:00+02:00", today=TODAY) == "1980-04-23"
+
+
+@pytest.mark.parametrize("raw,region", [
+    ("31/02/1980", "GB"), ("02/31/1980", "US"), ("1980-02-30", ""), ("29/02/1900", "GB"), ("1980-13-01", ""),
+    ("13/13/1980", ""), ("00/00/1980", ""),
+    ("2030-01-01", ""), ("01/01/2030", "GB"), ("2024-06-02", ""),  # future
+    ("23/04/80", "GB"), ("04/23/80", "US"), ("04/05/80", "US"), ("800423", ""),  # two-digit years
+    ("1870-01-01", ""), ("0000-00-00", ""), ("not a date", ""), ("1980", ""), ("", ""), ("   ", ""),
+    (None, ""), (19800423, ""), ("5 Foo 1980", ""),
+])
+def test_birth_date_invalid_is_none(raw, region):
+    assert normalize_birth_date(raw, region, today=TODAY) is None
+
+
+def test_birth_date_future_relative_to_real_today():
+    assert normalize_birth_date("2999-01-01") is None
+
+
+# -------------------------------------------------------------------- addresses
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ("sw1a 1aa", "SW1A1AA"), (" SW1A-1AA ", "SW1A1AA"), ("94105-1234", "941051234"), ("10117", "10117"),
+    ("75008 Paris", "75008PARIS"), ("", ""), (None, ""), (12345, ""),
+])
+def test_normalize_postcode(raw, expected):
+    assert normalize_postcode(raw) == expected
+
+
+def test_address_line_key_expands_street_words():
+    assert address_line_key({"Address1": "12 High St."}) == address_line_key({"Address1": "12 high street"})
+    assert address_line_key({"Address1": "5 Elm Rd", "Address2": "Apt 4"}) == "5 elm road apartment 4"
+    assert address_line_key({}) == ""
+
+
+# --------------------------------------------------------------------- features
+
+FULL_PROFILE = {
+    "ProfileId": pid(7),
+    "ProfileType": "PROFILE",
+    "FirstName": "Zoë",
+    "MiddleName": "Anne",
+    "LastName": "Müller",
+    "BirthDate": "23/04/1980",
+    "Gender": "FEMALE",
+    "PhoneNumber": "020 7946 0958",
+    "HomePhoneNumber": "+44 (0)20 7946 0958",    # same line again: one phone
+    "MobilePhoneNumber": "12345",                 # invalid
+    "EmailAddress": " Zoe.Muller+x@GoogleMail.com",
+    "PersonalEmailAddress": "zoe.muller1980@example.com",
+    "BusinessEmailAddress": "nope",               # invalid
+    "Address": {"Address1": "12 High St.", "City": "London", "PostalCode": "sw1a 1aa", "Country": "UK"},
+    "ShippingAddress": {"PostalCode": "EC1A 1BB", "City": "London"},
+    "BusinessName": "ACME Ltd",
+    "AccountNumber": "AC-1",
+    "Attributes": {"crm_id": "X1"},
+}
+
+
+def test_profile_features_full_profile():
+    f = profile_features(FULL_PROFILE, "US", ("AccountNumber", "Attributes.crm_id", "Attributes.missing"))
+    assert f["id"] == pid(7)
+    assert f["type"] == "PROFILE"
+    assert (f["first"], f["middle"], f["last"]) == ("zoe", "anne", "muller")
+    assert f["first_initial"] == "z"
+    assert f["name_pair"] == "muller|zoe"
+    assert f["last_phonetic"] == phonetic("muller")
+    # region GB from "UK": day-first date and national phone
+    assert f["dob"] == "1980-04-23" and f["dob_year"] == "1980"
+    assert f["phones"] == ("+442079460958",)
+    assert f["emails"] == ("zoemuller@gmail.com", "zoe.muller1980@example.com")
+    assert f["email_users"] == ("zoemuller", "zoe.muller1980")
+    assert f["email_users_specific"] == ("zoe.muller1980",)   # "zoemuller" only repeats the names
+    assert f["postcodes"] == ("SW1A1AA", "EC1A1BB")
+    assert f["address"] == "12 high street"
+    assert f["city"] == "london"
+    assert f["country"] == "GB"
+    assert f["gender"] == "FEMALE"
+    assert f["business"] == "acme ltd"
+    assert f["account"] == "ac-1"
+    assert f["identifiers"] == (("AccountNumber", "ac-1"), ("Attributes.crm_id", "x1"))
+    assert set(f["invalid"]) == {"MobilePhoneNumber", "BusinessEmailAddress"}
+
+
+def test_profile_features_invalid_fields_listed():
+    profile = {"ProfileId": pid(1), "PhoneNumber": "call me", "EmailAddress": "no at sign",
+               "BirthDate": "31/02/1980", "FirstName": "Unknown"}
+    f = profile_features(profile)
+    assert set(f["invalid"]) == {"PhoneNumber", "EmailAddress", "BirthDate"}
+    assert f["phones"] == () and f["emails"] == () and f["dob"] == "" and f["first"] == ""
+    assert f["first_variants"] == () and f["name_pair"] == ""
+
+
+def test_profile_features_minimal_profile_is_empty_not_invalid():
+    f = profile_features({"ProfileId": pid(2)})
+    assert f["invalid"] == ()
+    assert f["type"] == "" and f["gender"] == "" and f["identifiers"] == ()
+    assert f["phones"] == () and f["postcodes"] == () and f["address"] == "" and f["country"] == ""
+
+
+def test_profile_features_gender_only_male_or_female():
+    assert profile_features({"ProfileId": pid(1), "Gender": "UNSPECIFIED"})["gender"] == ""
+    assert profile_features({"ProfileId": pid(1), "Gender": "MALE"})["gender"] == "MALE"
+
+
+def test_profile_features_us_date_is_month_first():
+    f = profile_features({"ProfileId": pid(1), "BirthDate": "04/05/1980", "Address": {"Country": "USA"}}, "GB")
+    assert f["dob"] == "1980-04-05"
+    f = profile_features({"ProfileId": pid(1), "BirthDate": "04/05/1980", "Address": {"Country": "Germany"}}, "US")
+    assert f["dob"] == "1980-05-04"
+
+
+# ------------------------------------------------------------------------- Beam
+
+
+def test_normalize_and_term_frequencies_transforms():
+    profiles = [
+        {"ProfileId": pid(1), "LastName": "Smith", "PhoneNumber": "+1 415 555 2671"},
+        {"ProfileId": pid(2), "LastName": "SMITH", "PhoneNumber": "(415) 555-2671"},
+        {"ProfileId": pid(3), "LastName": "Pantazopoulos"},
+        {"ProfileId": pid(4), "LastName": "Smith", "PhoneNumber": "bad"},
+    ]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        features = (
+            p | beam.Create(profiles)
+            | NormalizeProfiles("US")
+            | AttachTermFrequencies(["last", "phones", "last"])
+        )
+        assert_that(
+            features | beam.Map(lambda f: (f["id"], f["last"], f["phones"], f["invalid"], f["tf"])),
+            equal_to([
+                (pid(1), "smith", ("+14155552671",), (), {"last": {"smith": 0.75}, "phones": {"+14155552671": 0.5}}),
+                (pid(2), "smith", ("+14155552671",), (), {"last": {"smith": 0.75}, "phones": {"+14155552671": 0.5}}),
+                (pid(3), "pantazopoulos", (), (), {"last": {"pantazopoulos": 0.25}}),
+                (pid(4), "smith", (), ("PhoneNumber",), {"last": {"smith": 0.75}}),
+            ]))

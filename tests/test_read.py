@@ -1,0 +1,241 @@
+"""Tests for transforms/read.py: line parsing and validation, and the ReadProfiles transform."""
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+import orjson
+import pytest
+from apache_beam.testing.util import assert_that, equal_to
+
+from tests.helpers import collect_to, pid
+from transforms.read import MAX_RECORD_CHARS, ReadProfiles, parse_profile_line, rejection
+
+ID = pid(0xABC)
+
+
+def line(**fields) -> str:
+    return json.dumps({"ProfileId": ID, **fields})
+
+
+def rejected_reason(text: str) -> str:
+    profile, reason = parse_profile_line(text)
+    assert profile is None, f"expected {text[:80]!r} to be rejected"
+    assert isinstance(reason, str) and reason
+    return reason
+
+
+# ------------------------------------------------------------------ parse: shape
+
+
+def test_valid_line_is_returned_as_a_dict():
+    text = line(FirstName="Ann", Address={"City": "Leeds", "Country": "GB"}, Attributes={"src": "crm"},
+                Gender="FEMALE", ProfileType="ACCOUNT_PROFILE", PartyType="BUSINESS",
+                EngagementPreferences={"Phone": [{"KeyName": "_phone", "KeyValue": "+441130000000",
+                                                  "ProfileId": ID, "ContactType": "PhoneNumber"}],
+                                       "Email": []},
+                FoundByItems=[])
+    profile, reason = parse_profile_line(text + "\r\n")
+    assert reason is None
+    assert profile == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ["not json", "{", '{"ProfileId": }', "{'ProfileId': 'x'}", '{"a":1} trailing',
+                                  "NaN", '{"ProfileId": "%s", "FirstName": NaN}' % ID])
+def test_not_json(text):
+    assert rejected_reason(text).startswith("not valid JSON")
+
+
+@pytest.mark.parametrize("text,kind", [("[1, 2]", "list"), ("null", "NoneType"), ("5", "int"), ("1.5", "float"),
+                                       ('"a string"', "str"), ("true", "bool"), ("[]", "list")])
+def test_not_an_object(text, kind):
+    reason = rejected_reason(text)
+    assert reason.startswith("not a JSON object")
+    assert kind in reason
+
+
+@pytest.mark.parametrize("profile_id", [
+    None, 5, "", "abc", ID.upper(), ID[:31], ID + "0", "01234567-89ab-cdef-0123-456789abcdef",
+    " " + ID, ID + " ", "g" * 32, ["x"], {"id": ID},
+])
+def test_missing_or_invalid_profile_id(profile_id):
+    text = json.dumps({"ProfileId": profile_id, "FirstName": "Ann"})
+    assert "ProfileId" in rejected_reason(text)
+
+
+def test_profile_id_absent():
+    assert "ProfileId" in rejected_reason(json.dumps({"FirstName": "Ann"}))
+    assert "ProfileId" in rejected_reason("{}")
+
+
+def test_profile_id_with_a_trailing_newline_is_not_32_hex_digits():
+    # "$" in a Python regex also matches before a final "\n": the id must be exactly [a-f0-9]{32}
+    assert "ProfileId" in rejected_reason(json.dumps({"ProfileId": ID + "\n"}))
+
+
+@pytest.mark.parametrize("fields,expected", [
+    ({"FirstName": 5}, "FirstName must be a string, got int"),
+    ({"FirstName": True}, "FirstName must be a string, got bool"),
+    ({"LastName": ["Smith"]}, "LastName must be a string, got list"),
+    ({"Address": "x"}, "Address must be an object, got str"),
+    ({"Address": {"City": 5}}, "Address.City must be a string, got int"),
+    ({"BillingAddress": []}, "BillingAddress must be an object, got list"),
+    ({"Attributes": {"a": 1}}, "Attributes.a must be a string, got int"),
+    ({"Attributes": {"a": None}}, "Attributes.a must be a string, got NoneType"),
+    ({"Attributes": []}, "Attributes must be an object, got list"),
+    ({"EngagementPreferences": []}, "EngagementPreferences must be an object, got list"),
+    ({"EngagementPreferences": {"Phone": "x"}}, "EngagementPreferences.Phone must be a list, got str"),
+    ({"EngagementPreferences": {"Phone": [{"KeyName": 5}]}}, "EngagementPreferences.Phone[0].KeyName must be a string"),
+    ({"EngagementPreferences": {"Email": [{"ContactType": "Fax"}]}}, "EngagementPreferences.Email[0].ContactType must be one of"),
+    ({"Gender": "M"}, "Gender must be one of MALE, FEMALE, UNSPECIFIED"),
+    ({"Gender": "male"}, "Gender must be one of"),
+    ({"PartyType": "PERSON"}, "PartyType must be one of INDIVIDUAL, BUSINESS, OTHER"),
+    ({"ProfileType": "ORG"}, "ProfileType must be one of ACCOUNT_PROFILE, PROFILE"),
+    ({"FoundByItems": "x"}, "FoundByItems must be a list, got str"),
+])
+def test_wrong_field_types(fields, expected):
+    reason = rejected_reason(line(**fields))
+    assert reason.startswith("wrong field types: ")
+    assert expected in reason
+
+
+def test_many_errors_are_summarised():
+    fields = {name: 1 for name in ("FirstName", "LastName", "MiddleName", "BirthDate", "PhoneNumber",
+                                   "EmailAddress", "AccountNumber")}
+    reason = rejected_reason(line(**fields))
+    assert reason.count("must be a string") == 5
+    assert reason.endswith("; and 2 more")
+
+
+@pytest.mark.parametrize("field,limit", [("FirstName", 255), ("LastName", 255), ("EmailAddress", 255),
+                                         ("AdditionalInformation", 1000)])
+def test_strings_longer_than_the_model_allows(field, limit):
+    assert parse_profile_line(line(**{field: "a" * limit}))[1] is None
+    reason = rejected_reason(line(**{field: "a" * (limit + 1)}))
+    assert f"{field} is {limit + 1} characters, more than the {limit} allowed" in reason
+
+
+def test_long_attribute_value_and_key_and_nested_address_field():
+    assert "Attributes.k is 256 characters" in rejected_reason(line(Attributes={"k": "v" * 256}))
+    assert "Attributes key is 256 characters" in rejected_reason(line(Attributes={"k" * 256: "v"}))
+    assert "Address.City is 256 characters" in rejected_reason(line(Address={"City": "c" * 256}))
+
+
+def test_huge_line_is_rejected_not_crashing():
+    reason = rejected_reason(line(FirstName="x" * 1_000_000))
+    assert "1000000 characters" in reason
+
+
+@pytest.mark.parametrize("value", [
+    "Zoë Müller", "李小龍", "Ōtsuka", "محمد", "‮evil", "a\u200bb", "e\u0301", "🎉🎉",
+    "Ærøskøbing", "😀" * 255, "a\u0000b", "\ufeffAnn",
+])
+def test_odd_but_valid_unicode_is_accepted(value):
+    profile, reason = parse_profile_line(line(FirstName=value, Attributes={"note": value}))
+    assert reason is None
+    assert profile["FirstName"] == value
+
+
+def test_null_fields_and_unknown_fields_are_accepted():
+    profile, reason = parse_profile_line(line(FirstName=None, Address=None, SomethingNew={"x": 1}))
+    assert reason is None and profile["SomethingNew"] == {"x": 1}
+
+
+def test_lone_surrogate_is_not_valid_json():
+    assert rejected_reason('{"ProfileId": "%s", "FirstName": "\\ud800"}' % ID).startswith("not valid JSON")
+
+
+def test_empty_line():
+    assert parse_profile_line("   \n") == (None, "empty line")
+
+
+def test_rejection_record_is_clipped():
+    record = rejection("f.jsonl", 3, "why", "x" * (MAX_RECORD_CHARS + 10))
+    assert record["file"] == "f.jsonl" and record["line"] == 3 and record["reason"] == "why"
+    assert record["record"] == "x" * MAX_RECORD_CHARS + "...[clipped]"
+    assert rejection("f", 1, "r", "short")["record"] == "short"
+
+
+# ------------------------------------------------------------------------- Beam
+
+
+def run_read(patterns, out_dir):
+    """Run ReadProfiles; return (profiles, rejected) as lists (collected through assert_that matchers)."""
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        read = p | ReadProfiles(patterns)
+        assert_that(read["profiles"], collect_to(out_dir / "profiles.json"), label="CollectProfiles")
+        assert_that(read["rejected"], collect_to(out_dir / "rejected.json"), label="CollectRejected")
+    return (json.loads((out_dir / "profiles.json").read_text()),
+            json.loads((out_dir / "rejected.json").read_text()))
+
+
+def test_read_profiles_two_files_duplicates_blank_lines_and_bad_lines(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    p1, p2, p4 = {"ProfileId": pid(1), "FirstName": "Ann"}, {"ProfileId": pid(2), "FirstName": "Bea"}, {"ProfileId": pid(4)}
+    a.write_bytes(b"\n".join([
+        orjson.dumps(p1),                                   # 1 valid
+        orjson.dumps(p2),                                   # 2 valid, first of pid(2)
+        b"",                                                # 3 blank: not a record
+        b"not json",                                        # 4 rejected
+        b"\xff\xfe{\"ProfileId\": \"" + pid(3).encode() + b"\"}",   # 5 invalid UTF-8 outside a string
+        b"   \t",                                           # 6 blank
+        orjson.dumps({"ProfileId": pid(5), "Gender": "M"}),  # 7 wrong enum
+    ]) + b"\n")
+    b.write_bytes(b"\r\n".join([
+        orjson.dumps({"ProfileId": pid(2), "FirstName": "Other"}),  # 1 duplicate of a.jsonl:2
+        orjson.dumps(p4),                                   # 2 valid
+        orjson.dumps({"ProfileId": pid(4), "LastName": "Again"}),   # 3 duplicate of b.jsonl:2 (same file)
+        b"[1, 2]",                                          # 4 not an object
+        b"",                                                # 5 blank
+    ]))  # no trailing newline on the last line
+    profiles, rejected = run_read([str(tmp_path / "*.jsonl")], tmp_path)
+
+    assert sorted(profiles, key=lambda p: p["ProfileId"]) == [p1, p2, p4]
+    where = {(r["file"].rsplit("/", 1)[-1], r["line"]): r for r in rejected}
+    assert sorted(where) == [("a.jsonl", 4), ("a.jsonl", 5), ("a.jsonl", 7), ("b.jsonl", 1), ("b.jsonl", 3), ("b.jsonl", 4)]
+    assert where[("a.jsonl", 4)]["reason"].startswith("not valid JSON")
+    assert where[("a.jsonl", 4)]["record"].strip() == "not json"
+    assert "utf-8" in where[("a.jsonl", 5)]["reason"].lower()
+    assert "Gender must be one of" in where[("a.jsonl", 7)]["reason"]
+    dup = where[("b.jsonl", 1)]
+    assert dup["reason"] == f"duplicate ProfileId {pid(2)} (first seen at {a}:2)"
+    assert json.loads(dup["record"])["FirstName"] == "Other"
+    assert dup["file"] == str(b)
+    assert where[("b.jsonl", 3)]["reason"] == f"duplicate ProfileId {pid(4)} (first seen at {b}:2)"
+    assert where[("b.jsonl", 4)]["reason"].startswith("not a JSON object")
+    for record in rejected:
+        assert set(record) == {"file", "line", "reason", "record"}
+
+
+def test_read_profiles_list_of_patterns_and_first_by_file_then_line(tmp_path):
+    # the "first" copy is decided by (file, line), not by the order of the patterns or of reading
+    z, y = tmp_path / "z.jsonl", tmp_path / "y.jsonl"
+    z.write_text(json.dumps({"ProfileId": pid(9), "FirstName": "FromZ"}) + "\n")
+    y.write_text("\n\n" + json.dumps({"ProfileId": pid(9), "FirstName": "FromY"}) + "\n")
+    profiles, rejected = run_read([str(z), str(y)], tmp_path)
+    assert profiles == [{"ProfileId": pid(9), "FirstName": "FromY"}]
+    assert len(rejected) == 1
+    assert (rejected[0]["file"], rejected[0]["line"]) == (str(z), 1)
+    assert rejected[0]["reason"] == f"duplicate ProfileId {pid(9)} (first seen at {y}:3)"
+
+
+def test_read_profiles_invalid_utf8_inside_a_value_is_rejected_not_mangled(tmp_path):
+    # Latin-1 "José" in a UTF-8 export: not valid JSON text (RFC 8259 requires UTF-8).
+    # It must go to rejected with its location, not become "Jos\ufffd" silently.
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"ProfileId": "' + pid(3).encode() + b'", "FirstName": "Jos\xe9"}\n'
+                     + orjson.dumps({"ProfileId": pid(6)}) + b"\n")
+    profiles, rejected = run_read([str(path)], tmp_path)
+    assert [p["ProfileId"] for p in profiles] == [pid(6)]
+    assert [(r["file"], r["line"]) for r in rejected] == [(str(path), 1)]
+    assert "utf-8" in rejected[0]["reason"].lower()
+
+
+def test_read_profiles_with_assert_that(tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"ProfileId": pid(1)}) + "\n" + "null\n")
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        read = p | ReadProfiles([str(path)])
+        assert_that(read["profiles"], equal_to([{"ProfileId": pid(1)}]), label="Profiles")
+        assert_that(read["rejected"] | beam.Map(lambda r: (r["line"], r["reason"])),
+                    equal_to([(2, "not a JSON object (a NoneType)")]), label="Rejected")
