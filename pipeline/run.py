@@ -53,7 +53,17 @@ def _profile_statuses(clusters, review_pairs):
     )
 
 
-def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model):
+# Match weights of all scored pairs are counted in bins this wide (log2 odds).
+HISTOGRAM_BIN = 2.0
+HISTOGRAM_RANGE = (-40.0, 60.0)
+
+
+def weight_bin(weight: float) -> float:
+    low, high = HISTOGRAM_RANGE
+    return min(max(HISTOGRAM_BIN * (weight // HISTOGRAM_BIN), low), high - HISTOGRAM_BIN)
+
+
+def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, histogram, thresholds):
     """Assemble summary.json from the counts (all small side inputs)."""
     statuses = dict(statuses)
     kinds = dict(clusters_by_kind)
@@ -81,12 +91,22 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model):
         "pairs_matched": counts["matched"],
         "pairs_for_review": counts["review_pairs"],
         "model_prior": model.get("prior"),
+        "thresholds": thresholds,
+        "score_histogram": _histogram(histogram),
     }
     summary["counts_add_up"] = (
         summary["records_read"] == summary["records_rejected"] + valid
         and valid == summary["profiles_in_merges"] + summary["profiles_under_review"] + summary["profiles_left_alone"]
     )
     return summary
+
+
+def _histogram(counted) -> dict:
+    """Bucketed counts of pair match weights: bin edges and counts (unit: match weight)."""
+    low, high = HISTOGRAM_RANGE
+    edges = [low + HISTOGRAM_BIN * i for i in range(int((high - low) / HISTOGRAM_BIN) + 1)]
+    by_bin = dict(counted)
+    return {"unit": "weight", "bins": edges, "counts": [by_bin.get(edge, 0) for edge in edges[:-1]]}
 
 
 def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: dict, fixed_model: dict | None) -> None:
@@ -165,6 +185,13 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     rules = blocked["pairs"] | "RulesOfPair" >> beam.FlatMap(lambda t: t[2]) | "PairsPerRule" >> beam.combiners.Count.PerElement()
     kinds = clusters | "KindOfCluster" >> beam.Map(lambda r: r["kind"]) | "ClustersPerKind" >> beam.combiners.Count.PerElement()
     statuses = _profile_statuses(clusters, review_pairs)
+    histogram = (
+        scored
+        | "WeightBin" >> beam.Map(lambda pair: weight_bin(pair["weight"]))
+        | "PairsPerBin" >> beam.combiners.Count.PerElement()
+    )
+    thresholds = {"match": threshold, "review": review_threshold,
+                  "cluster_member": options.cluster_member_threshold}
     summary = (
         p
         | "SummaryOnce" >> beam.Create([None])
@@ -175,7 +202,9 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
             capped=beam.pvalue.AsList(blocked["capped"]),
             statuses=beam.pvalue.AsList(statuses),
             clusters_by_kind=beam.pvalue.AsList(kinds),
-            model=model_view)
+            model=model_view,
+            histogram=beam.pvalue.AsList(histogram),
+            thresholds=thresholds)
     )
     summary | "WriteSummary" >> io.WriteJson(io.output_path(out, "summary.json"))
 
