@@ -147,8 +147,9 @@ def test_em_holds_guarded_patterns_in_the_non_match_class():
     hist = histogram("by_b", patterns) + histogram(ALL_PAIRS, patterns)
     result = expectation_maximisation(model, hist, u_tables(), n_profiles=2)
     m_a = m_of(result, 0)
-    assert m_a[2] < 1e-5                      # no match ever lands on a guarded level
-    assert m_a[:2].sum() == pytest.approx(1.0, abs=1e-4)
+    # No match lands on a guarded level: only the prior pseudo-counts keep it above zero.
+    assert m_a[2] < 0.01
+    assert m_a[:2].sum() == pytest.approx(1.0, abs=0.01)
     unguarded = expectation_maximisation(mixture_model(), hist, u_tables(), n_profiles=2)
     assert m_of(unguarded, 0)[2] == pytest.approx(TRUE_M[0][2], abs=0.03)
 

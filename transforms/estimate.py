@@ -26,6 +26,8 @@ from transforms.normalize import FEATURE_SOURCES
 
 # Probabilities are kept away from 0 and 1 so that every weight is finite.
 _FLOOR = 1e-6
+# Weight, in matching pairs, of the initial m values in each EM update.
+PRIOR_PAIRS = 10.0
 # Histogram key of the pattern of every candidate pair counted once (by its owner rule).
 ALL_PAIRS = "*"
 
@@ -74,6 +76,7 @@ def _em(patterns: np.ndarray, counts: np.ndarray, m: np.ndarray, u: np.ndarray, 
     columns = np.flatnonzero(active)
     if len(columns) == 0 or counts.sum() == 0:
         return m, 0.0, 0, False
+    m_prior = m.copy()
     sub = patterns[:, columns]
     log_u = np.log(u[columns, sub]).sum(axis=1)
     total = counts.sum()
@@ -92,6 +95,10 @@ def _em(patterns: np.ndarray, counts: np.ndarray, m: np.ndarray, u: np.ndarray, 
         for i in columns:
             n_levels = level_counts[i]
             sums = np.bincount(patterns[:, i], weights=weighted, minlength=n_levels)[:n_levels]
+            # MAP estimate with a Dirichlet prior worth PRIOR_PAIRS matches spread as
+            # the initial m: a level EM barely sees keeps a sensible m instead of
+            # collapsing to zero (which would make a near-match weigh like a clash).
+            sums[1:] += PRIOR_PAIRS * m_prior[i, 1:n_levels]
             denominator = sums[1:].sum()
             if denominator > 0:
                 new_m[i, 1:n_levels] = np.clip(sums[1:] / denominator, _FLOOR, 1.0)
