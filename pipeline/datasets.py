@@ -124,10 +124,10 @@ def febrl_profile(dataset: str, rec_id: str, row: dict) -> dict:
     _put(address, "State", row.get("state"))
     address["Country"] = "AU"
     prof["Address"] = address
-    attrs: dict = {}
-    _put(attrs, "soc_sec_id", row.get("soc_sec_id"))
-    if attrs:
-        prof["Attributes"] = attrs
+    # FEBRL's soc_sec_id is a number assigned to the person: the role Customer
+    # Profiles gives AccountNumber ("an account number that you have assigned to
+    # the customer"). It is compared as evidence, never as a hard rule.
+    _put(prof, "AccountNumber", row.get("soc_sec_id"))
     return prof
 
 

@@ -141,7 +141,8 @@ DEFAULT_COMPARISONS = [
         "levels": [
             {"label": "null", "kind": "null", "fields": ["account"]},
             {"label": "exact", "kind": "exact", "field": "account", "m": 0.9},
-            {"label": "else", "kind": "else", "m": 0.1},
+            {"label": "one typo", "kind": "similarity", "field": "account", "scorer": "damerau_levenshtein_distance", "threshold": 1, "m": 0.03},
+            {"label": "else", "kind": "else", "m": 0.07},
         ],
     },
 ]
@@ -172,10 +173,10 @@ DEFAULT_GUARDS = [
     {
         "name": "different first names",
         "description": "Both first names present and unrelated (not similar, not nicknames, not the "
-                       "other's last name), unless the account number and the birth date agree: "
+                       "other's last name), unless the account number (or one typo of it) and the birth date agree: "
                        "family members and coworkers share contact details but not first names.",
         "when": {"first_name": ["else"]},
-        "unless": {"account_number": ["exact"], "birth_date": ["exact", "one typo"]},
+        "unless": {"account_number": ["exact", "one typo"], "birth_date": ["exact", "one typo"]},
     },
     {
         "name": "birth dates a generation apart",
@@ -183,7 +184,7 @@ DEFAULT_GUARDS = [
                        "parents and children with the same name share addresses and phones; unless the "
                        "account number and both names agree.",
         "when": {"birth_date": ["else"]},
-        "unless": {"account_number": ["exact"], "first_name": ["exact", "nickname", "jaro-winkler >= 0.92"],
+        "unless": {"account_number": ["exact", "one typo"], "first_name": ["exact", "nickname", "jaro-winkler >= 0.92"],
                    "last_name": ["exact", "jaro-winkler >= 0.92"]},
     },
     {
