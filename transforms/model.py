@@ -196,14 +196,6 @@ DEFAULT_GUARDS = [
                  "location": ["null", "city", "else"], "account_number": ["null", "else"]},
     },
     {
-        "name": "namesakes: different emails",
-        "description": "Both have emails and none is alike, no phone to compare, and nothing else that "
-                       "identifies one person agrees (birth date, street address, account number).",
-        "when": {"email": ["else"], "phone": ["null"],
-                 "birth_date": ["null", "within a year", "within 15 years", "else"],
-                 "location": ["null", "city", "else"], "account_number": ["null", "else"]},
-    },
-    {
         "name": "nothing but names",
         "description": "Names agree (perhaps the city too) but there is no birth date to compare and no "
                        "phone, email, street address or account number in common: namesakes look like this.",
