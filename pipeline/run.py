@@ -22,7 +22,7 @@ from transforms.block import BlockPairs
 from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters
 from transforms.compare import ComparePairs, ScorePairs
-from transforms.estimate import EstimateModel
+from transforms.estimate import EstimateModel, comparison_fields
 from transforms.model import default_model, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
 from transforms.read import ReadProfiles
@@ -124,7 +124,9 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
             [c["term_frequency"]["field"] for c in base_model["comparisons"] if c.get("term_frequency")])
     )
 
-    blocked = features | "BlockPairs" >> BlockPairs(base_model["blocking_rules"], options.max_block_size)
+    keep = frozenset({"id", "type", "identifiers", "tf"}).union(
+        *(comparison_fields(c, raw=True) for c in base_model["comparisons"]))
+    blocked = features | "BlockPairs" >> BlockPairs(base_model["blocking_rules"], options.max_block_size, keep)
     compared = blocked["pairs"] | "ComparePairs" >> ComparePairs(base_model)
 
     if fixed_model is not None:

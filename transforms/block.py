@@ -55,20 +55,22 @@ def rule_of(key: str) -> int:
 def owned_pairs(block_key: str, members: list[dict], capped) -> Iterable[tuple[dict, dict, tuple[int, ...]]]:
     """Pairs of a block that this block owns: those whose smallest shared uncapped key is this one.
 
-    ``members`` carry their sorted keys in ``keys`` and the same as a set in
-    ``keys_set``; ``capped`` is any container of capped keys. Yields
+    ``members`` carry their sorted keys in ``keys`` (and may carry the same as a
+    set in ``keys_set``); ``capped`` is any container of capped keys. Yields
     ``(left, right, rules)`` ordered by ProfileId (left id < right id), where
     ``rules`` are the indices of every rule that would have paired them (the
     owner first), which estimation needs.
     """
     ordered = sorted(members, key=lambda f: f["id"])
+    key_sets = [f.get("keys_set") or frozenset(f["keys"]) for f in ordered]
     for i, left in enumerate(ordered):
         left_keys = left["keys"]
-        for right in ordered[i + 1:]:
+        for j in range(i + 1, len(ordered)):
+            right, right_keys = ordered[j], key_sets[j]
             if left["id"] == right["id"]:
                 continue
-            shared = [k for k in left_keys if k in right["keys_set"] and k not in capped] if capped else \
-                [k for k in left_keys if k in right["keys_set"]]
+            shared = [k for k in left_keys if k in right_keys and k not in capped] if capped else \
+                [k for k in left_keys if k in right_keys]
             if shared and shared[0] == block_key:
                 yield left, right, tuple(sorted({rule_of(k) for k in shared}))
 
@@ -93,14 +95,19 @@ def hard_conflicts(left: dict, right: dict) -> list[str]:
 
 
 class _AttachKeysFn(beam.DoFn):
-    def __init__(self, rules):
+    def __init__(self, rules, keep_fields):
         self._rules = rules
+        self._keep = keep_fields
 
     def process(self, features):
         keys = block_keys(features, self._rules)
-        features = dict(features, keys=keys, keys_set=frozenset(keys))
+        if not keys:
+            return
+        # Only what comparing needs travels through the shuffle, once per key.
+        slim = {k: v for k, v in features.items() if k in self._keep} if self._keep else dict(features)
+        slim["keys"] = keys
         for key in keys:
-            yield key, features
+            yield key, slim
 
 
 class _PairsInBlockFn(beam.DoFn):
@@ -136,19 +143,21 @@ class BlockPairs(beam.PTransform):
     """Feature dicts -> candidate pairs ``(left, right, rule names)``, each pair once.
 
     ``rule names`` lists every blocking rule that pairs the two profiles; the
-    first is the rule whose block made the pair.
+    first is the rule whose block made the pair. ``keep_fields`` (if given) are
+    the only features carried into the blocks, to keep the shuffle small.
 
     Returns a dict: ``pairs`` and ``capped`` (one record per oversized block:
     rule, key, size, pairs not made).
     """
 
-    def __init__(self, rules: list[dict], max_block_size: int):
+    def __init__(self, rules: list[dict], max_block_size: int, keep_fields: frozenset | None = None):
         super().__init__()
         self._rules = rules
         self._max = max_block_size
+        self._keep = keep_fields
 
     def expand(self, features):
-        keyed = features | "AttachBlockKeys" >> beam.ParDo(_AttachKeysFn(self._rules))
+        keyed = features | "AttachBlockKeys" >> beam.ParDo(_AttachKeysFn(self._rules, self._keep))
         capped_keys = (
             keyed
             | "KeyOnly" >> beam.Map(lambda kv: (kv[0], 1))

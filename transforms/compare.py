@@ -32,124 +32,172 @@ def _first(value):
     return value
 
 
-def _column(records, field):
-    return [r[field] for r in records]
+class _Batch:
+    """Columns of a batch of pairs, built once per feature and side and reused by every level."""
+
+    def __init__(self, left: list[dict], right: list[dict]):
+        self.sides = (left, right)
+        self.n = len(left)
+        self._columns: dict = {}
+        self._empty: dict = {}
+        self._firsts: dict = {}
+        self._days: dict = {}
+        self.scores: dict = {}
+
+    def column(self, side: int, field: str) -> np.ndarray:
+        key = (side, field)
+        if key not in self._columns:
+            self._columns[key] = np.fromiter((r[field] for r in self.sides[side]), dtype=object, count=self.n)
+        return self._columns[key]
+
+    def empty(self, side: int, field: str) -> np.ndarray:
+        key = (side, field)
+        if key not in self._empty:
+            self._empty[key] = np.fromiter((not v for v in self.column(side, field)), dtype=bool, count=self.n)
+        return self._empty[key]
+
+    def firsts(self, side: int, field: str) -> np.ndarray:
+        key = (side, field)
+        if key not in self._firsts:
+            self._firsts[key] = np.fromiter((_first(v) for v in self.column(side, field)), dtype=object,
+                                            count=self.n)
+        return self._firsts[key]
+
+    def days(self, side: int, field: str) -> np.ndarray:
+        key = (side, field)
+        if key not in self._days:
+            self._days[key] = np.array([v or "NaT" for v in self.column(side, field)], dtype="datetime64[D]")
+        return self._days[key]
+
+    def both_present(self, rows: np.ndarray, *fields: str) -> np.ndarray:
+        """Rows (a subset of ``rows``) where every field is non-empty on both sides."""
+        keep = np.ones(len(rows), dtype=bool)
+        for field in fields:
+            keep &= ~self.empty(0, field)[rows] & ~self.empty(1, field)[rows]
+        return keep
 
 
-def _empty_mask(column):
-    return np.fromiter((not v for v in column), dtype=bool, count=len(column))
+def _python_test(batch: _Batch, rows: np.ndarray, fields: tuple, test) -> np.ndarray:
+    """Apply ``test(a, b)`` (two records) to the rows where all ``fields`` are present on both sides."""
+    out = np.zeros(len(rows), dtype=bool)
+    present = batch.both_present(rows, *fields)
+    left, right = batch.sides
+    for position in np.flatnonzero(present):
+        row = rows[position]
+        out[position] = test(left[row], right[row])
+    return out
 
 
-def _condition_mask(condition: dict, left: list, right: list, cache: dict) -> np.ndarray:
-    """Boolean mask: which pairs (left[i], right[i]) meet a level's condition."""
+def _similar(batch: _Batch, rows: np.ndarray, field_a: str, field_b: str, scorer_name: str,
+             threshold: float) -> np.ndarray:
+    """Left ``field_a`` against right ``field_b`` with a scorer, on ``rows``; scores are cached per row."""
+    scorer, is_distance = _SCORERS[scorer_name]
+    key = (field_a, field_b, scorer_name)
+    scores = batch.scores.get(key)
+    if scores is None:
+        scores = batch.scores[key] = np.full(batch.n, np.nan)
+    present = ~batch.empty(0, field_a)[rows] & ~batch.empty(1, field_b)[rows]
+    wanted = rows[present & np.isnan(scores[rows])]
+    if len(wanted):
+        scores[wanted] = process.cpdist(list(batch.firsts(0, field_a)[wanted]), list(batch.firsts(1, field_b)[wanted]),
+                                        scorer=scorer, dtype=np.float64, workers=1)
+    values = scores[rows]
+    hit = values <= threshold if is_distance else values >= threshold
+    return hit & present
+
+
+def _swapped_similar(batch: _Batch, rows: np.ndarray, f1: str, f2: str, scorer_name: str, threshold: float):
+    """Names entered in each other's fields: a's f1 is like b's f2 and, unless a has no
+    f2, a's f2 is like b's f1 (or the same the other way round)."""
+    flipped = _Batch(batch.sides[1], batch.sides[0])
+    flipped.scores = batch.scores.setdefault(("flipped",), {})  # type: ignore[assignment]
+    forward = _similar(batch, rows, f1, f2, scorer_name, threshold) & (
+        batch.empty(0, f2)[rows] | _similar(batch, rows, f2, f1, scorer_name, threshold))
+    backward = _similar(flipped, rows, f1, f2, scorer_name, threshold) & (
+        flipped.empty(0, f2)[rows] | _similar(flipped, rows, f2, f1, scorer_name, threshold))
+    return forward | backward
+
+
+def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndarray:
+    """Boolean mask over ``rows``: which pairs meet a level's condition."""
     kind = condition["kind"]
-    n = len(left)
     if kind == "else":
-        return np.ones(n, dtype=bool)
+        return np.ones(len(rows), dtype=bool)
     if kind == "null":
-        mask = np.zeros(n, dtype=bool)
-        a_all_empty = np.ones(n, dtype=bool)
-        b_all_empty = np.ones(n, dtype=bool)
+        a_empty = np.ones(len(rows), dtype=bool)
+        b_empty = np.ones(len(rows), dtype=bool)
         for field in condition["fields"]:
-            a_all_empty &= _empty_mask(_column(left, field))
-            b_all_empty &= _empty_mask(_column(right, field))
-        mask |= a_all_empty | b_all_empty
-        return mask
+            a_empty &= batch.empty(0, field)[rows]
+            b_empty &= batch.empty(1, field)[rows]
+        return a_empty | b_empty
     if kind == "all":
-        mask = np.ones(n, dtype=bool)
+        mask = np.ones(len(rows), dtype=bool)
         for part in condition["of"]:
-            mask &= _condition_mask(part, left, right, cache)
+            alive = np.flatnonzero(mask)
+            if not len(alive):
+                break
+            mask[alive] = _condition_mask(part, batch, rows[alive])
         return mask
     if kind == "exact":
         field = condition["field"]
-        return np.fromiter((bool(a[field]) and a[field] == b[field] for a, b in zip(left, right)), dtype=bool, count=n)
+        a, b = batch.column(0, field)[rows], batch.column(1, field)[rows]
+        return (a == b) & ~batch.empty(0, field)[rows]
     if kind == "overlap":
         field = condition["field"]
-        return np.fromiter(
-            (bool(a[field]) and bool(b[field]) and not set(a[field]).isdisjoint(b[field]) for a, b in zip(left, right)),
-            dtype=bool, count=n)
+        return _python_test(batch, rows, (field,), lambda a, b: not set(a[field]).isdisjoint(b[field]))
     if kind == "member":
         value_field, set_field = condition["fields"]
-        return np.fromiter(
-            (bool(a[value_field]) and bool(b[value_field])
-             and (a[value_field].split(" ")[0] in b[set_field] or b[value_field].split(" ")[0] in a[set_field])
-             for a, b in zip(left, right)),
-            dtype=bool, count=n)
+        return _python_test(batch, rows, (value_field,), lambda a, b: (
+            a[value_field].split(" ")[0] in b[set_field] or b[value_field].split(" ")[0] in a[set_field]))
     if kind == "cross_exact":
         f1, f2 = condition["fields"]
-        return np.fromiter(
-            (bool(a[f1]) and bool(a[f2]) and a[f1] == b[f2] and a[f2] == b[f1] for a, b in zip(left, right)),
-            dtype=bool, count=n)
+        same = (batch.column(0, f1)[rows] == batch.column(1, f2)[rows]) & (
+            batch.column(0, f2)[rows] == batch.column(1, f1)[rows])
+        return same & ~batch.empty(0, f1)[rows] & ~batch.empty(0, f2)[rows]
     if kind == "date_swap":
         field = condition["field"]
-        return np.fromiter(
-            (bool(a[field]) and bool(b[field]) and a[field][:4] == b[field][:4]
-             and a[field][5:7] == b[field][8:10] and a[field][8:10] == b[field][5:7] for a, b in zip(left, right)),
-            dtype=bool, count=n)
+        return _python_test(batch, rows, (field,), lambda a, b: (
+            a[field][:4] == b[field][:4] and a[field][5:7] == b[field][8:10] and a[field][8:10] == b[field][5:7]))
     if kind == "same_letters":
         field = condition["field"]
-        return np.fromiter(
-            (bool(a[field]) and len(a[field]) >= 3 and sorted(a[field]) == sorted(b[field]) for a, b in zip(left, right)),
-            dtype=bool, count=n)
+        return _python_test(batch, rows, (field,), lambda a, b: len(a[field]) >= 3 and sorted(a[field]) == sorted(b[field]))
     if kind == "cross_similarity":
-        # Names entered in each other's fields: a's f1 is like b's f2 and, unless
-        # a has no f2, a's f2 is like b's f1 (or the same the other way round).
         f1, f2 = condition["fields"]
-        scorer, _ = _SCORERS[condition["scorer"]]
-        threshold = condition["threshold"]
-
-        def similar(xs, ys):
-            scores = np.asarray(process.cpdist(xs, ys, scorer=scorer, dtype=np.float64, workers=1), dtype=np.float64)
-            return (scores >= threshold) & ~(_empty_mask(xs) | _empty_mask(ys))
-
-        a1, a2 = [a[f1] for a in left], [a[f2] for a in left]
-        b1, b2 = [b[f1] for b in right], [b[f2] for b in right]
-        forward = similar(a1, b2) & (_empty_mask(a2) | similar(a2, b1))
-        backward = similar(b1, a2) & (_empty_mask(b2) | similar(b2, a1))
-        return forward | backward
+        return _swapped_similar(batch, rows, f1, f2, condition["scorer"], condition["threshold"])
     if kind == "date_within":
         field = condition["field"]
-        key = (field, "days")
-        if key not in cache:
-            a_days = np.array([a[field] or "NaT" for a in left], dtype="datetime64[D]")
-            b_days = np.array([b[field] or "NaT" for b in right], dtype="datetime64[D]")
-            diff = np.abs((a_days - b_days).astype("timedelta64[D]").astype(np.float64))
-            both = ~(np.isnat(a_days) | np.isnat(b_days))
-            cache[key] = (np.where(both, diff, np.inf))
-        return cache[key] <= condition["days"]
+        a_days, b_days = batch.days(0, field)[rows], batch.days(1, field)[rows]
+        both = ~(np.isnat(a_days) | np.isnat(b_days))
+        diff = np.abs((a_days - b_days).astype("timedelta64[D]").astype(np.float64))
+        return both & (np.where(both, diff, np.inf) <= condition["days"])
     if kind == "similarity":
-        field, scorer_name = condition["field"], condition["scorer"]
-        key = (field, scorer_name)
-        if key not in cache:
-            scorer, _ = _SCORERS[scorer_name]
-            a_values = [_first(a[field]) for a in left]
-            b_values = [_first(b[field]) for b in right]
-            scores = process.cpdist(a_values, b_values, scorer=scorer, dtype=np.float64, workers=1)
-            empty = _empty_mask(a_values) | _empty_mask(b_values)
-            cache[key] = (np.asarray(scores, dtype=np.float64), empty)
-        scores, empty = cache[key]
-        _, is_distance = _SCORERS[scorer_name]
-        threshold = condition["threshold"]
-        hit = scores <= threshold if is_distance else scores >= threshold
-        return hit & ~empty
+        field = condition["field"]
+        return _similar(batch, rows, field, field, condition["scorer"], condition["threshold"])
     raise ValueError(f"unknown comparison level kind {kind!r}")
 
 
 def comparison_vectors(model: dict, left: list[dict], right: list[dict]) -> np.ndarray:
-    """Pattern matrix (pairs x comparisons) of level indices for pairs (left[i], right[i])."""
+    """Pattern matrix (pairs x comparisons) of level indices for pairs (left[i], right[i]).
+
+    Levels are tried in order and each only on the pairs no earlier level took, so
+    a batch where most pairs agree exactly computes few fuzzy scores.
+    """
     n = len(left)
     comparisons = model["comparisons"]
     out = np.empty((n, len(comparisons)), dtype=np.int8)
     if n == 0:
         return out
-    cache: dict = {}
+    batch = _Batch(left, right)
     for column, comparison in enumerate(comparisons):
         levels = comparison["levels"]
         result = np.full(n, len(levels) - 1, dtype=np.int8)
-        # Walk from the last non-else level to the first so earlier levels win.
-        for index in range(len(levels) - 2, -1, -1):
-            mask = _condition_mask(levels[index], left, right, cache)
-            result[mask] = index
+        remaining = np.arange(n)
+        for index, level in enumerate(levels[:-1]):
+            if not len(remaining):
+                break
+            hit = _condition_mask(level, batch, remaining)
+            result[remaining[hit]] = index
+            remaining = remaining[~hit]
         out[:, column] = result
     return out
 

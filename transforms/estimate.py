@@ -32,7 +32,7 @@ PRIOR_PAIRS = 10.0
 ALL_PAIRS = "*"
 
 
-def estimate_u(model: dict, sample: list[dict], max_pairs: int = 200_000, seed: int = 42) -> list[list[float]]:
+def estimate_u(model: dict, sample: list[dict], max_pairs: int = 100_000, seed: int = 42) -> list[list[float]]:
     """u per comparison level from random pairs of ``sample`` (null levels get 1.0).
 
     A level never seen among the random pairs gets half a count, so its u stays
@@ -151,8 +151,9 @@ def _consistent_prior(patterns, counts, m, u, all_pairs, iterations: int = 100):
     return prior, expected
 
 
-def comparison_fields(comparison: dict) -> set[str]:
-    """Base feature names a comparison reads (through all its levels)."""
+def comparison_fields(comparison: dict, raw: bool = False) -> set[str]:
+    """Base feature names a comparison reads (through all its levels); ``raw``: the
+    feature names themselves, not the base features they derive from."""
     fields: set[str] = set()
 
     def visit(condition):
@@ -164,6 +165,8 @@ def comparison_fields(comparison: dict) -> set[str]:
 
     for level in comparison["levels"]:
         visit(level)
+    if raw:
+        return fields
     return {base for f in fields for base in FEATURE_SOURCES.get(f, (f,))}
 
 
@@ -275,7 +278,7 @@ class EstimateModel(beam.PTransform):
     ``(blocking rule name, pattern tuple)`` of every candidate pair.
     """
 
-    def __init__(self, model: dict, sample_size: int = 3000, max_u_pairs: int = 200_000, seed: int = 42):
+    def __init__(self, model: dict, sample_size: int = 3000, max_u_pairs: int = 100_000, seed: int = 42):
         super().__init__()
         self._model = model
         self._sample_size = sample_size
