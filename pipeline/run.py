@@ -10,10 +10,12 @@ The graph reads as the job does::
 """
 from __future__ import annotations
 
+import json
 import logging
 import sys
 
 import apache_beam as beam
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from pipeline import io
@@ -277,21 +279,30 @@ def run_dry_run(options: PipelineOptions, job: ProfileDedupOptions, runner: str)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, job, base_model, fixed_model)
     result = p.result if hasattr(p, "result") else None
-    _log_metrics(result)
+    counters = _log_metrics(result)
     summary = io.read_json(io.output_path(job.output, "summary.json"))
+    if counters:
+        with FileSystems.create(io.output_path(job.output, "metrics.json")) as handle:
+            handle.write(json.dumps(counters, indent=2, sort_keys=True).encode())
     _log_summary(summary, job.output)
     return summary
 
 
-def _log_metrics(result) -> None:
+def _log_metrics(result) -> dict:
+    """Log every counter by stage; return them as {"stage.name": value} (for metrics.json)."""
     if result is None:
-        return
+        return {}
     try:
         counters = result.metrics().query()["counters"]
-    except Exception:  # some runners do not report metrics
-        return
-    for counter in sorted(counters, key=lambda c: (c.key.metric.namespace, c.key.metric.name)):
-        LOG.info("stage %-10s %-28s %d", counter.key.metric.namespace, counter.key.metric.name, counter.committed or counter.attempted or 0)
+    except Exception:  # noqa: BLE001  (some runners do not report metrics)
+        return {}
+    totals: dict = {}
+    for counter in counters:
+        name = f"{counter.key.metric.namespace}.{counter.key.metric.name}"
+        totals[name] = totals.get(name, 0) + (counter.committed or counter.attempted or 0)
+    for name, value in sorted(totals.items()):
+        LOG.info("stage %-36s %d", name, value)
+    return totals
 
 
 def _log_summary(summary: dict, out: str) -> None:

@@ -18,6 +18,7 @@ Two things keep that true on real data:
 from __future__ import annotations
 
 import itertools
+import time
 from typing import Iterable
 
 import apache_beam as beam
@@ -120,6 +121,7 @@ class _PairsInBlockFn(beam.DoFn):
         self._max = max_block_size
         self._pairs = Metrics.counter("block", "candidate_pairs")
         self._capped = Metrics.counter("block", "capped_blocks")
+        self._msec = Metrics.counter("block", "busy_msec")
 
     def process(self, element, capped_keys):
         key, members = element
@@ -134,9 +136,12 @@ class _PairsInBlockFn(beam.DoFn):
         if len(members) < 2:
             return
         names = [rule["name"] for rule in self._rules]
-        for left, right, rules in owned_pairs(key, members, capped_keys):
-            self._pairs.inc()
-            yield left, right, tuple(names[r] for r in rules)
+        started = time.perf_counter()
+        pairs = [(left, right, tuple(names[r] for r in rules)) for left, right, rules in
+                 owned_pairs(key, members, capped_keys)]
+        self._msec.inc(int((time.perf_counter() - started) * 1000))
+        self._pairs.inc(len(pairs))
+        yield from pairs
 
 
 class BlockPairs(beam.PTransform):

@@ -16,6 +16,7 @@ the PTransforms only wire them.
 from __future__ import annotations
 
 import itertools
+import time
 
 import apache_beam as beam
 import numpy as np
@@ -295,14 +296,18 @@ class _ResolveFn(beam.DoFn):
         self._held = Metrics.counter("cluster", "clusters_held")
         self._split = Metrics.counter("cluster", "profiles_split_off")
         self._requests = Metrics.counter("cluster", "merge_requests")
+        self._msec = Metrics.counter("cluster", "busy_msec")
 
     def process(self, element, model):
         component_id, members = element
         scorer = self._scorers.get(id(model))
         if scorer is None:
             scorer = self._scorers[id(model)] = Scorer(model)
-        for record in resolve_component(list(members), scorer, self._policy, self._threshold,
-                                        self._member_threshold, self._max, self._domain):
+        started = time.perf_counter()
+        records = resolve_component(list(members), scorer, self._policy, self._threshold,
+                                    self._member_threshold, self._max, self._domain)
+        self._msec.inc(int((time.perf_counter() - started) * 1000))
+        for record in records:
             record["cluster_id"] = component_id if record["kind"] != "merge" else record["main"]
             if record["kind"] == "merge":
                 self._merged.inc()

@@ -9,6 +9,7 @@ added or removed. Pure functions: no Beam here.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from rapidfuzz import distance, fuzz, process
@@ -329,16 +330,19 @@ class _PatternsFn(beam.DoFn):
     def __init__(self, model):
         self._model = model
         self._compared = Metrics.counter("compare", "pairs_compared")
+        self._msec = Metrics.counter("compare", "busy_msec")
 
     def process(self, batch):
         left = [pair[0] for pair in batch]
         right = [pair[1] for pair in batch]
+        started = time.perf_counter()
         patterns = comparison_vectors(self._model, left, right)
         frequencies = term_frequencies(self._model, left, right, patterns)
+        conflicts = [tuple(hard_conflicts(a, b)) for a, b in zip(left, right)]
+        self._msec.inc(int((time.perf_counter() - started) * 1000))
         self._compared.inc(len(batch))
-        for (a, b, rules), pattern, tf in zip(batch, patterns, frequencies):
-            yield (a["id"], b["id"], rules, tuple(int(x) for x in pattern), tuple(hard_conflicts(a, b)),
-                   tuple(float(x) for x in tf))
+        for (a, b, rules), pattern, tf, conflict in zip(batch, patterns, frequencies, conflicts):
+            yield (a["id"], b["id"], rules, tuple(int(x) for x in pattern), conflict, tuple(float(x) for x in tf))
 
 
 class ComparePairs(beam.PTransform):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import re
+import time
 import unicodedata
 from typing import Any, Iterable
 
@@ -443,9 +444,12 @@ class _NormalizeFn(beam.DoFn):
         self._identifiers = identifier_fields
         self._profiles = Metrics.counter("normalize", "profiles_normalized")
         self._invalid = Metrics.counter("normalize", "invalid_values_flagged")
+        self._msec = Metrics.counter("normalize", "busy_msec")
 
     def process(self, profile):
+        started = time.perf_counter()
         features = profile_features(profile, self._region, self._identifiers)
+        self._msec.inc(int((time.perf_counter() - started) * 1000))
         self._profiles.inc()
         if features["invalid"]:
             self._invalid.inc(len(features["invalid"]))

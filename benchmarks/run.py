@@ -1,0 +1,123 @@
+"""Benchmark the dry run: wall time, peak memory and quality at several sizes.
+
+    python benchmarks/run.py                       # 10k and 100k, in-memory and 2 processes
+    python benchmarks/run.py --sizes 10000 --modes inmemory
+    python benchmarks/run.py --sizes 1000000 --keep /tmp/bench
+
+Each row generates profiles with the project's generator (deterministic seed),
+runs `python -m pipeline` as a child process and samples the resident memory of
+the whole process tree (the launcher and any worker processes) every 0.2 s.
+It prints one table: wall time, peak memory, profiles/s, candidate pairs,
+pairs compared/s, busy time per stage (from the job's Beam counters, in
+seconds summed over workers) and pairwise precision / recall / F1 against the
+generator's truth. This is a benchmark, not a test: run it on a quiet machine
+and compare medians of repeated runs (`--repeat`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+MODES = {
+    "inmemory": ["--runner", "FnApiRunner"],
+    "2proc": ["--runner", "FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+}
+STAGES = ("normalize", "block", "compare", "cluster")
+
+
+def generate(n: int, seed: int, directory: Path) -> tuple[Path, Path]:
+    profiles, truth = directory / f"profiles_{n}.jsonl", directory / f"truth_{n}.csv"
+    if not profiles.exists():
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--n", str(n), "--seed", str(seed),
+                        "--output", str(profiles), "--truth", str(truth)], check=True, capture_output=True)
+    return profiles, truth
+
+
+def _watch_memory(process: psutil.Process, stop: threading.Event, peak: list) -> None:
+    while not stop.is_set():
+        try:
+            total = process.memory_info().rss
+            for child in process.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak[0] = max(peak[0], total)
+        except psutil.Error:
+            return
+        time.sleep(0.2)
+
+
+def run_once(profiles: Path, out: Path, mode: str) -> dict:
+    command = [sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out), *MODES[mode]]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak, stop = [0], threading.Event()
+    watcher = threading.Thread(target=_watch_memory, args=(psutil.Process(child.pid), stop, peak), daemon=True)
+    watcher.start()
+    _, stderr = child.communicate()
+    wall = time.perf_counter() - started
+    stop.set()
+    watcher.join()
+    if child.returncode != 0:
+        raise RuntimeError(f"pipeline failed ({mode}): {stderr.decode()[-2000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
+    return {"wall": wall, "peak_gb": peak[0] / 2**30, "summary": summary, "metrics": metrics}
+
+
+def evaluate(out: Path, truth: Path) -> dict:
+    result = subprocess.run([sys.executable, "-m", "pipeline.evaluate", "--plan", str(out / "merge_plan.jsonl"),
+                             "--truth", str(truth)], capture_output=True, text=True, check=True, cwd=ROOT)
+    last = result.stdout.strip().splitlines()[-1]
+    return {k: float(v) for k, v in (part.split("=") for part in last.split())}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated profile counts")
+    parser.add_argument("--modes", default="inmemory,2proc", help=f"comma-separated, of {', '.join(MODES)}")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per row; the table shows medians")
+    parser.add_argument("--seed", type=int, default=6)
+    parser.add_argument("--keep", default=None, help="directory for generated data and outputs (default: temp)")
+    args = parser.parse_args(argv)
+    directory = Path(args.keep or tempfile.mkdtemp(prefix="profile-dedup-bench-"))
+    directory.mkdir(parents=True, exist_ok=True)
+    header = (f"{'profiles':>9} {'mode':>8} {'wall s':>7} {'peak GB':>7} {'prof/s':>7} {'pairs':>9} {'pairs/s':>8} "
+              + " ".join(f"{s[:7]:>7}" for s in STAGES) + f" {'prec':>6} {'recall':>6} {'F1':>6}")
+    rows = []
+    for n in (int(x) for x in args.sizes.split(",")):
+        profiles, truth = generate(n, args.seed, directory)
+        for mode in args.modes.split(","):
+            runs = []
+            for attempt in range(args.repeat):
+                out = directory / f"out_{n}_{mode}_{attempt}"
+                runs.append(run_once(profiles, out, mode))
+            wall = statistics.median(r["wall"] for r in runs)
+            peak = statistics.median(r["peak_gb"] for r in runs)
+            last = runs[-1]
+            pairs = last["summary"]["pairs_scored"]
+            stage_s = [last["metrics"].get(f"{s}.busy_msec", 0) / 1000 for s in STAGES]
+            quality = evaluate(directory / f"out_{n}_{mode}_{args.repeat - 1}", truth)
+            rows.append(f"{n:>9} {mode:>8} {wall:>7.1f} {peak:>7.2f} {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
+                        + " ".join(f"{s:>7.1f}" for s in stage_s)
+                        + f" {quality['precision']:>6.4f} {quality['recall']:>6.4f} {quality['F1']:>6.4f}")
+            print(rows[-1], file=sys.stderr, flush=True)
+    print(header)
+    for row in rows:
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
