@@ -9,6 +9,7 @@ blocks, never with n^2.
 Two things keep that true on real data:
 
 * **Oversized blocks are capped.** A key shared by more than ``max_block_size``
+  (or the rule's own, lower ``max_block_size``)
   profiles (a call-centre phone, ``noemail@example.com``) makes no pairs; it is
   counted and listed (``capped_blocks``) so the report can say which.
 * **Each pair is compared once.** A pair that shares several keys is made only in
@@ -51,6 +52,11 @@ def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:
 
 def rule_of(key: str) -> int:
     return int(key.split(KEY_SEPARATOR, 1)[0])
+
+
+def block_limit(rules: list[dict], key: str, default: int) -> int:
+    """The largest block a key may make: the rule's own ``max_block_size`` if lower than the default."""
+    return min(rules[rule_of(key)].get("max_block_size", default), default)
 
 
 def owned_pairs(block_key: str, members: list[dict], capped) -> Iterable[tuple[dict, dict, tuple[int, ...]]]:
@@ -126,7 +132,7 @@ class _PairsInBlockFn(beam.DoFn):
     def process(self, element, capped_keys):
         key, members = element
         members = list(members)
-        if len(members) > self._max:
+        if len(members) > block_limit(self._rules, key, self._max):
             self._capped.inc()
             rule = self._rules[rule_of(key)]["name"]
             yield beam.pvalue.TaggedOutput(self.CAPPED, {
@@ -167,7 +173,8 @@ class BlockPairs(beam.PTransform):
             keyed
             | "KeyOnly" >> beam.Map(lambda kv: (kv[0], 1))
             | "CountPerKey" >> beam.CombinePerKey(sum)
-            | "Oversized" >> beam.Filter(lambda kv, limit: kv[1] > limit, self._max)
+            | "Oversized" >> beam.Filter(lambda kv, rules, limit: kv[1] > block_limit(rules, kv[0], limit),
+                                         self._rules, self._max)
         )
         blocks = keyed | "GroupByBlockKey" >> beam.GroupByKey()
         out = blocks | "PairsInBlock" >> beam.ParDo(

@@ -158,6 +158,9 @@ DEFAULT_BLOCKING_RULES = [
     {"name": "first_name+last_name_phonetic", "fields": ["first", "last_phonetic"]},
     {"name": "postcode+last_name_phonetic", "fields": ["postcodes", "last_phonetic"]},
     {"name": "birth_date+city", "fields": ["dob", "city"]},
+    # Birth date alone finds duplicates whose names and contacts are all mistyped;
+    # its blocks grow with the data (about n / 30,000), so it has a tighter cap.
+    {"name": "birth_date", "fields": ["dob"], "max_block_size": 30},
     {"name": "birth_year+last_name_phonetic", "fields": ["dob_year", "last_phonetic"]},
     {"name": "birth_year+first_name", "fields": ["dob_year", "first"]},
     {"name": "first_and_last_name_in_any_order", "fields": ["name_pair"]},
