@@ -154,7 +154,6 @@ DEFAULT_BLOCKING_RULES = [
     {"name": "email", "fields": ["emails"]},
     {"name": "email_user", "fields": ["email_users"]},
     {"name": "birth_date+last_name_phonetic", "fields": ["dob", "last_phonetic"]},
-    {"name": "birth_date+first_name_or_nickname", "fields": ["dob", "first_variants"]},
     {"name": "first_name+last_name_phonetic", "fields": ["first", "last_phonetic"]},
     {"name": "postcode+last_name_phonetic", "fields": ["postcodes", "last_phonetic"]},
     {"name": "birth_date+city", "fields": ["dob", "city"]},
