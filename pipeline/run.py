@@ -17,6 +17,7 @@ import sys
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.runners.runner import PipelineState
 
 from pipeline import io
 from pipeline.options import ProfileDedupOptions
@@ -256,6 +257,8 @@ def run(argv: list[str] | None = None) -> dict:
     else:
         summary = run_dry_run(options, job, standard.runner)
         plan_path = io.output_path(job.output, "merge_plan.jsonl")
+    if not summary and not job.from_plan:
+        return summary
     if job.apply:
         from pipeline.apply import run_apply  # noqa: PLC0415 (only apply runs need boto3 clients)
 
@@ -279,6 +282,12 @@ def run_dry_run(options: PipelineOptions, job: ProfileDedupOptions, runner: str)
     with beam.Pipeline(options=options) as p:
         build_pipeline(p, job, base_model, fixed_model)
     result = p.result if hasattr(p, "result") else None
+    state = getattr(result, "state", PipelineState.DONE)
+    if state != PipelineState.DONE:
+        # A template launch or a detached submission returns before the job has run.
+        LOG.info("job state %s: the summary and report are written when it is done "
+                 "(then: python -m pipeline.report %s)", state, job.output)
+        return {}
     counters = _log_metrics(result)
     summary = io.read_json(io.output_path(job.output, "summary.json"))
     if counters:
