@@ -6,6 +6,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 DRY_RUN_DOMAIN = "dry-run"
 
 
+def _flag(value) -> bool:
+    """An on/off option that also takes a value: --apply, --apply=true, --apply=false.
+
+    Dataflow Flex Templates pass every parameter as name=value."""
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
 def _csv(value: str) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
@@ -71,12 +78,12 @@ class ProfileDedupOptions(PipelineOptions):
                             help="Comma-separated source names, most trusted first (source_priority).")
 
         report = parser.add_argument_group("report")
-        report.add_argument("--redact", action="store_true", default=False,
+        report.add_argument("--redact", type=_flag, nargs="?", const=True, default=False,
                             help="Mask emails, phones, birth dates and street lines in report.html, for sharing "
                                  "beyond the data owners.")
 
         apply = parser.add_argument_group("apply (sends MergeProfiles; without --apply nothing is sent)")
-        apply.add_argument("--apply", action="store_true", default=False,
+        apply.add_argument("--apply", type=_flag, nargs="?", const=True, default=False,
                            help="Send the merge plan to Customer Profiles. Without it the job is a dry run.")
         apply.add_argument("--from_plan", default=None,
                            help="Apply exactly this reviewed merge_plan.jsonl instead of computing a plan "
@@ -102,9 +109,18 @@ class ProfileDedupOptions(PipelineOptions):
         apply.add_argument("--aws_profile", default=None,
                            help="Named profile from the shared AWS config files (default: boto3's standard "
                                 "credential chain).")
-        apply.add_argument("--fix_engagement_preferences", action="store_true", default=False,
+        apply.add_argument("--fix_engagement_preferences", type=_flag, nargs="?", const=True, default=False,
                            help="After each merge, one UpdateProfile call unions the merged profiles' "
                                 "EngagementPreferences and points them at the main profile.")
+        apply.add_argument("--merge_retry_deadline", type=float, default=300.0,
+                           help="Seconds one request may keep being retried (429, 5xx, connection errors) "
+                                "before it is recorded as failed (default 300).")
+        apply.add_argument("--merge_error_rate_threshold", type=float, default=0.5,
+                           help="Circuit breaker: stop sending when more than this share of a worker's last 50 "
+                                "MergeProfiles attempts failed (throttling not counted; default 0.5).")
+        apply.add_argument("--merge_rate_headroom", type=float, default=0.05,
+                           help="Requests are spaced 1/(rate x (1 - headroom)) apart, so that jitter never brings "
+                                "two closer than 1/rate at the service (default 0.05).")
 
     # Parsed helpers ------------------------------------------------------
 

@@ -259,12 +259,16 @@ def run(argv: list[str] | None = None) -> dict:
         plan_path = io.output_path(job.output, "merge_plan.jsonl")
     if not summary and not job.from_plan:
         return summary
-    if job.apply:
-        from pipeline.apply import run_apply  # noqa: PLC0415 (only apply runs need boto3 clients)
-
-        summary = run_apply(options, job, plan_path)
     from pipeline.report import write_report  # noqa: PLC0415
 
+    if job.apply:
+        from pipeline.apply import ApplyStopped, run_apply  # noqa: PLC0415 (only apply runs need boto3)
+
+        try:
+            summary = run_apply(options, job, plan_path)
+        except ApplyStopped:
+            print(f"wrote {write_report(job.output, redact=job.redact)}")
+            raise
     report_path = write_report(job.output, redact=job.redact)
     print(f"wrote {report_path}")
     return summary
@@ -344,11 +348,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     # Beam's own INFO logs are noisy; keep ours.
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
+    from pipeline.apply import ApplyStopped  # noqa: PLC0415
+
     try:
         run(argv)
     except ValueError as error:
         print(f"profile-dedup: {error}", file=sys.stderr)
         return 2
+    except ApplyStopped as stopped:
+        print(f"profile-dedup: {stopped}", file=sys.stderr)
+        return 3
     return 0
 
 

@@ -24,7 +24,7 @@ slots to the others on that worker). Every attempt, retries included, takes one 
 (the sink's burst is one request). ``headroom`` (default 5 %) absorbs scheduling jitter so
 that two requests do not reach the service closer than 1/R apart. Within a worker a send
 also waits until 1 / (R * (1 - headroom / 2)) after the worker's previous one, so that one
-late request does not push the next one too close behind it. Adaptive: when more than 20 %
+late request does not push the next one too close behind it. Adaptive: when more than 30 %
 of a worker's last 50 sends were throttled (another caller is using the quota), the worker
 uses 25 % fewer of its slots, and takes 1 % back per send that goes through.
 
@@ -86,9 +86,9 @@ COUNTERS = ("sent", "merged", "already_applied", "skipped", "failed", "not_appli
 BATCH_GET_MAX_IDS = 20
 ERROR_WINDOW = 50            # attempts per worker the error rate is measured over
 ERROR_WINDOW_MIN = 20        # ... once at least this many were made
-MAX_STATE_AGE_S = 30.0
+MAX_STATE_AGE_S = 30.0       # a prefetched state older than this is read again before sending
 ADAPT_WINDOW = 50            # sends per worker the throttled share is measured over
-ADAPT_THROTTLE_SHARE = 0.2       # a prefetched state older than this is read again before sending
+ADAPT_THROTTLE_SHARE = 0.3   # above it, another caller is using the quota: use fewer slots
 BACKOFF_BASE_S = 0.1         # 5xx and connection errors: first retry within 0.2 s, doubling
 THROTTLE_BACKOFF_BASE_S = 0.025  # 429: the pacer already spaces retries; first within 50 ms
 BACKOFF_CAP_S = 10.0
@@ -271,13 +271,16 @@ class JournalWriter:
             self._seq += 1
             if self._local:
                 self._handle.write(line + "\n")
-                self._handle.flush()
-                if sync:
-                    os.fsync(self._handle.fileno())
+                self._handle.flush()  # in the OS from here on: a SIGKILL loses nothing
+                fd = self._handle.fileno()
             else:
-                name = FileSystems.join(self._dir, "records", f"{self._tag}-{self._seq:07d}.json")
-                with FileSystems.create(name, mime_type="application/json") as handle:
-                    handle.write(line.encode("utf-8"))
+                seq = self._seq
+        if not self._local:
+            name = FileSystems.join(self._dir, "records", f"{self._tag}-{seq:07d}.json")
+            with FileSystems.create(name, mime_type="application/json") as handle:
+                handle.write(line.encode("utf-8"))
+        elif sync:
+            os.fsync(fd)  # on disk (power loss); outside the lock, so the other threads go on
 
     def close(self) -> None:
         with self._lock:
@@ -811,7 +814,7 @@ class ShardRunner:
             wanted = list(dict.fromkeys(pid for it in batch for pid in it.ids))
             try:
                 state = self._fetch_state(wanted, time.monotonic() + self.config.retry_deadline_s)
-            except (_Fatal, _Unknown):
+            except BaseException:
                 for other in batch[1:]:
                     other.claimed = False  # its own worker fetches it again
                     other.ready.set()
@@ -945,6 +948,8 @@ def _kind_of(error, code: str, status: int) -> str:
         return "client"
     if isinstance(error, (bx.NoCredentialsError, bx.PartialCredentialsError, bx.NoRegionError)):
         return "auth"
+    if isinstance(error, bx.ParamValidationError):
+        return "client"
     if isinstance(error, (bx.EndpointConnectionError, bx.ConnectTimeoutError)):
         return "connect"  # the request never reached the service
     if isinstance(error, (bx.HTTPClientError, bx.ReadTimeoutError, ConnectionError, TimeoutError)):

@@ -1,0 +1,435 @@
+"""Apply a merge plan: check it whole, resume from the journal, send the rest.
+
+    summary = run_apply(options, job, plan_path)
+
+1. Read the plan (local or s3:// through Beam's FileSystems) and validate every line with
+   ``validate_merge_request(line, --domain_name)``, plus the plan as a whole: no profile
+   merged away by two requests, no main profile merged away by another request. One bad
+   line refuses the whole plan (ValueError naming the lines) before anything is sent.
+2. Check the credentials and Region can be found, and the domain exists (GetDomain).
+3. Read ``OUTPUT/journal/``: requests already merged, already applied or skipped are not
+   sent again; failed, not applied and unknown ones are re-checked by the sink first.
+4. Run a Beam pipeline (same options and runner as the dry run) that applies the rest
+   with ``transforms.sink.ApplyMerges``.
+5. Write ``OUTPUT/applied.jsonl`` (one line per plan line, plan order, its final outcome)
+   and an ``apply`` section in ``OUTPUT/summary.json``.
+6. If this run left requests not done (circuit breaker, --max_merges, failures), raise
+   ``ApplyStopped`` (a SystemExit: uncaught, Python prints the message and exits 1).
+"""
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import time
+
+import apache_beam as beam
+from apache_beam.io.filesystem import BeamIOError
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import StandardOptions
+
+from pipeline import io
+from transforms.sink import (
+    DONE_OUTCOMES,
+    METRICS_NAMESPACE,
+    OUTCOMES,
+    ApplyMerges,
+    SinkConfig,
+    is_local,
+    make_client,
+    make_session,
+    new_run_id,
+    read_journal,
+    read_stop,
+    request_id_of,
+    run_dir,
+    scrub,
+)
+from transforms.validate import validate_merge_request
+
+LOG = logging.getLogger("profile_dedup.apply")
+MAX_PROBLEMS_SHOWN = 50
+
+
+class ApplyStopped(SystemExit):
+    """The apply run ended with requests not done: the circuit breaker tripped, --max_merges
+    was reached, or some requests failed. Everything is journaled; a re-run with the same
+    --output continues. ``summary`` is the summary written to summary.json."""
+
+    def __init__(self, message: str, summary: dict, reason: str):
+        super().__init__(message)
+        self.message = message
+        self.summary = summary
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --------------------------------------------------------------------------- the plan
+
+def load_plan(path: str, domain_name: str) -> list[dict]:
+    """The plan's requests as ``{"line", "request_id", "request"}``; ValueError naming every
+    bad line if any line cannot be sent."""
+    try:
+        with FileSystems.open(path) as handle:
+            text = handle.read().decode("utf-8")
+    except (OSError, BeamIOError) as error:
+        raise ValueError(f"cannot read the plan {path}: {error}") from None
+    entries, problems = [], []
+    merged_at: dict[str, int] = {}      # profile id -> line that merges it away
+    main_at: dict[str, int] = {}        # profile id -> first line where it is the main
+    for n, raw in enumerate(text.splitlines(), 1):
+        if not raw.strip():
+            continue
+        try:
+            request = json.loads(raw)
+        except ValueError as error:
+            problems.append((n, f"not JSON ({error})"))
+            continue
+        found = validate_merge_request(request, domain_name)
+        if found:
+            problems.append((n, "; ".join(found)))
+            continue
+        main = request["MainProfileId"]
+        if main in merged_at:
+            problems.append((n, f"main profile {main} is merged away by line {merged_at[main]}"))
+        for pid in request["ProfileIdsToBeMerged"]:
+            if pid in merged_at:
+                problems.append((n, f"profile {pid} is also merged by line {merged_at[pid]}"))
+            elif pid in main_at:
+                problems.append((n, f"profile {pid} is the main profile of line {main_at[pid]}"))
+            merged_at.setdefault(pid, n)
+        main_at.setdefault(main, n)
+        entries.append({"line": n, "request_id": request_id_of(request), "request": request})
+    if problems:
+        shown = "\n".join(f"  line {n}: {why}" for n, why in problems[:MAX_PROBLEMS_SHOWN])
+        more = f"\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        lines = len({n for n, _ in problems})
+        raise ValueError(f"refusing the plan {path}: {lines} line(s) cannot be sent as they are; "
+                         f"nothing was sent:\n{shown}{more}")
+    return entries
+
+
+# --------------------------------------------------------------------------- the journal
+
+def final_states(records: list[dict]) -> dict[str, dict]:
+    """request_id -> {"outcome" (latest outcome or None), "record", "run", "sent", "attempts",
+    "engagement_preferences"} over every run in the journal."""
+    states: dict[str, dict] = {}
+    for record in sorted(records, key=lambda r: r.get("t") or 0):
+        rid = record.get("request_id")
+        if not rid:
+            continue
+        state = states.setdefault(rid, {"outcome": None, "record": None, "run": None, "sent": False,
+                                        "attempts": 0, "engagement_preferences": None})
+        event = record.get("event")
+        if event == "sending":
+            state["sent"] = True
+            state["run"] = record.get("run")
+        elif event == "outcome":
+            if not (state["outcome"] == "merged" and record["outcome"] == "already_applied"):
+                # (a retried bundle finds its own merge done: it stays "merged")
+                state["outcome"] = record["outcome"]
+                state["record"] = record
+            state["run"] = record.get("run")
+            state["attempts"] += record.get("attempts") or 0
+            state["sent"] = state["sent"] or bool(record.get("attempts"))
+        elif event == "engagement_preferences":
+            state["engagement_preferences"] = record.get("status")
+    return states
+
+
+def pending_requests(plan: list[dict], states: dict[str, dict]) -> tuple[list[dict], int]:
+    """The plan entries this run must handle (with what the journal knows), and how many
+    are done already."""
+    pending, done = [], 0
+    skipped_mains: dict[str, int] = {}
+    for entry in plan:
+        state = states.get(entry["request_id"])
+        main = entry["request"]["MainProfileId"]
+        if state and state["outcome"] in DONE_OUTCOMES:
+            done += 1
+            if state["outcome"] == "skipped":
+                skipped_mains.setdefault(main, entry["line"])
+            continue
+        previous = None
+        if state:
+            previous = {"outcome": state["outcome"], "run": state["run"], "sent": state["sent"]}
+        blocked = None
+        if main in skipped_mains:
+            blocked = (f"an earlier request for main {main} (line {skipped_mains[main]}) was skipped; "
+                       "the rest of that cluster is not merged")
+        pending.append({**entry, "previous": previous, "blocked": blocked})
+    return pending, done
+
+
+def assign_shards(pending: list[dict], shards: int) -> None:
+    """Set each entry's "shard": the requests of one main together (they run in order), the
+    shards as even as possible (largest chains first, each to the least loaded shard), so
+    no shard - and no worker holding it - is left sending alone at the end. Deterministic."""
+    chains: dict[str, list[dict]] = {}
+    for entry in pending:
+        chains.setdefault(entry["request"]["MainProfileId"], []).append(entry)
+    load = [0] * shards
+    for chain in sorted(chains.values(), key=lambda c: (-len(c), c[0]["line"])):
+        shard = min(range(shards), key=lambda k: (load[k], k))
+        load[shard] += len(chain)
+        for entry in chain:
+            entry["shard"] = shard
+
+
+# --------------------------------------------------------------------------- run
+
+def run_apply(options, job, plan_path: str) -> dict:
+    """Apply ``plan_path`` to --domain_name; return the summary (also in summary.json)."""
+    _check_options(job)
+    plan = load_plan(plan_path, job.domain_name)
+    LOG.info("plan %s: %d requests, all valid for domain %s", plan_path, len(plan), job.domain_name)
+    out = job.output
+    journal_dir = io.output_path(out, "journal")
+    run_id = new_run_id()
+    config = SinkConfig(
+        domain_name=job.domain_name,
+        journal_dir=journal_dir,
+        run_id=run_id,
+        rate=job.max_merges_per_second,
+        shards=job.merge_shards,
+        concurrency=job.merge_concurrency,
+        headroom=job.merge_rate_headroom,
+        retry_deadline_s=job.merge_retry_deadline,
+        error_rate_threshold=job.merge_error_rate_threshold,
+        endpoint_url=job.endpoint_url,
+        aws_region=job.aws_region,
+        aws_profile=job.aws_profile,
+        fix_engagement_preferences=job.fix_engagement_preferences,
+    )
+    if not is_local(journal_dir):
+        LOG.info("journal on %s: one object per record (an object store has no append)", journal_dir)
+
+    states = final_states(_read_journal(journal_dir))
+    pending, done = pending_requests(plan, states)
+    LOG.info("journal: %d of %d requests done in earlier runs; %d to handle now", done, len(plan), len(pending))
+    started = time.time()
+    if pending:
+        _preflight(config)
+        assign_shards(pending, config.shards)
+        pending_path = FileSystems.join(run_dir(journal_dir, run_id), "pending", "requests.jsonl")
+        _write_lines(pending_path, (json.dumps(e, sort_keys=True) for e in pending))
+        standard = options.view_as(StandardOptions)
+        if not standard.runner:
+            standard.runner = "FnApiRunner"
+        LOG.info("apply run %s: %d requests at %.4g merges/s over %d shards x %d in flight (runner %s)",
+                 run_id, len(pending), config.rate, config.shards, config.concurrency, standard.runner)
+        try:
+            with beam.Pipeline(options=options) as p:
+                (p
+                 | "ReadPendingRequests" >> beam.io.ReadFromText(pending_path)
+                 | "ParseRequests" >> beam.Map(json.loads)
+                 | "ApplyMerges" >> ApplyMerges(config, max_merges=job.max_merges))
+        except BaseException:
+            # Whatever was applied is in the journal: say so in applied.jsonl, then fail.
+            LOG.error("the apply pipeline failed; writing what the journal knows to applied.jsonl")
+            _write_lines(io.output_path(out, "applied.jsonl"),
+                         (io.dumps(_applied_line(e, s)) for e, s in _with_states(plan, journal_dir)))
+            raise
+        _log_metrics(getattr(p, "result", None))
+    elapsed = time.time() - started
+
+    records = _read_journal(journal_dir)
+    states = final_states(records)
+    applied_path = io.output_path(out, "applied.jsonl")
+    _write_lines(applied_path, (io.dumps(_applied_line(e, states.get(e["request_id"]))) for e in plan))
+    stop_reason = read_stop(journal_dir, run_id) if pending else None
+    section = _apply_section(plan, plan_path, states, records, run_id if pending else None, config,
+                             elapsed, stop_reason, applied_path, journal_dir)
+    summary = _merge_summary(out, section)
+    _log_section(section)
+
+    this_run = section["this_run"]
+    unfinished = this_run["outcomes"]["not_applied"] + this_run["outcomes"]["failed"]
+    if stop_reason or unfinished:
+        if stop_reason:
+            reason, why = "circuit_breaker", f"circuit breaker: {stop_reason}"
+        elif any(r.get("reason", "").startswith("--max_merges") for r in _run_outcomes(records, run_id)):
+            reason, why = "max_merges", f"--max_merges {job.max_merges} reached"
+        else:
+            reason, why = "failed", "some requests failed"
+        message = (f"apply stopped ({why}): {this_run['outcomes']['not_applied']} request(s) not applied and "
+                   f"{this_run['outcomes']['failed']} failed in this run, see {applied_path}; "
+                   f"re-run with the same --output to continue (done requests are not sent again)")
+        raise ApplyStopped(message, summary, reason)
+    return summary
+
+
+def _check_options(job) -> None:
+    if not job.output:
+        raise ValueError("--output is required")
+    if not 0 <= job.merge_rate_headroom < 0.5:
+        raise ValueError("--merge_rate_headroom must be in [0, 0.5)")
+    if job.merge_retry_deadline <= 0:
+        raise ValueError("--merge_retry_deadline must be positive")
+    if not 0 < job.merge_error_rate_threshold <= 1:
+        raise ValueError("--merge_error_rate_threshold must be in (0, 1]")
+
+
+def _preflight(config: SinkConfig) -> None:
+    """Fail early, before the pipeline, on what would stop every request; sends no merge."""
+    from botocore import exceptions as bx
+
+    try:
+        session = make_session(config)
+        client = make_client(config, session)
+        credentials = session.get_credentials()
+    except bx.NoRegionError:
+        raise ValueError("no AWS Region: pass --aws_region or set AWS_REGION / AWS_DEFAULT_REGION") from None
+    except bx.ProfileNotFound as error:
+        raise ValueError(f"--aws_profile: {error}") from None
+    if credentials is None:
+        raise ValueError("no AWS credentials in boto3's standard chain (environment, shared files, SSO, "
+                         "instance or container role); see --aws_profile")
+    try:
+        client.get_domain(DomainName=config.domain_name)
+    except bx.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code == "ResourceNotFoundException":
+            raise ValueError(f"Customer Profiles domain {config.domain_name!r} does not exist "
+                             f"(endpoint {config.endpoint_url or 'AWS'})") from None
+        LOG.warning("GetDomain %s answered %s; going on (MergeProfiles needs its own permissions)",
+                    config.domain_name, code)
+    except (bx.EndpointConnectionError, bx.ConnectTimeoutError) as error:
+        raise ValueError(f"cannot reach Customer Profiles: {scrub(str(error))}") from None
+
+
+def _with_states(plan: list[dict], journal_dir: str):
+    states = final_states(_read_journal(journal_dir))
+    return [(entry, states.get(entry["request_id"])) for entry in plan]
+
+
+def _log_metrics(result) -> None:
+    if result is None:
+        return
+    try:
+        counters = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]
+    except Exception:  # noqa: BLE001 - some runners do not report metrics
+        return
+    values = {c.key.metric.name: c.committed or c.attempted or 0 for c in counters}
+    LOG.info("metrics %s: %s", METRICS_NAMESPACE, ", ".join(f"{k}={v}" for k, v in sorted(values.items())))
+
+
+def _read_journal(journal_dir: str) -> list[dict]:
+    try:
+        return read_journal(journal_dir)
+    except BeamIOError:
+        return []
+
+
+def _write_lines(path: str, lines) -> None:
+    if is_local(path):
+        import os
+
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with FileSystems.create(path, mime_type="application/x-ndjson") as handle:
+        for line in lines:
+            handle.write(line.encode("utf-8") + b"\n")
+
+
+def _applied_line(entry: dict, state: dict | None) -> dict:
+    record = (state or {}).get("record") or {}
+    outcome = (state or {}).get("outcome")
+    line = {
+        "line": entry["line"],
+        "request_id": entry["request_id"],
+        "request": entry["request"],
+        "outcome": outcome or "not_applied",
+        "reason": record.get("reason", "") if outcome else (
+            "no outcome recorded" + (" (it was sent: a re-run checks its state first)" if (state or {}).get("sent") else "")),
+        "attempts": (state or {}).get("attempts", 0),
+        "error_code": record.get("error_code", ""),
+        "error_message": record.get("error_message", ""),
+        "time": record.get("time", ""),
+        "run": (state or {}).get("run"),
+        "sent_at": record.get("sent_at", []),
+    }
+    if (state or {}).get("engagement_preferences"):
+        line["engagement_preferences"] = state["engagement_preferences"]
+    return line
+
+
+def _run_outcomes(records: list[dict], run_id: str | None) -> list[dict]:
+    return [r for r in records if r.get("event") == "outcome" and run_id and r.get("run") == run_id]
+
+
+def _apply_section(plan, plan_path, states, records, run_id, config, elapsed, stop_reason, applied_path,
+                   journal_dir) -> dict:
+    final = collections.Counter(((states.get(e["request_id"]) or {}).get("outcome") or "not_applied") for e in plan)
+    merged_away = sum(len(e["request"]["ProfileIdsToBeMerged"]) for e in plan
+                      if (states.get(e["request_id"]) or {}).get("outcome") in ("merged", "already_applied"))
+    outcomes = _run_outcomes(records, run_id)
+    run_counts = collections.Counter(r["outcome"] for r in outcomes)
+    stats = collections.Counter()
+    for record in records:
+        if record.get("event") == "shard_done" and record.get("run") == run_id:
+            stats.update(record.get("stats") or {})
+    success_times = sorted(r["sent_at"][-1] for r in outcomes if r["outcome"] == "merged" and r.get("sent_at"))
+    achieved = None
+    if len(success_times) >= 2 and success_times[-1] > success_times[0]:
+        achieved = round((len(success_times) - 1) / (success_times[-1] - success_times[0]), 2)
+    handled = len(outcomes)
+    ep = collections.Counter(s["engagement_preferences"].split(":")[0] for s in states.values()
+                             if s.get("engagement_preferences") and s.get("run") == run_id)
+    runs = sorted({r.get("run") for r in records if r.get("run")})
+    return {
+        "plan": plan_path,
+        "domain_name": config.domain_name,
+        "requests": len(plan),
+        **{name: final.get(name, 0) for name in OUTCOMES},
+        "profiles_merged_away": merged_away,
+        "runs": len(runs),
+        "this_run": {
+            "run_id": run_id,
+            "handled": handled,
+            "outcomes": {name: run_counts.get(name, 0) for name in OUTCOMES},
+            "merge_requests_sent": stats.get("sent", 0),
+            "retries": stats.get("retried", 0),
+            "throttled": stats.get("throttled", 0),
+            "batch_get_profile_calls": stats.get("batch_get_calls", 0),
+            "batch_get_profile_calls_per_request": round(stats.get("batch_get_calls", 0) / handled, 3) if handled else 0,
+            "engagement_preferences": dict(ep),
+            "configured_merges_per_second": config.rate,
+            "achieved_merges_per_second": achieved,
+            "elapsed_seconds": round(elapsed, 2),
+            "stopped": stop_reason,
+        },
+        "applied": applied_path,
+        "journal": journal_dir,
+    }
+
+
+def _merge_summary(out: str, section: dict) -> dict:
+    path = io.output_path(out, "summary.json")
+    summary = {}
+    if FileSystems.exists(path):
+        try:
+            summary = io.read_json(path)
+        except ValueError:
+            LOG.warning("%s is not JSON; writing a new one", path)
+    summary["apply"] = section
+    text = json.dumps(summary, indent=2, sort_keys=True, ensure_ascii=False)
+    _write_lines(path, [text])
+    return summary
+
+
+def _log_section(section: dict) -> None:
+    run = section["this_run"]
+    o = section
+    LOG.info("apply: %d requests in the plan: %d merged, %d already applied, %d skipped, %d failed, %d not applied",
+             section["requests"], o["merged"], o["already_applied"], o["skipped"], o["failed"], o["not_applied"])
+    if run["run_id"]:
+        LOG.info("this run (%s): %d handled, %d MergeProfiles sent, %d retries, %d throttled, %d BatchGetProfile "
+                 "calls (%.2f per request); %s merges/s achieved of %.4g configured; %.1f s",
+                 run["run_id"], run["handled"], run["merge_requests_sent"], run["retries"], run["throttled"],
+                 run["batch_get_profile_calls"], run["batch_get_profile_calls_per_request"],
+                 run["achieved_merges_per_second"], run["configured_merges_per_second"], run["elapsed_seconds"])
+    print(f"wrote {section['applied']}")
