@@ -394,3 +394,48 @@ class ScorePairs(beam.PTransform):
 
     def expand(self, compared):
         return compared | "MatchWeight" >> beam.ParDo(_ScoreFn(), model=self._model)
+
+
+def is_edge(pair: dict, threshold: float) -> bool:
+    """A scored pair that links two profiles for merging: above the threshold, nothing against it."""
+    return pair["probability"] >= threshold and not pair["conflicts"] and not pair["guards"]
+
+
+class _ExplainReviewFn(beam.DoFn):
+    def __init__(self, threshold: float, review_threshold: float):
+        self._threshold = threshold
+        self._review_threshold = review_threshold
+        self._scorers: dict = {}
+
+    def process(self, pair, model):
+        if is_edge(pair, self._threshold) or pair["probability"] < self._review_threshold:
+            return
+        scorer = self._scorers.get(id(model))
+        if scorer is None:
+            scorer = self._scorers[id(model)] = Scorer(model)
+        reasons = list(pair["conflicts"]) + [f"guard: {g}" for g in pair["guards"]]
+        if pair["probability"] < self._threshold:
+            reasons.append(f"probability {pair['probability']:.4f} is below --match_threshold {self._threshold}")
+        yield {
+            "kind": "pair", "a": pair["a"], "b": pair["b"], "rule": pair["rule"],
+            "weight": round(pair["weight"], 3), "probability": round(pair["probability"], 6),
+            "reasons": reasons, "fields": scorer.explain(pair["pattern"], pair["frequencies"]),
+        }
+
+
+class ReviewPairs(beam.PTransform):
+    """Scored pairs -> the ones a person should look at, each with its reasons and field weights.
+
+    A pair goes to review when its probability is between ``review_threshold`` and
+    ``threshold``, or above it but stopped by a hard rule or a guard.
+    """
+
+    def __init__(self, model_view, threshold: float, review_threshold: float):
+        super().__init__()
+        self._model = model_view
+        self._threshold = threshold
+        self._review_threshold = review_threshold
+
+    def expand(self, scored):
+        return scored | "ExplainReviewPair" >> beam.ParDo(
+            _ExplainReviewFn(self._threshold, self._review_threshold), model=self._model)
