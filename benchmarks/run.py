@@ -107,7 +107,7 @@ def main(argv=None) -> int:
             peak = statistics.median(r["peak_gb"] for r in runs)
             last = runs[-1]
             pairs = last["summary"]["pairs_scored"]
-            stage_s = [last["metrics"].get(f"{s}.busy_msec", 0) / 1000 for s in STAGES]
+            stage_s = [last["metrics"].get(f"{s}.busy_usec", 0) / 1e6 for s in STAGES]
             quality = evaluate(directory / f"out_{n}_{mode}_{args.repeat - 1}", truth)
             rows.append(f"{n:>9} {mode:>8} {wall:>7.1f} {peak:>7.2f} {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
                         + " ".join(f"{s:>7.1f}" for s in stage_s)

@@ -127,7 +127,7 @@ class _PairsInBlockFn(beam.DoFn):
         self._max = max_block_size
         self._pairs = Metrics.counter("block", "candidate_pairs")
         self._capped = Metrics.counter("block", "capped_blocks")
-        self._msec = Metrics.counter("block", "busy_msec")
+        self._usec = Metrics.counter("block", "busy_usec")
 
     def process(self, element, capped_keys):
         key, members = element
@@ -145,7 +145,7 @@ class _PairsInBlockFn(beam.DoFn):
         started = time.perf_counter()
         pairs = [(left, right, tuple(names[r] for r in rules)) for left, right, rules in
                  owned_pairs(key, members, capped_keys)]
-        self._msec.inc(int((time.perf_counter() - started) * 1000))
+        self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
         self._pairs.inc(len(pairs))
         yield from pairs
 

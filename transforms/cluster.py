@@ -296,7 +296,7 @@ class _ResolveFn(beam.DoFn):
         self._held = Metrics.counter("cluster", "clusters_held")
         self._split = Metrics.counter("cluster", "profiles_split_off")
         self._requests = Metrics.counter("cluster", "merge_requests")
-        self._msec = Metrics.counter("cluster", "busy_msec")
+        self._usec = Metrics.counter("cluster", "busy_usec")
 
     def process(self, element, model):
         component_id, members = element
@@ -306,7 +306,7 @@ class _ResolveFn(beam.DoFn):
         started = time.perf_counter()
         records = resolve_component(list(members), scorer, self._policy, self._threshold,
                                     self._member_threshold, self._max, self._domain)
-        self._msec.inc(int((time.perf_counter() - started) * 1000))
+        self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
         for record in records:
             record["cluster_id"] = component_id if record["kind"] != "merge" else record["main"]
             if record["kind"] == "merge":

@@ -330,7 +330,7 @@ class _PatternsFn(beam.DoFn):
     def __init__(self, model):
         self._model = model
         self._compared = Metrics.counter("compare", "pairs_compared")
-        self._msec = Metrics.counter("compare", "busy_msec")
+        self._usec = Metrics.counter("compare", "busy_usec")
 
     def process(self, batch):
         left = [pair[0] for pair in batch]
@@ -339,7 +339,7 @@ class _PatternsFn(beam.DoFn):
         patterns = comparison_vectors(self._model, left, right)
         frequencies = term_frequencies(self._model, left, right, patterns)
         conflicts = [tuple(hard_conflicts(a, b)) for a, b in zip(left, right)]
-        self._msec.inc(int((time.perf_counter() - started) * 1000))
+        self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
         self._compared.inc(len(batch))
         for (a, b, rules), pattern, tf, conflict in zip(batch, patterns, frequencies, conflicts):
             yield (a["id"], b["id"], rules, tuple(int(x) for x in pattern), conflict, tuple(float(x) for x in tf))

@@ -444,12 +444,12 @@ class _NormalizeFn(beam.DoFn):
         self._identifiers = identifier_fields
         self._profiles = Metrics.counter("normalize", "profiles_normalized")
         self._invalid = Metrics.counter("normalize", "invalid_values_flagged")
-        self._msec = Metrics.counter("normalize", "busy_msec")
+        self._usec = Metrics.counter("normalize", "busy_usec")
 
     def process(self, profile):
         started = time.perf_counter()
         features = profile_features(profile, self._region, self._identifiers)
-        self._msec.inc(int((time.perf_counter() - started) * 1000))
+        self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
         self._profiles.inc()
         if features["invalid"]:
             self._invalid.inc(len(features["invalid"]))
