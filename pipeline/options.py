@@ -48,9 +48,10 @@ class ProfileDedupOptions(PipelineOptions):
                            help="Against strangers chained together: every member of a merge must match the "
                                 "main profile itself with at least this probability, or it is split off "
                                 "(default 0.5).")
-        match.add_argument("--max_block_size", type=int, default=200,
+        match.add_argument("--max_block_size", type=int, default=50,
                            help="A blocking key shared by more profiles than this makes no pairs; it is "
-                                "counted and reported instead (default 200).")
+                                "counted and reported instead (default 50, like --max_cluster_size: more "
+                                "profiles than that could never merge as one customer anyway).")
         match.add_argument("--max_cluster_size", type=int, default=50,
                            help="Linked groups larger than this are never merged, only reported (default 50).")
         match.add_argument("--identifier_fields", default="",

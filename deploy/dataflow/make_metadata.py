@@ -52,7 +52,7 @@ def option_actions() -> list[argparse.Action]:
 def regex_for(action: argparse.Action) -> str:
     if action.dest in REGEXES:
         return REGEXES[action.dest]
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, argparse._StoreTrueAction) or (action.nargs == "?" and action.const is True):
         return r"^(true|false)$"
     if action.choices:
         return "^(" + "|".join(action.choices) + ")$"

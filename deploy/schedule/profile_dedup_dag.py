@@ -61,7 +61,7 @@ with DAG(
             "match_threshold": 0.95,
             "review_threshold": 0.5,
             "cluster_member_threshold": 0.5,
-            "max_block_size": 200,
+            "max_block_size": 50,
             "max_cluster_size": 50,
             "identifier_fields": "AccountNumber",
             "default_region": "GB",
