@@ -27,8 +27,8 @@ from transforms.choose import Policy, choose_fields, plan_requests, rank_key, ra
 from transforms.compare import Scorer, comparison_vectors, term_frequencies
 
 PLAN, REVIEW = "plan", "review"
-# Two members who disagree on something and whose own match probability is below
-# this are strangers, whatever they share with the main.
+# Two members who disagree on two or more fields and whose own match probability is
+# below this are strangers, whatever they share with the main.
 STRANGERS = 0.01
 
 
@@ -221,7 +221,7 @@ class _PairFacts:
     def __init__(self, probability, allowed, hard_ok, guards_of, pattern_of, scorer):
         self.probability = probability
         else_levels = np.array([len(c["levels"]) - 1 for c in scorer.model["comparisons"]])
-        self.disagree = (pattern_of == else_levels).any(axis=2)
+        self.disagree = (pattern_of == else_levels).sum(axis=2) >= 2
         self.allowed = allowed
         self.hard_ok = hard_ok
         self.guards_of = guards_of
@@ -231,10 +231,10 @@ class _PairFacts:
     def compatible(self, i: int, k: int, main: int, member_threshold: float) -> bool:
         """May members i and k (neither the main) be merged into the same main?
 
-        Never with a hard conflict, nor when they disagree on something and match
-        each other with a probability below ``STRANGERS`` (two people who each
-        look like the main; two sparse profiles with nothing to compare stay
-        allowed). A guard between them blocks only when the main
+        Never with a hard conflict, nor when they disagree on at least two fields
+        and match each other with a probability below ``STRANGERS`` (two people
+        who each look like the main; two sparse or noisy profiles with little to
+        compare stay allowed). A guard between them blocks only when the main
         cannot settle it: when the main has no value for a field the guard looks at
         (two birth dates a generation apart under a main without one). When the
         main has the field, each of them was already checked against it.
