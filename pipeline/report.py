@@ -37,7 +37,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline import report_charts as charts
 from pipeline.redact import Redactor, mask_date, mask_email, mask_phone
 
-DEFAULT_THRESHOLDS = {"match": 0.99, "review": 0.5}
+DEFAULT_THRESHOLDS = {"match": 0.95, "review": 0.5}  # the job's defaults, for outputs that predate summary["thresholds"]
 REPORT = "report.html"
 REPORT_ALL = "report_all.html"
 # How much of one value the page shows; longer values are clipped, with the length said.
