@@ -450,6 +450,11 @@ class Views:
             "rule": str(record.get("rule", "")),
             "reasons": [self.r.text(str(x)) for x in record.get("reasons") or []],
         })
+        profiles = [p for p in record.get("profiles") or [] if isinstance(p, dict)]
+        view["side_by_side"] = None
+        if profiles:
+            side = self.cluster({"main": None, "profiles": profiles, "choices": {}, "edges": []})
+            view["side_by_side"] = {"columns": side["columns"], "rows": side["rows"]}
         return view
 
     def held(self, record: dict) -> dict:

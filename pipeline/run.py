@@ -105,6 +105,14 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
     return summary
 
 
+def _with_profiles(element):
+    """A review pair with its two profiles (a first), in the order of its ids."""
+    (a, b), grouped = element
+    by_id = {p["ProfileId"]: p for p in grouped["profile"]}
+    for pair in grouped["pair"]:
+        yield dict(pair, profiles=[by_id[i] for i in (a, b) if i in by_id])
+
+
 def _histogram(counted) -> dict:
     """Bucketed counts of pair match weights: bin edges and counts (unit: match weight)."""
     low, high = HISTOGRAM_RANGE
@@ -148,19 +156,33 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     review_pairs = scored | "ReviewPairs" >> ReviewPairs(model_view, threshold, review_threshold)
 
     assignment = edges | "EdgeIds" >> beam.Map(lambda e: (e["a"], e["b"])) | "ConnectedComponents" >> ConnectedComponents()
-    members = (
+    review_ends = review_pairs | "ReviewPairEnds" >> beam.FlatMap(
+        lambda r: [(r["a"], (r["a"], r["b"])), (r["b"], (r["a"], r["b"]))])
+    joined = (
         {"profile": profiles | "KeyProfiles" >> beam.Map(lambda pr: (pr["ProfileId"], pr)),
          "features": features | "KeyFeatures" >> beam.Map(lambda f: (f["id"], f)),
-         "component": assignment}
+         "component": assignment,
+         "review": review_ends}
         | "JoinComponents" >> beam.CoGroupByKey()
+    )
+    members = (
+        joined
         | "MembersOfComponents" >> beam.FlatMap(
             lambda kv: [(kv[1]["component"][0], (kv[1]["profile"][0], kv[1]["features"][0]))] if kv[1]["component"] else [])
         | "GroupComponents" >> beam.GroupByKey()
     )
+    # The same join hands each review pair its two profiles, so a person sees them side by side.
+    review_pairs_with_profiles = (
+        {"pair": review_pairs | "KeyReviewPairs" >> beam.Map(lambda r: ((r["a"], r["b"]), r)),
+         "profile": joined | "ProfilesOfReviewPairs" >> beam.FlatMap(
+             lambda kv: [(pair, kv[1]["profile"][0]) for pair in kv[1]["review"]] if kv[1]["profile"] else [])}
+        | "JoinReviewProfiles" >> beam.CoGroupByKey()
+        | "AttachReviewProfiles" >> beam.FlatMap(_with_profiles)
+    )
     resolved = members | "ResolveClusters" >> ResolveClusters(
         model_view, policy, threshold, options.cluster_member_threshold, options.max_cluster_size, options.domain_name)
     clusters, plan = resolved.clusters, resolved.plan
-    review = (resolved.review, review_pairs) | "AllReview" >> beam.Flatten()
+    review = (resolved.review, review_pairs_with_profiles) | "AllReview" >> beam.Flatten()
 
     plan | "WriteMergePlan" >> io.WriteJsonLines(io.output_path(out, "merge_plan.jsonl"))
     clusters | "WriteClusters" >> io.WriteJsonLines(io.output_path(out, "clusters.jsonl"))

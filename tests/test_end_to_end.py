@@ -156,3 +156,12 @@ def test_bad_input_goes_to_the_dead_letter_output_with_a_reason(tmp_path):
     assert summary["records_rejected"] == len(expected_bad)
     assert summary["profiles_valid"] == 2  # the first good profile and the odd-unicode one
     assert summary["counts_add_up"] is True
+
+
+def test_review_pairs_carry_both_profiles_and_the_report_shows_them(sample_run):
+    _, _, out, _ = sample_run
+    pairs = [r for r in _lines(out / "review.jsonl") if r["kind"] == "pair"]
+    assert pairs, "the generated sample has pairs for review"
+    for pair in pairs:
+        assert [p["ProfileId"] for p in pair["profiles"]] == [pair["a"], pair["b"]]
+    assert "the two profiles" in (out / "report.html").read_text(encoding="utf-8")
