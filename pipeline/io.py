@@ -50,11 +50,3 @@ class WriteJson(beam.PTransform):
 def read_json(path: str):
     with FileSystems.open(path) as handle:
         return json.loads(handle.read().decode("utf-8"))
-
-
-def read_json_lines(path: str):
-    with FileSystems.open(path) as handle:
-        for line in handle:
-            line = line.strip()
-            if line:
-                yield json.loads(line)
