@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import json
+from collections import Counter
 import logging
 import sys
 
@@ -22,11 +23,11 @@ from apache_beam.runners.runner import PipelineState
 
 from pipeline import io
 from pipeline.options import ProfileDedupOptions
-from transforms.block import BlockPairs
+from transforms.block import BlockPairs, pack, unpack
 from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters
-from transforms.compare import ComparePairs, ReviewPairs, ScorePairs, is_edge
-from transforms.estimate import EstimateModel, comparison_fields
+from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
+from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
 from transforms.model import default_model, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
 from transforms.read import ReadProfiles
@@ -108,7 +109,7 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
 def _with_profiles(element):
     """A review pair with its two profiles (a first), in the order of its ids."""
     (a, b), grouped = element
-    by_id = {p["ProfileId"]: p for p in grouped["profile"]}
+    by_id = {p["ProfileId"]: p for p in map(unpack, grouped["profile"])}
     for pair in grouped["pair"]:
         yield dict(pair, profiles=[by_id[i] for i in (a, b) if i in by_id])
 
@@ -144,23 +145,23 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     if fixed_model is not None:
         model = p | "GivenModel" >> beam.Create([fixed_model])
     else:
-        patterns = compared | "RuleAndPattern" >> beam.FlatMap(
-            lambda c: [("*", c[3])] + [(rule, c[3]) for rule in c[2]])
+        patterns = compared | "RuleAndPattern" >> beam.FlatMap(lambda batch: pattern_counts(batch).items())
         model = (features, patterns) | "EstimateModel" >> EstimateModel(base_model, options.u_sample_size)
     model_view = beam.pvalue.AsSingleton(model)
 
     scored = compared | "ScorePairs" >> ScorePairs(model_view)
     threshold, review_threshold = options.match_threshold, options.review_threshold
 
-    edges = scored | "MatchEdges" >> beam.Filter(is_edge, threshold)
+    edges = scored | "MatchEdges" >> MatchEdges(threshold)
     review_pairs = scored | "ReviewPairs" >> ReviewPairs(model_view, threshold, review_threshold)
 
-    assignment = edges | "EdgeIds" >> beam.Map(lambda e: (e["a"], e["b"])) | "ConnectedComponents" >> ConnectedComponents()
+    assignment = edges | "ConnectedComponents" >> ConnectedComponents()
     review_ends = review_pairs | "ReviewPairEnds" >> beam.FlatMap(
         lambda r: [(r["a"], (r["a"], r["b"])), (r["b"], (r["a"], r["b"]))])
     joined = (
-        {"profile": profiles | "KeyProfiles" >> beam.Map(lambda pr: (pr["ProfileId"], pr)),
-         "features": features | "KeyFeatures" >> beam.Map(lambda f: (f["id"], f)),
+        {"profile": profiles | "KeyProfiles" >> beam.Map(lambda pr: (pr["ProfileId"], pack(pr))),
+         "features": features | "KeyFeatures" >> beam.Map(
+             lambda f: (f["id"], pack({k: v for k, v in f.items() if k in keep}))),
          "component": assignment,
          "review": review_ends}
         | "JoinComponents" >> beam.CoGroupByKey()
@@ -193,7 +194,8 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     counts = {
         "valid": _count(profiles, "CountValid"),
         "rejected": _count(rejected, "CountRejected"),
-        "pairs": _count(compared, "CountPairs"),
+        "pairs": compared | "PairsInBatch" >> beam.Map(lambda batch: len(batch["a"]))
+                          | "CountPairs" >> beam.CombineGlobally(sum),
         "matched": _count(edges, "CountMatched"),
         "review_pairs": _count(review_pairs, "CountReviewPairs"),
         "requests": _count(plan, "CountRequests"),
@@ -203,13 +205,17 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
         | "AllCounts" >> beam.Flatten()
         | "CountsDict" >> beam.combiners.ToDict()
     )
-    rules = blocked["pairs"] | "RulesOfPair" >> beam.FlatMap(lambda t: t[2]) | "PairsPerRule" >> beam.combiners.Count.PerElement()
+    rules = (
+        blocked["pairs"]
+        | "RulesOfBatch" >> beam.FlatMap(lambda batch: Counter(rule for pair in batch for rule in pair[2]).items())
+        | "PairsPerRule" >> beam.CombinePerKey(sum)
+    )
     kinds = clusters | "KindOfCluster" >> beam.Map(lambda r: r["kind"]) | "ClustersPerKind" >> beam.combiners.Count.PerElement()
     statuses = _profile_statuses(clusters, review_pairs)
     histogram = (
         scored
-        | "WeightBin" >> beam.Map(lambda pair: weight_bin(pair["weight"]))
-        | "PairsPerBin" >> beam.combiners.Count.PerElement()
+        | "WeightBins" >> beam.FlatMap(lambda batch: Counter(map(weight_bin, batch["weights"].tolist())).items())
+        | "PairsPerBin" >> beam.CombinePerKey(sum)
     )
     thresholds = {"match": threshold, "review": review_threshold,
                   "cluster_member": options.cluster_member_threshold}

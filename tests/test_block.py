@@ -189,8 +189,8 @@ def test_block_pairs_transform_caps_oversized_blocks(tmp_path):
              feat(3, phones=("+1",))]
     with beam.Pipeline(runner="FnApiRunner") as p:
         out = p | beam.Create(crowd + small) | BlockPairs(RULES, max_block_size=5)
-        assert_that(out["pairs"] | beam.Map(lambda t: (t[0]["id"], t[1]["id"], t[2])), collect_to(tmp_path / "pairs.json"),
-                    label="Pairs")
+        assert_that(out["pairs"] | beam.FlatMap(lambda batch: [(t[0]["id"], t[1]["id"], t[2]) for t in batch]),
+                    collect_to(tmp_path / "pairs.json"), label="Pairs")
         assert_that(out["capped"], collect_to(tmp_path / "capped.json"), label="Capped")
     pairs = sorted(tuple(x if not isinstance(x, list) else tuple(x) for x in t)
                    for t in json.loads((tmp_path / "pairs.json").read_text()))
@@ -208,9 +208,25 @@ def test_block_pairs_block_at_the_limit_is_not_capped():
     members = [feat(n, phones=("+1",), dob="1980-01-01", last_phonetic="SM0") for n in (1, 2, 3)]
     with beam.Pipeline(runner="FnApiRunner") as p:
         out = p | beam.Create(members) | BlockPairs(RULES, max_block_size=3)
-        assert_that(out["pairs"] | beam.Map(lambda t: (t[0]["id"], t[1]["id"], t[2])), equal_to([
+        assert_that(out["pairs"] | beam.FlatMap(lambda batch: [(t[0]["id"], t[1]["id"], t[2]) for t in batch]), equal_to([
             (pid(1), pid(2), ("phone", "dob+last")),
             (pid(1), pid(3), ("phone", "dob+last")),
             (pid(2), pid(3), ("phone", "dob+last")),
         ]), label="Pairs")
         assert_that(out["capped"], equal_to([]), label="Capped")
+
+
+def test_block_pairs_come_in_batches_of_about_the_batch_size():
+    # 40 phones, each shared by 3 profiles: 3 pairs per block, 120 pairs in all
+    members = [feat(100 * phone + k, phones=(f"+1{phone}",)) for phone in range(40) for k in range(3)]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create(members) | BlockPairs(RULES, max_block_size=5, batch_size=10)
+        sizes = out["pairs"] | beam.Map(len)
+
+        def check(batch_sizes):
+            assert sum(batch_sizes) == 120
+            # a block's pairs are never split, so a batch holds at most batch_size + 2 pairs
+            assert max(batch_sizes) <= 12
+            assert len(batch_sizes) >= 10
+
+        assert_that(sizes, check)

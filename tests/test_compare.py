@@ -11,7 +11,19 @@ from apache_beam.testing.util import assert_that, equal_to
 from rapidfuzz import distance, fuzz
 
 from tests.helpers import features, fitted_model, pid
-from transforms.compare import ComparePairs, Scorer, ScorePairs, comparison_vectors, term_frequencies
+from transforms.compare import (
+    ComparePairs,
+    MatchEdges,
+    Scorer,
+    ScorePairs,
+    comparison_vectors,
+    compare_batch,
+    edge_rows,
+    is_edge,
+    score_batch,
+    scored_pair,
+    term_frequencies,
+)
 from transforms.model import default_model, level_weight, prior_weight
 
 NULL = {"label": "null", "kind": "null", "fields": ["x"]}
@@ -402,12 +414,39 @@ def test_compare_and_score_transforms():
                          scorer.guards(pattern)))
     with beam.Pipeline(runner="FnApiRunner") as p:
         model_view = beam.pvalue.AsSingleton(p | "Model" >> beam.Create([model]))
-        compared = p | beam.Create(pairs) | ComparePairs(model, min_batch=1, max_batch=2)
+        # two batches: one pair each
+        compared = p | beam.Create([pairs[:1], pairs[1:]]) | ComparePairs(model)
         scored = compared | ScorePairs(model_view)
-        assert_that(compared | beam.Map(lambda t: (t[0], t[1], t[4])), equal_to([
+        assert_that(compared | beam.FlatMap(lambda b: zip(b["a"], b["b"], b["conflicts"])), equal_to([
             (pid(1), pid(2), ("different ProfileType (PROFILE / ACCOUNT_PROFILE)",)),
             (pid(1), pid(3), ()),
         ]), label="Conflicts")
-        assert_that(scored | beam.Map(lambda s: (s["a"], s["b"], s["rule"], s["rules"], tuple(s["pattern"]),
-                                                 round(s["weight"], 9), s["guards"])),
+        pairs_out = scored | beam.FlatMap(lambda b: [scored_pair(b, r) for r in range(len(b["a"]))])
+        assert_that(pairs_out | beam.Map(lambda s: (s["a"], s["b"], s["rule"], s["rules"], tuple(s["pattern"]),
+                                                    round(s["weight"], 9), s["guards"])),
                     equal_to(expected), label="Scored")
+        # only the Kevin pair is free of conflicts, and its guard keeps it from being an edge
+        assert_that(scored | MatchEdges(0.0), equal_to([]), label="Edges")
+
+
+def test_scored_batch_agrees_with_scoring_one_pair_at_a_time():
+    model = fitted_model()
+    scorer = Scorer(model)
+    people = random_profiles(60, seed=8)
+    rng = random.Random(9)
+    pairs = [(a, b, ("phone",)) for a, b in ((rng.choice(people), rng.choice(people)) for _ in range(300)) if a is not b]
+    scored = score_batch(scorer, compare_batch(model, pairs))
+    guarded = edges = 0
+    for row, (a, b, _) in enumerate(pairs):
+        pattern = comparison_vectors(model, [a], [b])[0]
+        frequencies = term_frequencies(model, [a], [b], pattern[None, :])[0]
+        weight = scorer.weight(pattern, frequencies)
+        assert scored["weights"][row] == pytest.approx(weight, abs=1e-9)
+        assert scored["probabilities"][row] == pytest.approx(scorer.probability(weight), abs=1e-12)
+        assert list(scored["guards"][row]) == scorer.guards(pattern)
+        guarded += bool(scored["guards"][row])
+        pair = scored_pair(scored, row)
+        assert (row in set(edge_rows(scored, 0.9))) == is_edge(pair, 0.9)
+        edges += is_edge(pair, 0.9)
+    # the random batch trips guards and makes edges, so the comparison above means something
+    assert guarded > 5 and edges > 0

@@ -13,6 +13,7 @@ from tests.helpers import pid
 from transforms.estimate import (
     ALL_PAIRS,
     EstimateModel,
+    pattern_counts,
     comparison_fields,
     estimate_u,
     estimate_u_or_default,
@@ -248,7 +249,8 @@ def test_estimate_model_transform():
     model = mixture_model()
     features = [{"id": pid(i), "a": f"a{i % 7}", "b": f"b{i % 3}", "c": f"c{i}"} for i in range(40)]
     patterns, _ = simulate(2000, seed=12)
-    rule_patterns = [(ALL_PAIRS, tuple(int(x) for x in row)) for row in patterns]
+    # partial counts, as batches send them (here one per pair): the transform sums them per key
+    rule_patterns = [((ALL_PAIRS, tuple(int(x) for x in row)), 1) for row in patterns]
 
     def check(models):
         [fitted] = models
@@ -261,3 +263,12 @@ def test_estimate_model_transform():
     with beam.Pipeline(runner="FnApiRunner") as p:
         out = (p | "F" >> beam.Create(features), p | "P" >> beam.Create(rule_patterns)) | EstimateModel(model, sample_size=100)
         assert_that(out, check)
+
+
+def test_pattern_counts_of_a_batch_count_each_pair_under_all_and_each_of_its_rules():
+    batch = {"rules": [("phone",), ("phone", "email"), ("email",)],
+             "patterns": np.array([[1, 0], [1, 0], [2, 1]], dtype=np.int8)}
+    assert pattern_counts(batch) == {
+        (ALL_PAIRS, (1, 0)): 2, (ALL_PAIRS, (2, 1)): 1,
+        ("phone", (1, 0)): 2, ("email", (1, 0)): 1, ("email", (2, 1)): 1,
+    }

@@ -15,17 +15,40 @@ Two things keep that true on real data:
 * **Each pair is compared once.** A pair that shares several keys is made only in
   the block of the smallest key they share that is not capped (every profile
   carries its keys, so a block can tell without another shuffle).
+
+Pairs leave this step in *batches* (lists of a few thousand pairs gathered across
+the blocks of a bundle), not one element each: comparing and scoring work on whole
+batches, and a million candidate pairs as single elements would spend most of the
+job in the runner's per-element bookkeeping.
 """
 from __future__ import annotations
 
 import itertools
+import pickle
 import time
 from typing import Iterable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 KEY_SEPARATOR = "\x1f"
+
+
+def pack(record: dict) -> bytes:
+    """A record as one bytes value, to carry through a shuffle.
+
+    A runner that groups in memory holds every grouped value at once; a dict of
+    twenty small strings takes several times the memory of its pickled bytes, and
+    encoding one bytes value is a copy, not a walk over every field.
+    """
+    return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack(payload) -> dict:
+    """The record ``pack`` made (a record that is already a dict is returned as it is)."""
+    return payload if isinstance(payload, dict) else pickle.loads(payload)
 
 
 def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:
@@ -110,21 +133,28 @@ class _AttachKeysFn(beam.DoFn):
         keys = block_keys(features, self._rules)
         if not keys:
             return
-        # Only what comparing needs travels through the shuffle, once per key.
+        # Only what comparing needs travels through the shuffle, packed once for all its keys.
         slim = {k: v for k, v in features.items() if k in self._keep} if self._keep else dict(features)
         slim["keys"] = keys
+        payload = pack(slim)
         for key in keys:
-            yield key, slim
+            yield key, payload
 
 
 class _PairsInBlockFn(beam.DoFn):
-    """(key, members) -> owned pairs, or a capped-block record for an oversized block."""
+    """(key, members) -> batches of owned pairs, or a capped-block record for an oversized block.
+
+    Pairs are gathered across the blocks of a bundle and emitted ``batch_size`` at a
+    time (the rest when the bundle ends), in the global window the job runs in.
+    """
 
     CAPPED = "capped"
 
-    def __init__(self, rules, max_block_size):
+    def __init__(self, rules, max_block_size, batch_size):
         self._rules = rules
         self._max = max_block_size
+        self._batch_size = batch_size
+        self._buffer: list = []
         self._pairs = Metrics.counter("block", "candidate_pairs")
         self._capped = Metrics.counter("block", "capped_blocks")
         self._usec = Metrics.counter("block", "busy_usec")
@@ -143,29 +173,44 @@ class _PairsInBlockFn(beam.DoFn):
             return
         names = [rule["name"] for rule in self._rules]
         started = time.perf_counter()
+        members = [unpack(m) for m in members]
         pairs = [(left, right, tuple(names[r] for r in rules)) for left, right, rules in
                  owned_pairs(key, members, capped_keys)]
         self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
         self._pairs.inc(len(pairs))
-        yield from pairs
+        self._buffer.extend(pairs)
+        if len(self._buffer) >= self._batch_size:
+            batch, self._buffer = self._buffer, []
+            yield batch
+
+    def start_bundle(self):
+        self._buffer = []
+
+    def finish_bundle(self):
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            yield WindowedValue(batch, GlobalWindow().max_timestamp(), (GlobalWindow(),))
 
 
 class BlockPairs(beam.PTransform):
-    """Feature dicts -> candidate pairs ``(left, right, rule names)``, each pair once.
+    """Feature dicts -> batches (lists) of candidate pairs ``(left, right, rule names)``, each pair once.
 
     ``rule names`` lists every blocking rule that pairs the two profiles; the
     first is the rule whose block made the pair. ``keep_fields`` (if given) are
     the only features carried into the blocks, to keep the shuffle small.
+    A batch holds about ``batch_size`` pairs (a block's pairs are never split).
 
-    Returns a dict: ``pairs`` and ``capped`` (one record per oversized block:
-    rule, key, size, pairs not made).
+    Returns a dict: ``pairs`` (the batches) and ``capped`` (one record per
+    oversized block: rule, key, size, pairs not made).
     """
 
-    def __init__(self, rules: list[dict], max_block_size: int, keep_fields: frozenset | None = None):
+    def __init__(self, rules: list[dict], max_block_size: int, keep_fields: frozenset | None = None,
+                 batch_size: int = 2048):
         super().__init__()
         self._rules = rules
         self._max = max_block_size
         self._keep = keep_fields
+        self._batch_size = batch_size
 
     def expand(self, features):
         keyed = features | "AttachBlockKeys" >> beam.ParDo(_AttachKeysFn(self._rules, self._keep))
@@ -178,7 +223,7 @@ class BlockPairs(beam.PTransform):
         )
         blocks = keyed | "GroupByBlockKey" >> beam.GroupByKey()
         out = blocks | "PairsInBlock" >> beam.ParDo(
-            _PairsInBlockFn(self._rules, self._max),
+            _PairsInBlockFn(self._rules, self._max, self._batch_size),
             capped_keys=beam.pvalue.AsDict(capped_keys),
         ).with_outputs(_PairsInBlockFn.CAPPED, main="pairs")
         return {"pairs": out.pairs, "capped": out[_PairsInBlockFn.CAPPED]}

@@ -22,7 +22,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.block import hard_conflicts
+from transforms.block import hard_conflicts, unpack
 from transforms.choose import Policy, choose_fields, plan_requests, rank_key, rank_reason
 from transforms.compare import Scorer, comparison_vectors, term_frequencies
 
@@ -304,7 +304,8 @@ class _ResolveFn(beam.DoFn):
         if scorer is None:
             scorer = self._scorers[id(model)] = Scorer(model)
         started = time.perf_counter()
-        records = resolve_component(list(members), scorer, self._policy, self._threshold,
+        members = [(unpack(profile), unpack(features)) for profile, features in members]
+        records = resolve_component(members, scorer, self._policy, self._threshold,
                                     self._member_threshold, self._max, self._domain)
         self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
         for record in records:
@@ -325,7 +326,10 @@ class _ResolveFn(beam.DoFn):
 
 
 class ResolveClusters(beam.PTransform):
-    """``(component id, [(profile, features)])`` -> cluster records, with ``plan`` and ``review`` outputs."""
+    """``(component id, [(profile, features)])`` -> cluster records, with ``plan`` and ``review`` outputs.
+
+    Profiles and features may come packed (``transforms.block.pack``), as they do
+    through the job's shuffles."""
 
     def __init__(self, model_view, policy: Policy, match_threshold: float, member_threshold: float,
                  max_cluster_size: int, domain_name: str):

@@ -233,6 +233,14 @@ def _shared_frequency(a: dict, b: dict, field: str) -> float:
     return min(max(a_tf[v], b_tf[v]) for v in shared)
 
 
+def _fits_rows(conditions: dict, patterns: np.ndarray, n: int) -> np.ndarray:
+    """Rows of a pattern matrix whose level, in every listed column, is one of the listed levels."""
+    mask = np.ones(n, dtype=bool)
+    for column, levels in conditions.items():
+        mask &= np.isin(patterns[:, column], list(levels))
+    return mask
+
+
 class Scorer:
     """The model's weight tables, ready to score pattern matrices quickly."""
 
@@ -293,6 +301,27 @@ class Scorer:
         """Names of the guards a single pattern trips."""
         return guard_hits(self._guards, pattern)
 
+    def guard_lists(self, patterns: np.ndarray) -> list[tuple[str, ...]]:
+        """For each pattern row, the names of the guards it trips (as ``guards`` would say)."""
+        n = len(patterns)
+        hits = []
+        for name, when, unless in self._guards:
+            mask = _fits_rows(when, patterns, n)
+            if unless:
+                mask &= ~_fits_rows(unless, patterns, n)
+            hits.append((name, mask))
+        out: list[tuple[str, ...]] = [()] * n
+        tripped = np.zeros(n, dtype=bool)
+        for _, mask in hits:
+            tripped |= mask
+        for row in np.flatnonzero(tripped):
+            out[row] = tuple(name for name, mask in hits if mask[row])
+        return out
+
+    def probabilities(self, weights: np.ndarray) -> np.ndarray:
+        """``probability`` of each weight, the same values as the scalar function."""
+        return np.fromiter((probability(float(w)) for w in weights), dtype=np.float64, count=len(weights))
+
     def guard_columns(self, name: str) -> list[int]:
         """The comparison columns a guard's "when" looks at."""
         return next(sorted(when) for guard_name, when, _ in self._guards if guard_name == name)
@@ -324,69 +353,101 @@ from apache_beam.metrics import Metrics  # noqa: E402
 from transforms.block import hard_conflicts  # noqa: E402
 
 
-class _PatternsFn(beam.DoFn):
-    """A batch of candidate pairs -> one compact record per pair, patterns computed together."""
+def compare_batch(model: dict, pairs: list) -> dict:
+    """A batch of candidate pairs ``(left, right, rule names)`` -> one compared batch, columns of equal length.
+
+    ``a``/``b`` (ids), ``rules`` (names per pair, the owning rule first),
+    ``patterns`` (int8, pairs x comparisons), ``frequencies`` (shared-value
+    frequencies, same shape) and ``conflicts`` (hard "never merge" reasons per pair).
+    """
+    left = [pair[0] for pair in pairs]
+    right = [pair[1] for pair in pairs]
+    patterns = comparison_vectors(model, left, right)
+    return {
+        "a": [f["id"] for f in left], "b": [f["id"] for f in right], "rules": [pair[2] for pair in pairs],
+        "patterns": patterns, "frequencies": term_frequencies(model, left, right, patterns),
+        "conflicts": [tuple(hard_conflicts(x, y)) for x, y in zip(left, right)],
+    }
+
+
+def score_batch(scorer: Scorer, batch: dict) -> dict:
+    """A compared batch plus ``weights``, ``probabilities`` and ``guards`` (names tripped, per pair)."""
+    weights = scorer.weights(batch["patterns"], batch["frequencies"])
+    return dict(batch, weights=weights, probabilities=scorer.probabilities(weights),
+                guards=scorer.guard_lists(batch["patterns"]))
+
+
+def edge_rows(batch: dict, threshold: float) -> np.ndarray:
+    """Rows of a scored batch that link two profiles for merging: at or above the threshold,
+    no hard conflict and no guard."""
+    clear = np.fromiter((not c and not g for c, g in zip(batch["conflicts"], batch["guards"])), dtype=bool,
+                        count=len(batch["a"]))
+    return np.flatnonzero((batch["probabilities"] >= threshold) & clear)
+
+
+def scored_pair(batch: dict, row: int) -> dict:
+    """One row of a scored batch as a pair record."""
+    return {
+        "a": batch["a"][row], "b": batch["b"][row], "rule": batch["rules"][row][0], "rules": list(batch["rules"][row]),
+        "pattern": tuple(int(x) for x in batch["patterns"][row]),
+        "frequencies": tuple(float(x) for x in batch["frequencies"][row]),
+        "weight": float(batch["weights"][row]), "probability": float(batch["probabilities"][row]),
+        "conflicts": list(batch["conflicts"][row]), "guards": list(batch["guards"][row]),
+    }
+
+
+class _CompareFn(beam.DoFn):
+    """A batch of candidate pairs -> one compared batch, patterns computed together."""
 
     def __init__(self, model):
         self._model = model
         self._compared = Metrics.counter("compare", "pairs_compared")
         self._usec = Metrics.counter("compare", "busy_usec")
 
-    def process(self, batch):
-        left = [pair[0] for pair in batch]
-        right = [pair[1] for pair in batch]
+    def process(self, pairs):
+        if not pairs:
+            return
         started = time.perf_counter()
-        patterns = comparison_vectors(self._model, left, right)
-        frequencies = term_frequencies(self._model, left, right, patterns)
-        conflicts = [tuple(hard_conflicts(a, b)) for a, b in zip(left, right)]
+        batch = compare_batch(self._model, pairs)
         self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
-        self._compared.inc(len(batch))
-        for (a, b, rules), pattern, tf, conflict in zip(batch, patterns, frequencies, conflicts):
-            yield (a["id"], b["id"], rules, tuple(int(x) for x in pattern), conflict, tuple(float(x) for x in tf))
+        self._compared.inc(len(pairs))
+        yield batch
 
 
 class ComparePairs(beam.PTransform):
-    """Candidate pairs ``(left, right, rules)`` -> ``(left id, right id, rules, pattern, conflicts, frequencies)``.
+    """Batches of candidate pairs ``[(left, right, rules)]`` -> compared batches (see ``compare_batch``).
 
-    Pairs are batched (``BatchElements``) so that each fuzzy comparison runs over a
-    whole batch in one rapidfuzz call instead of once per pair in Python.
+    Each fuzzy comparison runs over a whole batch in one rapidfuzz call instead of
+    once per pair in Python, and the runner handles one element per batch.
     """
 
-    def __init__(self, model: dict, min_batch: int = 64, max_batch: int = 4096):
+    def __init__(self, model: dict):
         super().__init__()
         self._model = model
-        self._min, self._max = min_batch, max_batch
 
-    def expand(self, pairs):
-        return (
-            pairs
-            | "Batch" >> beam.BatchElements(min_batch_size=self._min, max_batch_size=self._max)
-            | "ComparisonPatterns" >> beam.ParDo(_PatternsFn(self._model))
-        )
+    def expand(self, batches):
+        return batches | "ComparisonPatterns" >> beam.ParDo(_CompareFn(self._model))
 
 
 class _ScoreFn(beam.DoFn):
     def __init__(self):
         self._scorers: dict = {}
         self._scored = Metrics.counter("score", "pairs_scored")
+        self._usec = Metrics.counter("score", "busy_usec")
 
-    def process(self, element, model):
+    def process(self, batch, model):
         scorer = self._scorers.get(id(model))
         if scorer is None:
             scorer = self._scorers[id(model)] = Scorer(model)
-        a, b, rules, pattern, conflicts, frequencies = element
-        weight = scorer.weight(pattern, frequencies)
-        self._scored.inc()
-        yield {
-            "a": a, "b": b, "rule": rules[0], "rules": list(rules), "pattern": pattern, "frequencies": frequencies,
-            "weight": weight,
-            "probability": scorer.probability(weight), "conflicts": list(conflicts),
-            "guards": scorer.guards(pattern),
-        }
+        started = time.perf_counter()
+        scored = score_batch(scorer, batch)
+        self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
+        self._scored.inc(len(batch["a"]))
+        yield scored
 
 
 class ScorePairs(beam.PTransform):
-    """Compared pairs -> scored pair dicts (weight, probability, conflicts, guards), model as side input."""
+    """Compared batches -> scored batches (weights, probabilities, guards), model as side input."""
 
     def __init__(self, model_view):
         super().__init__()
@@ -394,6 +455,19 @@ class ScorePairs(beam.PTransform):
 
     def expand(self, compared):
         return compared | "MatchWeight" >> beam.ParDo(_ScoreFn(), model=self._model)
+
+
+class MatchEdges(beam.PTransform):
+    """Scored batches -> ``(a, b)`` id pairs that link two profiles for merging (see ``edge_rows``)."""
+
+    def __init__(self, threshold: float):
+        super().__init__()
+        self._threshold = threshold
+
+    def expand(self, scored):
+        threshold = self._threshold
+        return scored | "EdgesOfBatch" >> beam.FlatMap(
+            lambda batch: [(batch["a"][r], batch["b"][r]) for r in edge_rows(batch, threshold)])
 
 
 def is_edge(pair: dict, threshold: float) -> bool:
@@ -407,16 +481,20 @@ class _ExplainReviewFn(beam.DoFn):
         self._review_threshold = review_threshold
         self._scorers: dict = {}
 
-    def process(self, pair, model):
-        if is_edge(pair, self._threshold) or pair["probability"] < self._review_threshold:
-            return
+    def process(self, batch, model):
+        for row in np.flatnonzero(batch["probabilities"] >= self._review_threshold):
+            pair = scored_pair(batch, row)
+            if not is_edge(pair, self._threshold):
+                yield self._review(pair, model)
+
+    def _review(self, pair, model):
         scorer = self._scorers.get(id(model))
         if scorer is None:
             scorer = self._scorers[id(model)] = Scorer(model)
         reasons = list(pair["conflicts"]) + [f"guard: {g}" for g in pair["guards"]]
         if pair["probability"] < self._threshold:
             reasons.append(f"probability {pair['probability']:.4f} is below --match_threshold {self._threshold}")
-        yield {
+        return {
             "kind": "pair", "a": pair["a"], "b": pair["b"], "rule": pair["rule"],
             "weight": round(pair["weight"], 3), "probability": round(pair["probability"], 6),
             "reasons": reasons, "fields": scorer.explain(pair["pattern"], pair["frequencies"]),
@@ -424,7 +502,7 @@ class _ExplainReviewFn(beam.DoFn):
 
 
 class ReviewPairs(beam.PTransform):
-    """Scored pairs -> the ones a person should look at, each with its reasons and field weights.
+    """Scored batches -> the pairs a person should look at, each with its reasons and field weights.
 
     A pair goes to review when its probability is between ``review_threshold`` and
     ``threshold``, or above it but stopped by a hard rule or a guard.

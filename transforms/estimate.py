@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections import Counter
 
 import apache_beam as beam
 import numpy as np
@@ -271,11 +272,23 @@ def expectation_maximisation(model: dict, histogram: list[tuple[tuple[str, tuple
     return result
 
 
+def pattern_counts(batch: dict) -> Counter:
+    """``(rule, pattern) -> pairs`` of a compared batch (``compare.compare_batch``): every pair
+    under ``ALL_PAIRS`` and under each blocking rule that made it a candidate."""
+    counts: Counter = Counter()
+    for rules, pattern in zip(batch["rules"], map(tuple, batch["patterns"].tolist())):
+        counts[(ALL_PAIRS, pattern)] += 1
+        for rule in rules:
+            counts[(rule, pattern)] += 1
+    return counts
+
+
 class EstimateModel(beam.PTransform):
     """(features, candidate patterns) -> a one-element PCollection holding the estimated model.
 
-    Input is a tuple ``(features, patterns)``: all feature dicts, and
-    ``(blocking rule name, pattern tuple)`` of every candidate pair.
+    Input is a tuple ``(features, pattern counts)``: all feature dicts, and
+    ``((blocking rule name, pattern tuple), pairs)`` counts of the candidate pairs,
+    partial counts of the same key being summed here (see ``compare.pattern_counts``).
     """
 
     def __init__(self, model: dict, sample_size: int = 3000, max_u_pairs: int = 100_000, seed: int = 42):
@@ -292,7 +305,7 @@ class EstimateModel(beam.PTransform):
             self._sample_size, key=lambda f: f["id"], reverse=True)
         u_tables = sample | "EstimateU" >> beam.Map(
             estimate_u_or_default, model, self._max_u_pairs, self._seed)
-        histogram = patterns | "PatternHistogram" >> beam.combiners.Count.PerElement()
+        histogram = patterns | "PatternHistogram" >> beam.CombinePerKey(sum)
         n_profiles = features | "CountProfiles" >> beam.combiners.Count.Globally()
         return (
             features.pipeline
