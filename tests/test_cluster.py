@@ -1,6 +1,7 @@
 """Tests for transforms/cluster.py: union-find, the components CombineFn on 2 workers, resolution."""
 from __future__ import annotations
 
+import json
 import random
 
 import apache_beam as beam
@@ -271,3 +272,29 @@ def test_resolve_clusters_transform():
         assert_that(out.plan, equal_to([{"DomainName": "test-domain", "MainProfileId": pid(1),
                                          "ProfileIdsToBeMerged": [pid(2)]}]), label="Plan")
         assert_that(out.review | beam.Map(lambda r: r["kind"]), equal_to(["split_off", "held_cluster"]), label="Review")
+
+
+def test_resolving_components_in_batches_gives_what_one_at_a_time_gives(tmp_path):
+    model = fitted_model()
+    scorer = Scorer(model)
+    # components of 1..5 near-identical people with a few differences, one too big to merge
+    components = []
+    for c in range(12):
+        size = 2 + c % 4
+        people = [person(100 * c + k, FirstName=["John", "Jon", "Kevin"][k % 3], ProfileType="ACCOUNT_PROFILE" if k == 4 else "PROFILE")
+                  for k in range(size)]
+        components.append((pid(100 * c), [member(p) for p in people]))
+    components.append((pid(9000), [member(person(9000 + k)) for k in range(MAX + 1)]))
+    expected = sorted(
+        json.dumps(record, sort_keys=True, default=str)
+        for component_id, members in components
+        for record in resolve_component(members, scorer, POLICY, MATCH, MEMBER, MAX, "test-domain"))
+    assert any('"kind": "merge"' in r for r in expected) and any('"kind": "split"' in r for r in expected)
+    for batch_pairs in (1, 7, 100_000):
+        with beam.Pipeline(runner="FnApiRunner") as p:
+            model_view = beam.pvalue.AsSingleton(p | "Model" >> beam.Create([model]))
+            out = p | beam.Create(components) | ResolveClusters(model_view, POLICY, MATCH, MEMBER, MAX, "test-domain",
+                                                              batch_pairs=batch_pairs)
+            assert_that(out.clusters | beam.Map(lambda r: json.dumps({k: v for k, v in r.items() if k != "cluster_id"},
+                                                                     sort_keys=True, default=str)),
+                        equal_to(expected))

@@ -21,6 +21,8 @@ import time
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.block import hard_conflicts, unpack
 from transforms.choose import Policy, choose_fields, plan_requests, rank_key, rank_reason
@@ -117,9 +119,17 @@ def _components(ids: list[int], linked: np.ndarray) -> list[list[int]]:
     return sorted(forest.components())
 
 
+def member_pairs(members: list[tuple[dict, dict]]) -> tuple[list, list[dict], list[dict]]:
+    """A component's members in ProfileId order, and the features of every pair of them
+    (left and right lists, in ``np.triu_indices`` order), as ``resolve_component`` scores them."""
+    members = sorted(members, key=lambda m: m[0]["ProfileId"])
+    left_idx, right_idx = np.triu_indices(len(members), k=1)
+    return members, [members[i][1] for i in left_idx], [members[j][1] for j in right_idx]
+
+
 def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: Policy,
                       match_threshold: float, member_threshold: float, max_cluster_size: int,
-                      domain_name: str) -> list[dict]:
+                      domain_name: str, compared: tuple | None = None) -> list[dict]:
     """Turn one connected component into merge groups, held groups and split-off singletons.
 
     ``members`` is ``[(profile, features)]``. Members are linked by pairs at or
@@ -129,6 +139,9 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
     ``"merge"`` (main, members, edges, choices, requests), ``"held"`` (too big) or
     ``"split"`` (a profile linked into the component that does not match the main
     of any group well enough: left alone, for review).
+
+    ``compared`` may hold the ``(patterns, frequencies)`` of ``member_pairs``,
+    computed by the caller for many components at once.
     """
     members = sorted(members, key=lambda m: m[0]["ProfileId"])
     ids = [m[0]["ProfileId"] for m in members]
@@ -141,8 +154,11 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
     n = len(members)
     features = [m[1] for m in members]
     left_idx, right_idx = np.triu_indices(n, k=1)
-    patterns = comparison_vectors(scorer.model, [features[i] for i in left_idx], [features[j] for j in right_idx])
-    frequencies = term_frequencies(scorer.model, [features[i] for i in left_idx], [features[j] for j in right_idx], patterns)
+    if compared is None:
+        _, left, right = member_pairs(members)
+        patterns = comparison_vectors(scorer.model, left, right)
+        compared = patterns, term_frequencies(scorer.model, left, right, patterns)
+    patterns, frequencies = compared
     weights = scorer.weights(patterns, frequencies)
     probability = np.zeros((n, n))
     pattern_of = np.zeros((n, n, patterns.shape[1]), dtype=np.int8)
@@ -285,44 +301,99 @@ class ConnectedComponents(beam.PTransform):
 
 
 class _ResolveFn(beam.DoFn):
-    def __init__(self, policy, match_threshold, member_threshold, max_cluster_size, domain_name):
+    """Resolve components a few hundred at a time: the pairs of all their members are
+    compared in one batch (one rapidfuzz call per level), then each is resolved alone."""
+
+    def __init__(self, policy, match_threshold, member_threshold, max_cluster_size, domain_name, batch_pairs=2048):
         self._policy = policy
         self._threshold = match_threshold
         self._member_threshold = member_threshold
         self._max = max_cluster_size
         self._domain = domain_name
+        self._batch_pairs = batch_pairs
         self._scorers: dict = {}
+        self._scorer = None
+        self._buffer: list = []
+        self._buffered_pairs = 0
         self._merged = Metrics.counter("cluster", "clusters_planned")
         self._held = Metrics.counter("cluster", "clusters_held")
         self._split = Metrics.counter("cluster", "profiles_split_off")
         self._requests = Metrics.counter("cluster", "merge_requests")
         self._usec = Metrics.counter("cluster", "busy_usec")
 
+    def start_bundle(self):
+        self._buffer, self._buffered_pairs = [], 0
+
     def process(self, element, model):
         component_id, members = element
         scorer = self._scorers.get(id(model))
         if scorer is None:
             scorer = self._scorers[id(model)] = Scorer(model)
-        started = time.perf_counter()
+        if self._scorer is not None and self._scorer is not scorer:
+            yield from self._tagged(self._flush())  # another model: resolve the batch so far with its own
+        self._scorer = scorer
         members = [(unpack(profile), unpack(features)) for profile, features in members]
-        records = resolve_component(members, scorer, self._policy, self._threshold,
-                                    self._member_threshold, self._max, self._domain)
+        self._buffer.append((component_id, members))
+        if len(members) <= self._max:
+            self._buffered_pairs += len(members) * (len(members) - 1) // 2
+        if self._buffered_pairs >= self._batch_pairs:
+            yield from self._tagged(self._flush())
+
+    def finish_bundle(self):
+        # outputs of finish_bundle carry their window explicitly (the job runs in the global window)
+        for tag, record in self._flush():
+            value = WindowedValue(record, GlobalWindow().max_timestamp(), (GlobalWindow(),))
+            yield beam.pvalue.TaggedOutput(tag, value) if tag else value
+
+    @staticmethod
+    def _tagged(outputs):
+        for tag, record in outputs:
+            yield beam.pvalue.TaggedOutput(tag, record) if tag else record
+
+    def _flush(self):
+        """Resolve the buffered components; yields ``(tag, record)``, tag None for the main output."""
+        buffer, self._buffer, self._buffered_pairs = self._buffer, [], 0
+        if not buffer:
+            return
+        scorer = self._scorer
+        started = time.perf_counter()
+        lefts, rights, spans = [], [], []
+        for _, members in buffer:
+            if len(members) > self._max:
+                spans.append(None)
+                continue
+            _, left, right = member_pairs(members)
+            spans.append((len(lefts), len(lefts) + len(left)))
+            lefts.extend(left)
+            rights.extend(right)
+        patterns = comparison_vectors(scorer.model, lefts, rights)
+        frequencies = term_frequencies(scorer.model, lefts, rights, patterns)
+        resolved = []
+        for (component_id, members), span in zip(buffer, spans):
+            compared = (patterns[span[0]:span[1]], frequencies[span[0]:span[1]]) if span else None
+            resolved.append((component_id, resolve_component(
+                members, scorer, self._policy, self._threshold, self._member_threshold, self._max, self._domain,
+                compared)))
         self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
+        for component_id, records in resolved:
+            yield from self._outputs(component_id, records)
+
+    def _outputs(self, component_id, records):
         for record in records:
             record["cluster_id"] = component_id if record["kind"] != "merge" else record["main"]
             if record["kind"] == "merge":
                 self._merged.inc()
                 self._requests.inc(len(record["requests"]))
                 for request in record["requests"]:
-                    yield beam.pvalue.TaggedOutput(PLAN, request)
+                    yield PLAN, request
             elif record["kind"] == "held":
                 self._held.inc()
-                yield beam.pvalue.TaggedOutput(REVIEW, {"kind": "held_cluster", "reason": record["reason"],
-                                                        "size": record["size"], "members": record["members"][:200]})
+                yield REVIEW, {"kind": "held_cluster", "reason": record["reason"],
+                               "size": record["size"], "members": record["members"][:200]}
             else:
                 self._split.inc()
-                yield beam.pvalue.TaggedOutput(REVIEW, {"kind": "split_off", **{k: v for k, v in record.items() if k != "kind"}})
-            yield record
+                yield REVIEW, {"kind": "split_off", **{k: v for k, v in record.items() if k != "kind"}}
+            yield None, record
 
 
 class ResolveClusters(beam.PTransform):
@@ -332,10 +403,10 @@ class ResolveClusters(beam.PTransform):
     through the job's shuffles."""
 
     def __init__(self, model_view, policy: Policy, match_threshold: float, member_threshold: float,
-                 max_cluster_size: int, domain_name: str):
+                 max_cluster_size: int, domain_name: str, batch_pairs: int = 2048):
         super().__init__()
         self._model = model_view
-        self._args = (policy, match_threshold, member_threshold, max_cluster_size, domain_name)
+        self._args = (policy, match_threshold, member_threshold, max_cluster_size, domain_name, batch_pairs)
 
     def expand(self, grouped):
         return grouped | "ResolveEachCluster" >> beam.ParDo(_ResolveFn(*self._args), model=self._model).with_outputs(
