@@ -383,6 +383,29 @@ def test_guard_on_real_features():
     assert scorer.guards(comparison_vectors(model, [mum], [son])[0]) == ["different first names"]
 
 
+def test_household_guard_needs_a_missing_first_name_and_nothing_personal():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    home = {"Address1": "12 High Street", "City": "Leeds", "PostalCode": "LS1 4AB", "Country": "GB"}
+    mary = features({"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Hale", "Address": home,
+                     "EmailAddress": "mary.hale@example.com", "BirthDate": "1970-02-03"})
+
+    def guards_with(**fields):
+        other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": home, **fields})
+        return scorer.guards(comparison_vectors(model, [mary], [other])[0])
+
+    household = "a family name and a household"
+    assert household in guards_with(EmailAddress="hale.family@example.com")
+    assert household in guards_with(BirthDate="1998-07-07")
+    assert household not in guards_with(EmailAddress="mary.hale@example.com")   # her own email
+    assert household not in guards_with(BirthDate="1970-02-03")                 # her birth date
+    assert household not in guards_with(FirstName="Mary")                       # a first name to compare
+    # without the street address it is not what a household shares
+    elsewhere = features({"ProfileId": pid(3), "LastName": "Hale",
+                          "Address": {"City": "York", "PostalCode": "YO1 7HH", "Country": "GB"}})
+    assert household not in scorer.guards(comparison_vectors(model, [mary], [elsewhere])[0])
+
+
 # -------------------------------------------------------------------------- Beam
 
 

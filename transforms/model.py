@@ -205,6 +205,15 @@ DEFAULT_GUARDS = [
                  "location": ["null", "city", "else"], "account_number": ["null", "else"]},
     },
     {
+        "name": "a family name and a household",
+        "description": "One first name is missing, the street address agrees and nothing personal does (no "
+                       "birth date within a month, no email, no account number): a last name with an address "
+                       "(and perhaps a landline) is what the members of a household share.",
+        "when": {"first_name": ["null"], "location": ["postcode and street", "postcode", "street and city"],
+                 "birth_date": ["null", "within a year", "within 15 years", "else"],
+                 "email": ["null", "else"], "account_number": ["null", "else"]},
+    },
+    {
         "name": "different genders",
         "description": "One profile MALE, the other FEMALE.",
         "when": {"gender": ["else"]},
