@@ -12,7 +12,7 @@ from rapidfuzz import distance, fuzz
 
 from tests.helpers import features, fitted_model, pid
 from transforms.compare import ComparePairs, Scorer, ScorePairs, comparison_vectors, term_frequencies
-from transforms.model import default_model, level_weight, prior_weight
+from transforms.model import default_model, level_weight, prior_weight, validate_model
 
 NULL = {"label": "null", "kind": "null", "fields": ["x"]}
 ELSE = {"label": "else", "kind": "else"}
@@ -383,6 +383,15 @@ def test_guard_on_real_features():
     assert scorer.guards(comparison_vectors(model, [mum], [son])[0]) == ["different first names"]
 
 
+def test_settling_columns_default_to_the_guards_when():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    names = [c["name"] for c in model["comparisons"]]
+    assert scorer.settling_columns("birth dates a generation apart") == [names.index("birth_date")]
+    assert scorer.settling_columns("namesakes: different phones") == scorer.guard_columns("namesakes: different phones")
+    assert scorer.settling_columns("nothing but names") == []
+
+
 def test_household_guard_needs_a_missing_first_name_and_nothing_personal():
     model = fitted_model(default_guards=True)
     scorer = Scorer(model)
@@ -404,6 +413,13 @@ def test_household_guard_needs_a_missing_first_name_and_nothing_personal():
     elsewhere = features({"ProfileId": pid(3), "LastName": "Hale",
                           "Address": {"City": "York", "PostalCode": "YO1 7HH", "Country": "GB"}})
     assert household not in scorer.guards(comparison_vectors(model, [mary], [elsewhere])[0])
+
+
+def test_validate_model_rejects_unknown_settling_comparisons():
+    model = fitted_model(default_guards=True)
+    model["guards"][0]["main_settles"] = ["shoe_size"]
+    with pytest.raises(ValueError, match="shoe_size"):
+        validate_model(model)
 
 
 # -------------------------------------------------------------------------- Beam

@@ -250,6 +250,10 @@ class Scorer:
             (guard["name"], self._compile(guard["when"]), self._compile(guard.get("unless", {})))
             for guard in model.get("guards", [])
         ]
+        self._settles = {
+            guard["name"]: sorted(self._index(c) for c in guard.get("main_settles", guard["when"]))
+            for guard in model.get("guards", [])
+        }
 
     def _compile(self, conditions: dict) -> dict:
         return {self._index(c): {self._level_index(c, label) for label in labels} for c, labels in conditions.items()}
@@ -296,6 +300,11 @@ class Scorer:
     def guard_columns(self, name: str) -> list[int]:
         """The comparison columns a guard's "when" looks at."""
         return next(sorted(when) for guard_name, when, _ in self._guards if guard_name == name)
+
+    def settling_columns(self, name: str) -> list[int]:
+        """The comparison columns a main needs a value for to settle a guard between two of its members:
+        the guard's ``main_settles`` comparisons, or every comparison of its "when"."""
+        return self._settles[name]
 
     def explain(self, pattern, frequencies=None) -> dict:
         """Field-by-field account of one pattern: level label and weight added."""

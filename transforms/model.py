@@ -170,7 +170,12 @@ DEFAULT_BLOCKING_RULES = [
 
 # A pair whose levels fit a guard's "when" (every comparison listed at one of the
 # listed levels) is never merged automatically, unless it also fits its "unless";
-# it goes to review instead.
+# it goes to review instead. Between two members of a cluster (neither the main),
+# a guard still blocks when the main has no value for one of its "main_settles"
+# comparisons (default: every comparison of "when"): a main without a birth date
+# cannot tell that two members born a generation apart are one person. A guard
+# about missing evidence rather than disagreement lists none: each member already
+# matched the main, guards included.
 DEFAULT_GUARDS = [
     {
         "name": "different first names",
@@ -200,9 +205,12 @@ DEFAULT_GUARDS = [
     {
         "name": "nothing but names",
         "description": "Names agree (perhaps the city too) but there is no birth date to compare and no "
-                       "phone, email, street address or account number in common: namesakes look like this.",
+                       "phone, email, street address or account number in common: namesakes look like this. "
+                       "It says the pair has too little evidence, not that the two differ: between two members "
+                       "who each match the main on something besides names, the main settles it.",
         "when": {"birth_date": ["null"], "phone": ["null", "else"], "email": ["null", "else"],
                  "location": ["null", "city", "else"], "account_number": ["null", "else"]},
+        "main_settles": [],
     },
     {
         "name": "a family name and a household",
@@ -283,7 +291,7 @@ def validate_model(model: dict, fitted: bool = True) -> None:
     if fitted and (not isinstance(prior, (int, float)) or not 0 < prior < 1):
         raise ValueError("model prior must be a probability in (0, 1)")
     for guard in model.get("guards", []):
-        unknown = (set(guard["when"]) | set(guard.get("unless", {}))) - names
+        unknown = (set(guard["when"]) | set(guard.get("unless", {})) | set(guard.get("main_settles", []))) - names
         if unknown:
             raise ValueError(f"guard {guard['name']} names unknown comparisons {sorted(unknown)}")
 
