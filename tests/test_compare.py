@@ -383,6 +383,27 @@ def test_guard_on_real_features():
     assert scorer.guards(comparison_vectors(model, [mum], [son])[0]) == ["different first names"]
 
 
+def test_generation_guard_lifted_by_the_account_and_swapped_names():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    generation = "birth dates a generation apart"
+    swapped = dict(first_name="swapped with last name", last_name="swapped with first name", birth_date="else")
+    assert generation in scorer.guards(pattern_with(model, **swapped))
+    assert generation not in scorer.guards(pattern_with(model, account_number="exact", **swapped))
+    assert generation not in scorer.guards(pattern_with(
+        model, first_name="like the other's last name", last_name="like the other's first name",
+        birth_date="else", account_number="exact"))
+    # the account alone is not enough: a parent and a child on one family account
+    assert generation in scorer.guards(pattern_with(model, first_name="else", last_name="exact",
+                                                    birth_date="else", account_number="exact"))
+    # and on real features: "Berry Emily" is "Emily Berry" with the names in each other's fields
+    a = features({"ProfileId": pid(1), "FirstName": "Emily", "LastName": "Berry", "BirthDate": "1978-05-27",
+                  "AccountNumber": "6459366"})
+    b = features({"ProfileId": pid(2), "FirstName": "Berry", "LastName": "Emily", "BirthDate": "1938-01-01",
+                  "AccountNumber": "6459366"})
+    assert generation not in scorer.guards(comparison_vectors(model, [a], [b])[0])
+
+
 def test_settling_columns_default_to_the_guards_when():
     model = fitted_model(default_guards=True)
     scorer = Scorer(model)

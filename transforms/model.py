@@ -189,10 +189,13 @@ DEFAULT_GUARDS = [
         "name": "birth dates a generation apart",
         "description": "Birth dates a generation apart (more than 15 years, and not a one-character typo): "
                        "parents and children with the same name share addresses and phones; unless the "
-                       "account number and both names agree.",
+                       "account number and both names agree (perhaps entered in each other's fields).",
         "when": {"birth_date": ["else"]},
-        "unless": {"account_number": ["exact", "one typo"], "first_name": ["exact", "nickname", "jaro-winkler >= 0.92"],
-                   "last_name": ["exact", "jaro-winkler >= 0.92"]},
+        "unless": {"account_number": ["exact", "one typo"],
+                   "first_name": ["exact", "nickname", "jaro-winkler >= 0.92", "swapped with last name",
+                                  "like the other's last name"],
+                   "last_name": ["exact", "jaro-winkler >= 0.92", "swapped with first name",
+                                 "like the other's first name"]},
     },
     {
         "name": "namesakes: different phones",
