@@ -383,6 +383,23 @@ def test_guard_on_real_features():
     assert scorer.guards(comparison_vectors(model, [mum], [son])[0]) == ["different first names"]
 
 
+def test_similar_emails_with_other_digits_are_not_a_typo():
+    model = fitted_model()
+    names = [c["name"] for c in model["comparisons"]]
+    email = names.index("email")
+    labels = [level["label"] for level in model["comparisons"][email]["levels"]]
+
+    def level(a, b):
+        left = features({"ProfileId": pid(1), "EmailAddress": a})
+        right = features({"ProfileId": pid(2), "EmailAddress": b})
+        return labels[comparison_vectors(model, [left], [right])[0][email]]
+
+    assert level("patricia.thornfield1950@example.com", "patricia.thornfeild1950@example.com") == "levenshtein >= 0.88"
+    # two Patricia Thornfields: the same name with other digits is a namesake, not a typo
+    assert level("patricia.thornfield50@example.com", "patricia.thornfield50815@example.com") == "else"
+    assert level("john.smith1980@example.com", "john.smith1908@example.com") == "else"
+
+
 def test_generation_guard_lifted_by_the_account_and_swapped_names():
     model = fitted_model(default_guards=True)
     scorer = Scorer(model)

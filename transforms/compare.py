@@ -9,6 +9,7 @@ added or removed. Pure functions: no Beam here.
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import numpy as np
@@ -24,6 +25,9 @@ _SCORERS = {
     "token_set_ratio": (lambda a, b, **kw: fuzz.token_set_ratio(a, b, **kw) / 100.0, False),
     "damerau_levenshtein_distance": (distance.DamerauLevenshtein.distance, True),
 }
+
+
+_DIGIT_RUNS = re.compile(r"\d+")
 
 
 def _first(value):
@@ -173,7 +177,15 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         return both & (np.where(both, diff, np.inf) <= condition["days"])
     if kind == "similarity":
         field = condition["field"]
-        return _similar(batch, rows, field, field, condition["scorer"], condition["threshold"])
+        hit = _similar(batch, rows, field, field, condition["scorer"], condition["threshold"])
+        if condition.get("same_digits") and hit.any():
+            # digits tell namesakes' addresses apart (john.smith1980 / john.smith1994): a value
+            # that is similar but carries other digits is not a typo of the other
+            left, right = batch.firsts(0, field)[rows], batch.firsts(1, field)[rows]
+            for position in np.flatnonzero(hit):
+                if _DIGIT_RUNS.findall(left[position]) != _DIGIT_RUNS.findall(right[position]):
+                    hit[position] = False
+        return hit
     raise ValueError(f"unknown comparison level kind {kind!r}")
 
 

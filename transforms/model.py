@@ -31,6 +31,7 @@ MODEL_VERSION = 1
 # Each level: label, a condition (kind + arguments) and an initial m for EM.
 # Condition kinds (see transforms.compare): null, exact, overlap, member, similarity,
 # cross_exact, cross_similarity, same_letters, date_swap, date_within, all, else.
+# A similarity level with "same_digits" also needs the two values' digits to agree.
 DEFAULT_COMPARISONS = [
     {
         "name": "first_name",
@@ -83,7 +84,8 @@ DEFAULT_COMPARISONS = [
         "levels": [
             {"label": "null", "kind": "null", "fields": ["emails"]},
             {"label": "same address", "kind": "overlap", "field": "emails", "m": 0.7},
-            {"label": "levenshtein >= 0.88", "kind": "similarity", "field": "emails", "scorer": "levenshtein", "threshold": 0.88, "m": 0.05},
+            {"label": "levenshtein >= 0.88", "kind": "similarity", "field": "emails", "scorer": "levenshtein", "threshold": 0.88,
+             "same_digits": True, "m": 0.05},
             {"label": "same user name", "kind": "overlap", "field": "email_users_specific", "m": 0.1},
             {"label": "else", "kind": "else", "m": 0.1},
         ],
