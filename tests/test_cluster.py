@@ -223,6 +223,42 @@ def test_guard_between_members_does_not_block_when_the_main_has_the_field():
     assert merged_groups(resolve([m, a, c], scorer)) == [[pid(1), pid(2), pid(3)]]
 
 
+def _thin_members():
+    """A main with a phone, an email and an address (no birth date), and two thin duplicates: one
+    shares only its phone, the other only its email. Between themselves they share nothing but names."""
+    address = {"Address1": "1 Main St", "City": "Springfield", "PostalCode": "62701", "Country": "US"}
+    m = person(1, Address=address, Gender="MALE")
+    a = person(2, EmailAddress=None)
+    c = person(3, PhoneNumber=None)
+    return m, a, c
+
+
+def test_main_settles_a_lack_of_evidence_guard_between_members():
+    # "nothing but names" says a pair has too little evidence, not that it differs: two thin
+    # duplicates that each match the main (phone / email) merge through it, birth date or not
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    m, a, c = _thin_members()
+    between = resolve_component([member(a), member(c)], scorer, POLICY, MATCH, MEMBER, MAX, "d")
+    assert all(r["kind"] == "split" for r in between)  # alone, names are not enough
+    assert merged_groups(resolve([m, a, c], scorer)) == [[pid(1), pid(2), pid(3)]]
+    # without main_settles the main (no birth date) could not settle it: one of them is split off
+    for guard in model["guards"]:
+        guard.pop("main_settles", None)
+    records = resolve([m, a, c], Scorer(model))
+    assert [len(g) for g in merged_groups(records)] == [2]
+    assert_each_profile_once(records, [m, a, c])
+
+
+def test_main_does_not_settle_a_disagreement_guard_without_the_field():
+    # a guard about disagreement (birth dates a generation apart) still blocks between members
+    # under a main without a birth date, with the shipped guards too
+    m = person(1, Attributes={"a": "1", "b": "2", "c": "3", "d": "4"})
+    a, c = person(2, BirthDate="1952-01-01"), person(3, BirthDate="1978-01-01")
+    records = resolve([m, a, c], Scorer(fitted_model(default_guards=True)))
+    assert [len(g) for g in merged_groups(records)] == [2]
+
+
 def test_cluster_above_max_cluster_size_is_held_never_merged():
     profiles = [person(n) for n in range(1, 6)]
     records = resolve(profiles, max_cluster_size=4)

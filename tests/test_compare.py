@@ -24,7 +24,7 @@ from transforms.compare import (
     scored_pair,
     term_frequencies,
 )
-from transforms.model import default_model, level_weight, prior_weight
+from transforms.model import default_model, level_weight, prior_weight, validate_model
 
 NULL = {"label": "null", "kind": "null", "fields": ["x"]}
 ELSE = {"label": "else", "kind": "else"}
@@ -393,6 +393,83 @@ def test_guard_on_real_features():
     mum = features({"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Smith", "PhoneNumber": "+14155552671"})
     son = features({"ProfileId": pid(2), "FirstName": "Kevin", "LastName": "Smith", "PhoneNumber": "+14155552671"})
     assert scorer.guards(comparison_vectors(model, [mum], [son])[0]) == ["different first names"]
+
+
+def test_similar_emails_with_other_digits_are_not_a_typo():
+    model = fitted_model()
+    names = [c["name"] for c in model["comparisons"]]
+    email = names.index("email")
+    labels = [level["label"] for level in model["comparisons"][email]["levels"]]
+
+    def level(a, b):
+        left = features({"ProfileId": pid(1), "EmailAddress": a})
+        right = features({"ProfileId": pid(2), "EmailAddress": b})
+        return labels[comparison_vectors(model, [left], [right])[0][email]]
+
+    assert level("patricia.thornfield1950@example.com", "patricia.thornfeild1950@example.com") == "levenshtein >= 0.88"
+    # two Patricia Thornfields: the same name with other digits is a namesake, not a typo
+    assert level("patricia.thornfield50@example.com", "patricia.thornfield50815@example.com") == "else"
+    assert level("john.smith1980@example.com", "john.smith1908@example.com") == "else"
+
+
+def test_generation_guard_lifted_by_the_account_and_swapped_names():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    generation = "birth dates a generation apart"
+    swapped = dict(first_name="swapped with last name", last_name="swapped with first name", birth_date="else")
+    assert generation in scorer.guards(pattern_with(model, **swapped))
+    assert generation not in scorer.guards(pattern_with(model, account_number="exact", **swapped))
+    assert generation not in scorer.guards(pattern_with(
+        model, first_name="like the other's last name", last_name="like the other's first name",
+        birth_date="else", account_number="exact"))
+    # the account alone is not enough: a parent and a child on one family account
+    assert generation in scorer.guards(pattern_with(model, first_name="else", last_name="exact",
+                                                    birth_date="else", account_number="exact"))
+    # and on real features: "Berry Emily" is "Emily Berry" with the names in each other's fields
+    a = features({"ProfileId": pid(1), "FirstName": "Emily", "LastName": "Berry", "BirthDate": "1978-05-27",
+                  "AccountNumber": "6459366"})
+    b = features({"ProfileId": pid(2), "FirstName": "Berry", "LastName": "Emily", "BirthDate": "1938-01-01",
+                  "AccountNumber": "6459366"})
+    assert generation not in scorer.guards(comparison_vectors(model, [a], [b])[0])
+
+
+def test_settling_columns_default_to_the_guards_when():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    names = [c["name"] for c in model["comparisons"]]
+    assert scorer.settling_columns("birth dates a generation apart") == [names.index("birth_date")]
+    assert scorer.settling_columns("namesakes: different phones") == scorer.guard_columns("namesakes: different phones")
+    assert scorer.settling_columns("nothing but names") == []
+
+
+def test_household_guard_needs_a_missing_first_name_and_nothing_personal():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    home = {"Address1": "12 High Street", "City": "Leeds", "PostalCode": "LS1 4AB", "Country": "GB"}
+    mary = features({"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Hale", "Address": home,
+                     "EmailAddress": "mary.hale@example.com", "BirthDate": "1970-02-03"})
+
+    def guards_with(**fields):
+        other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": home, **fields})
+        return scorer.guards(comparison_vectors(model, [mary], [other])[0])
+
+    household = "a family name and a household"
+    assert household in guards_with(EmailAddress="hale.family@example.com")
+    assert household in guards_with(BirthDate="1998-07-07")
+    assert household not in guards_with(EmailAddress="mary.hale@example.com")   # her own email
+    assert household not in guards_with(BirthDate="1970-02-03")                 # her birth date
+    assert household not in guards_with(FirstName="Mary")                       # a first name to compare
+    # without the street address it is not what a household shares
+    elsewhere = features({"ProfileId": pid(3), "LastName": "Hale",
+                          "Address": {"City": "York", "PostalCode": "YO1 7HH", "Country": "GB"}})
+    assert household not in scorer.guards(comparison_vectors(model, [mary], [elsewhere])[0])
+
+
+def test_validate_model_rejects_unknown_settling_comparisons():
+    model = fitted_model(default_guards=True)
+    model["guards"][0]["main_settles"] = ["shoe_size"]
+    with pytest.raises(ValueError, match="shoe_size"):
+        validate_model(model)
 
 
 # -------------------------------------------------------------------------- Beam

@@ -252,15 +252,16 @@ class _PairFacts:
         who each look like the main; two sparse or noisy profiles with little to
         compare stay allowed). A guard between them blocks only when the main
         cannot settle it: when the main has no value for a field the guard looks at
-        (two birth dates a generation apart under a main without one). When the
-        main has the field, each of them was already checked against it.
+        (two birth dates a generation apart under a main without one; the guard's
+        ``main_settles`` comparisons). When the main has the field, each of them was
+        already checked against it.
         """
         if not self.hard_ok[i, k]:
             return False
         if self.probability[i, k] < STRANGERS and self.disagree[i, k]:
             return False  # clearly different people, each merely like the main
         for guard in self.guards_of.get((i, k), ()):
-            for column in self.scorer.guard_columns(guard):
+            for column in self.scorer.settling_columns(guard):
                 if self.pattern_of[main, i][column] == 0 or self.pattern_of[main, k][column] == 0:
                     return False
         return True

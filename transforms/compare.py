@@ -9,6 +9,7 @@ added or removed. Pure functions: no Beam here.
 from __future__ import annotations
 
 import math
+import re
 import time
 
 import numpy as np
@@ -24,6 +25,9 @@ _SCORERS = {
     "token_set_ratio": (lambda a, b, **kw: fuzz.token_set_ratio(a, b, **kw) / 100.0, False),
     "damerau_levenshtein_distance": (distance.DamerauLevenshtein.distance, True),
 }
+
+
+_DIGIT_RUNS = re.compile(r"\d+")
 
 
 def _first(value):
@@ -173,7 +177,15 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         return both & (np.where(both, diff, np.inf) <= condition["days"])
     if kind == "similarity":
         field = condition["field"]
-        return _similar(batch, rows, field, field, condition["scorer"], condition["threshold"])
+        hit = _similar(batch, rows, field, field, condition["scorer"], condition["threshold"])
+        if condition.get("same_digits") and hit.any():
+            # digits tell namesakes' addresses apart (john.smith1980 / john.smith1994): a value
+            # that is similar but carries other digits is not a typo of the other
+            left, right = batch.firsts(0, field)[rows], batch.firsts(1, field)[rows]
+            for position in np.flatnonzero(hit):
+                if _DIGIT_RUNS.findall(left[position]) != _DIGIT_RUNS.findall(right[position]):
+                    hit[position] = False
+        return hit
     raise ValueError(f"unknown comparison level kind {kind!r}")
 
 
@@ -258,6 +270,10 @@ class Scorer:
             (guard["name"], self._compile(guard["when"]), self._compile(guard.get("unless", {})))
             for guard in model.get("guards", [])
         ]
+        self._settles = {
+            guard["name"]: sorted(self._index(c) for c in guard.get("main_settles", guard["when"]))
+            for guard in model.get("guards", [])
+        }
 
     def _compile(self, conditions: dict) -> dict:
         return {self._index(c): {self._level_index(c, label) for label in labels} for c, labels in conditions.items()}
@@ -325,6 +341,11 @@ class Scorer:
     def guard_columns(self, name: str) -> list[int]:
         """The comparison columns a guard's "when" looks at."""
         return next(sorted(when) for guard_name, when, _ in self._guards if guard_name == name)
+
+    def settling_columns(self, name: str) -> list[int]:
+        """The comparison columns a main needs a value for to settle a guard between two of its members:
+        the guard's ``main_settles`` comparisons, or every comparison of its "when"."""
+        return self._settles[name]
 
     def explain(self, pattern, frequencies=None) -> dict:
         """Field-by-field account of one pattern: level label and weight added."""

@@ -31,6 +31,7 @@ MODEL_VERSION = 1
 # Each level: label, a condition (kind + arguments) and an initial m for EM.
 # Condition kinds (see transforms.compare): null, exact, overlap, member, similarity,
 # cross_exact, cross_similarity, same_letters, date_swap, date_within, all, else.
+# A similarity level with "same_digits" also needs the two values' digits to agree.
 DEFAULT_COMPARISONS = [
     {
         "name": "first_name",
@@ -83,7 +84,8 @@ DEFAULT_COMPARISONS = [
         "levels": [
             {"label": "null", "kind": "null", "fields": ["emails"]},
             {"label": "same address", "kind": "overlap", "field": "emails", "m": 0.7},
-            {"label": "levenshtein >= 0.88", "kind": "similarity", "field": "emails", "scorer": "levenshtein", "threshold": 0.88, "m": 0.05},
+            {"label": "levenshtein >= 0.88", "kind": "similarity", "field": "emails", "scorer": "levenshtein", "threshold": 0.88,
+             "same_digits": True, "m": 0.05},
             {"label": "same user name", "kind": "overlap", "field": "email_users_specific", "m": 0.1},
             {"label": "else", "kind": "else", "m": 0.1},
         ],
@@ -170,7 +172,12 @@ DEFAULT_BLOCKING_RULES = [
 
 # A pair whose levels fit a guard's "when" (every comparison listed at one of the
 # listed levels) is never merged automatically, unless it also fits its "unless";
-# it goes to review instead.
+# it goes to review instead. Between two members of a cluster (neither the main),
+# a guard still blocks when the main has no value for one of its "main_settles"
+# comparisons (default: every comparison of "when"): a main without a birth date
+# cannot tell that two members born a generation apart are one person. A guard
+# about missing evidence rather than disagreement lists none: each member already
+# matched the main, guards included.
 DEFAULT_GUARDS = [
     {
         "name": "different first names",
@@ -184,10 +191,13 @@ DEFAULT_GUARDS = [
         "name": "birth dates a generation apart",
         "description": "Birth dates a generation apart (more than 15 years, and not a one-character typo): "
                        "parents and children with the same name share addresses and phones; unless the "
-                       "account number and both names agree.",
+                       "account number and both names agree (perhaps entered in each other's fields).",
         "when": {"birth_date": ["else"]},
-        "unless": {"account_number": ["exact", "one typo"], "first_name": ["exact", "nickname", "jaro-winkler >= 0.92"],
-                   "last_name": ["exact", "jaro-winkler >= 0.92"]},
+        "unless": {"account_number": ["exact", "one typo"],
+                   "first_name": ["exact", "nickname", "jaro-winkler >= 0.92", "swapped with last name",
+                                  "like the other's last name"],
+                   "last_name": ["exact", "jaro-winkler >= 0.92", "swapped with first name",
+                                 "like the other's first name"]},
     },
     {
         "name": "namesakes: different phones",
@@ -200,9 +210,21 @@ DEFAULT_GUARDS = [
     {
         "name": "nothing but names",
         "description": "Names agree (perhaps the city too) but there is no birth date to compare and no "
-                       "phone, email, street address or account number in common: namesakes look like this.",
+                       "phone, email, street address or account number in common: namesakes look like this. "
+                       "It says the pair has too little evidence, not that the two differ: between two members "
+                       "who each match the main on something besides names, the main settles it.",
         "when": {"birth_date": ["null"], "phone": ["null", "else"], "email": ["null", "else"],
                  "location": ["null", "city", "else"], "account_number": ["null", "else"]},
+        "main_settles": [],
+    },
+    {
+        "name": "a family name and a household",
+        "description": "One first name is missing, the street address agrees and nothing personal does (no "
+                       "birth date within a month, no email, no account number): a last name with an address "
+                       "(and perhaps a landline) is what the members of a household share.",
+        "when": {"first_name": ["null"], "location": ["postcode and street", "postcode", "street and city"],
+                 "birth_date": ["null", "within a year", "within 15 years", "else"],
+                 "email": ["null", "else"], "account_number": ["null", "else"]},
     },
     {
         "name": "different genders",
@@ -274,7 +296,7 @@ def validate_model(model: dict, fitted: bool = True) -> None:
     if fitted and (not isinstance(prior, (int, float)) or not 0 < prior < 1):
         raise ValueError("model prior must be a probability in (0, 1)")
     for guard in model.get("guards", []):
-        unknown = (set(guard["when"]) | set(guard.get("unless", {}))) - names
+        unknown = (set(guard["when"]) | set(guard.get("unless", {})) | set(guard.get("main_settles", []))) - names
         if unknown:
             raise ValueError(f"guard {guard['name']} names unknown comparisons {sorted(unknown)}")
 
