@@ -12,10 +12,17 @@ pairs compared/s, busy time per stage (from the job's Beam counters, in
 seconds summed over workers) and pairwise precision / recall / F1 against the
 generator's truth. This is a benchmark, not a test: run it on a quiet machine
 and compare medians of repeated runs (`--repeat`).
+
+When Splink is installed (`pip install -e '.[bench]'`), each size also gets a
+`splink` row: `benchmarks/splink_run.py` deduplicates the same data with Splink 5
+on DuckDB as a child process, measured the same way (its pairs are its blocked
+pairs; it has no stage columns). After the table, the ratio of our in-memory wall
+time to Splink's. `--no_splink` skips it.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
 import subprocess
@@ -83,6 +90,34 @@ def evaluate(out: Path, truth: Path) -> dict:
     return {k: float(v) for k, v in (part.split("=") for part in last.split())}
 
 
+def run_splink_once(profiles: Path, truth: Path, out: Path) -> dict:
+    """benchmarks/splink_run.py as a child process, its tree's memory sampled like ours."""
+    command = [sys.executable, str(ROOT / "benchmarks" / "splink_run.py"), "--profiles", str(profiles),
+               "--truth", str(truth), "--out", str(out)]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak, stop = [0], threading.Event()
+    watcher = threading.Thread(target=_watch_memory, args=(psutil.Process(child.pid), stop, peak), daemon=True)
+    watcher.start()
+    stdout, stderr = child.communicate()
+    wall = time.perf_counter() - started
+    stop.set()
+    watcher.join()
+    if child.returncode != 0:
+        raise RuntimeError(f"splink failed: {stderr.decode()[-2000:]}")
+    return {"wall": wall, "peak_gb": peak[0] / 2**30, **json.loads(stdout.decode().strip().splitlines()[-1])}
+
+
+def splink_row(n: int, runs: list[dict]) -> str:
+    wall = statistics.median(r["wall"] for r in runs)
+    peak = statistics.median(r["peak_gb"] for r in runs)
+    last = runs[-1]
+    pairs = last["blocked_pairs"]
+    return (f"{n:>9} {'splink':>8} {wall:>7.1f} {peak:>7.2f} {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
+            + " ".join(f"{'-':>7}" for _ in STAGES)
+            + f" {last['precision']:>6.4f} {last['recall']:>6.4f} {last['F1']:>6.4f}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated profile counts")
@@ -90,7 +125,15 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per row; the table shows medians")
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--keep", default=None, help="directory for generated data and outputs (default: temp)")
+    parser.add_argument("--splink", dest="splink", action="store_true", default=None,
+                        help="also run Splink on the same data (default: when splink is importable)")
+    parser.add_argument("--no_splink", dest="splink", action="store_false", help="skip the Splink comparison")
     args = parser.parse_args(argv)
+    splink_installed = importlib.util.find_spec("splink") is not None
+    if args.splink and not splink_installed:
+        parser.error("--splink needs splink: pip install -e '.[bench]'")
+    use_splink = splink_installed if args.splink is None else args.splink
+    walls = {}
     directory = Path(args.keep or tempfile.mkdtemp(prefix="profile-dedup-bench-"))
     directory.mkdir(parents=True, exist_ok=True)
     header = (f"{'profiles':>9} {'mode':>8} {'wall s':>7} {'peak GB':>7} {'prof/s':>7} {'pairs':>9} {'pairs/s':>8} "
@@ -104,6 +147,7 @@ def main(argv=None) -> int:
                 out = directory / f"out_{n}_{mode}_{attempt}"
                 runs.append(run_once(profiles, out, mode))
             wall = statistics.median(r["wall"] for r in runs)
+            walls[(n, mode)] = wall
             peak = statistics.median(r["peak_gb"] for r in runs)
             last = runs[-1]
             pairs = last["summary"]["pairs_scored"]
@@ -113,9 +157,24 @@ def main(argv=None) -> int:
                         + " ".join(f"{s:>7.1f}" for s in stage_s)
                         + f" {quality['precision']:>6.4f} {quality['recall']:>6.4f} {quality['F1']:>6.4f}")
             print(rows[-1], file=sys.stderr, flush=True)
+        if use_splink:
+            runs = [run_splink_once(profiles, truth, directory / f"out_{n}_splink_{attempt}")
+                    for attempt in range(args.repeat)]
+            walls[(n, "splink")] = statistics.median(r["wall"] for r in runs)
+            walls[(n, "splink_core")] = statistics.median(r["load_to_clusters_s"] for r in runs)
+            rows.append(splink_row(n, runs))
+            print(rows[-1], file=sys.stderr, flush=True)
     print(header)
     for row in rows:
         print(row)
+    if not use_splink:
+        print("splink: skipped (" + ("--no_splink" if splink_installed else
+                                     "not installed; pip install -e '.[bench]'") + ")")
+    for n in (int(x) for x in args.sizes.split(",")):
+        if (n, "splink") in walls and (n, "inmemory") in walls:
+            print(f"{n:>9} profiles: in-memory wall / splink wall = "
+                  f"{walls[(n, 'inmemory')] / walls[(n, 'splink')]:.2f} (splink process {walls[(n, 'splink')]:.1f} s, "
+                  f"of which load to clusters {walls[(n, 'splink_core')]:.1f} s)")
     return 0
 
 
