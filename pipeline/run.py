@@ -23,13 +23,14 @@ from apache_beam.runners.runner import PipelineState
 
 from pipeline import io
 from pipeline.options import ProfileDedupOptions
-from transforms.block import BlockPairs, pack, unpack
+from transforms.block import BlockPairs
 from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters
 from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
 from transforms.model import default_model, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
+from transforms.packing import pack, unpack
 from transforms.read import ReadProfiles
 
 LOG = logging.getLogger("profile_dedup")

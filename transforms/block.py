@@ -24,7 +24,6 @@ job in the runner's per-element bookkeeping.
 from __future__ import annotations
 
 import itertools
-import pickle
 import time
 from typing import Iterable
 
@@ -33,22 +32,9 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.packing import pack, unpack
+
 KEY_SEPARATOR = "\x1f"
-
-
-def pack(record: dict) -> bytes:
-    """A record as one bytes value, to carry through a shuffle.
-
-    A runner that groups in memory holds every grouped value at once; a dict of
-    twenty small strings takes several times the memory of its pickled bytes, and
-    encoding one bytes value is a copy, not a walk over every field.
-    """
-    return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
-
-
-def unpack(payload) -> dict:
-    """The record ``pack`` made (a record that is already a dict is returned as it is)."""
-    return payload if isinstance(payload, dict) else pickle.loads(payload)
 
 
 def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:

@@ -24,9 +24,10 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.block import hard_conflicts, unpack
+from transforms.block import hard_conflicts
 from transforms.choose import Policy, choose_fields, plan_requests, rank_key, rank_reason
 from transforms.compare import Scorer, comparison_vectors, term_frequencies
+from transforms.packing import unpack
 
 PLAN, REVIEW = "plan", "review"
 # Two members who disagree on two or more fields and whose own match probability is

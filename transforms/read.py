@@ -19,6 +19,8 @@ import orjson
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 
+from transforms.packing import pack, unpack
+
 REJECTED = "rejected"
 PROFILE_ID_RE = re.compile(r"^[a-f0-9]{32}$")
 # How much of a bad line is kept in rejected.jsonl: enough to find and fix it.
@@ -134,7 +136,8 @@ class _ParseFn(beam.DoFn):
                 self._bad.inc()
                 yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, number, reason, text))
             else:
-                yield profile["ProfileId"], (path, number, profile)
+                # packed: the grouping by id below holds every profile at once on some runners
+                yield profile["ProfileId"], (path, number, pack(profile))
 
 
 @beam.typehints.with_output_types(dict)
@@ -148,12 +151,12 @@ class _KeepFirstFn(beam.DoFn):
         profile_id, records = element
         ordered = sorted(records, key=lambda record: (record[0], record[1]))
         first_path, first_line, profile = ordered[0]
-        yield profile
+        yield unpack(profile)
         for path, number, duplicate in ordered[1:]:
             self._dupes.inc()
             yield beam.pvalue.TaggedOutput(REJECTED, rejection(
                 path, number, f"duplicate ProfileId {profile_id} (first seen at {first_path}:{first_line})",
-                orjson.dumps(duplicate).decode()))
+                orjson.dumps(unpack(duplicate)).decode()))
 
 
 class ReadProfiles(beam.PTransform):
