@@ -24,6 +24,7 @@ from apache_beam.runners.runner import PipelineState
 from pipeline import io
 from pipeline.options import ProfileDedupOptions
 from transforms.block import BlockPairs
+from transforms.buckets import CoGroupInBuckets
 from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters
 from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
@@ -160,24 +161,24 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     review_ends = review_pairs | "ReviewPairEnds" >> beam.FlatMap(
         lambda r: [(r["a"], (r["a"], r["b"])), (r["b"], (r["a"], r["b"]))])
     joined = (
-        {"profile": profiles | "KeyProfiles" >> beam.Map(lambda pr: (pr["ProfileId"], pack(pr))),
-         "features": features | "KeyFeatures" >> beam.Map(
-             lambda f: (f["id"], pack({k: v for k, v in f.items() if k in keep}))),
+        {"profile": profiles | "KeyProfiles" >> beam.Map(lambda pr: (pr["ProfileId"], pr)),
+         "features": features | "KeyFeatures" >> beam.Map(lambda f: (f["id"], {k: v for k, v in f.items() if k in keep})),
          "component": assignment,
          "review": review_ends}
-        | "JoinComponents" >> beam.CoGroupByKey()
+        | "JoinComponents" >> CoGroupInBuckets()
     )
     members = (
         joined
         | "MembersOfComponents" >> beam.FlatMap(
-            lambda kv: [(kv[1]["component"][0], (kv[1]["profile"][0], kv[1]["features"][0]))] if kv[1]["component"] else [])
+            lambda kv: [(kv[1]["component"][0], (pack(kv[1]["profile"][0]), pack(kv[1]["features"][0])))]
+            if kv[1]["component"] else [])
         | "GroupComponents" >> beam.GroupByKey()
     )
     # The same join hands each review pair its two profiles, so a person sees them side by side.
     review_pairs_with_profiles = (
         {"pair": review_pairs | "KeyReviewPairs" >> beam.Map(lambda r: ((r["a"], r["b"]), r)),
          "profile": joined | "ProfilesOfReviewPairs" >> beam.FlatMap(
-             lambda kv: [(pair, kv[1]["profile"][0]) for pair in kv[1]["review"]] if kv[1]["profile"] else [])}
+             lambda kv: [(pair, pack(kv[1]["profile"][0])) for pair in kv[1]["review"]] if kv[1]["profile"] else [])}
         | "JoinReviewProfiles" >> beam.CoGroupByKey()
         | "AttachReviewProfiles" >> beam.FlatMap(_with_profiles)
     )

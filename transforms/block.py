@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import itertools
 import time
+import typing
 from typing import Iterable
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.packing import pack, unpack
+from transforms.buckets import DEFAULT_BUCKETS, BucketBuffer, group_bucket, in_global_window
 
 KEY_SEPARATOR = "\x1f"
 
@@ -110,72 +109,100 @@ def hard_conflicts(left: dict, right: dict) -> list[str]:
     return reasons
 
 
+@beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
 class _AttachKeysFn(beam.DoFn):
-    def __init__(self, rules, keep_fields):
+    """Features -> ``(bucket, packed [(blocking key, slim features), ...])`` batches (see transforms.buckets)."""
+
+    def __init__(self, rules, keep_fields, buckets):
         self._rules = rules
         self._keep = keep_fields
+        self._buckets = buckets
+        self._buffer: BucketBuffer | None = None
+
+    def start_bundle(self):
+        self._buffer = BucketBuffer(self._buckets)
 
     def process(self, features):
         keys = block_keys(features, self._rules)
         if not keys:
             return
-        # Only what comparing needs travels through the shuffle, packed once for all its keys.
+        # Only what comparing needs travels through the shuffle.
         slim = {k: v for k, v in features.items() if k in self._keep} if self._keep else dict(features)
         slim["keys"] = keys
-        payload = pack(slim)
         for key in keys:
-            yield key, payload
+            yield from self._buffer.add(key, slim)
+
+    def finish_bundle(self):
+        for batch in self._buffer.drain():
+            yield in_global_window(batch)
+
+
+def capped_blocks(blocks: dict, rules: list[dict], max_block_size: int) -> list[dict]:
+    """The blocks of one bucket (``{key: members}``) that are too big to pair: one record each
+    with the raw ``block_key``, the rule, the key as shown to people, the size and the pairs not made."""
+    out = []
+    for key, members in blocks.items():
+        if len(members) > block_limit(rules, key, max_block_size):
+            out.append({"block_key": key, "rule": rules[rule_of(key)]["name"],
+                        "key": key.split(KEY_SEPARATOR, 1)[1].replace(KEY_SEPARATOR, " + "),
+                        "size": len(members), "pairs_not_made": len(members) * (len(members) - 1) // 2})
+    return out
+
+
+class _CappedBlocksFn(beam.DoFn):
+    def __init__(self, rules, max_block_size):
+        self._rules = rules
+        self._max = max_block_size
+        self._capped = Metrics.counter("block", "capped_blocks")
+
+    def process(self, element):
+        _, batches = element
+        for record in capped_blocks(group_bucket(batches), self._rules, self._max):
+            self._capped.inc()
+            yield record
 
 
 class _PairsInBlockFn(beam.DoFn):
-    """(key, members) -> batches of owned pairs, or a capped-block record for an oversized block.
+    """A bucket of blocks -> batches of owned pairs (capped blocks make none).
 
     Pairs are gathered across the blocks of a bundle and emitted ``batch_size`` at a
     time (the rest when the bundle ends), in the global window the job runs in.
     """
 
-    CAPPED = "capped"
-
     def __init__(self, rules, max_block_size, batch_size):
         self._rules = rules
         self._max = max_block_size
         self._batch_size = batch_size
+        self._names = [rule["name"] for rule in rules]
         self._buffer: list = []
         self._pairs = Metrics.counter("block", "candidate_pairs")
-        self._capped = Metrics.counter("block", "capped_blocks")
         self._usec = Metrics.counter("block", "busy_usec")
-
-    def process(self, element, capped_keys):
-        key, members = element
-        members = list(members)
-        if len(members) > block_limit(self._rules, key, self._max):
-            self._capped.inc()
-            rule = self._rules[rule_of(key)]["name"]
-            yield beam.pvalue.TaggedOutput(self.CAPPED, {
-                "rule": rule, "key": key.split(KEY_SEPARATOR, 1)[1].replace(KEY_SEPARATOR, " + "),
-                "size": len(members), "pairs_not_made": len(members) * (len(members) - 1) // 2})
-            return
-        if len(members) < 2:
-            return
-        names = [rule["name"] for rule in self._rules]
-        started = time.perf_counter()
-        members = [unpack(m) for m in members]
-        pairs = [(left, right, tuple(names[r] for r in rules)) for left, right, rules in
-                 owned_pairs(key, members, capped_keys)]
-        self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
-        self._pairs.inc(len(pairs))
-        self._buffer.extend(pairs)
-        if len(self._buffer) >= self._batch_size:
-            batch, self._buffer = self._buffer, []
-            yield batch
 
     def start_bundle(self):
         self._buffer = []
 
+    def process(self, element, capped_keys):
+        _, batches = element
+        started = time.perf_counter()
+        names = self._names
+        made = 0
+        for key, members in group_bucket(batches).items():
+            if len(members) < 2 or len(members) > block_limit(self._rules, key, self._max):
+                continue
+            pairs = [(left, right, tuple(names[r] for r in rules)) for left, right, rules in
+                     owned_pairs(key, members, capped_keys)]
+            made += len(pairs)
+            self._buffer.extend(pairs)
+            if len(self._buffer) >= self._batch_size:
+                batch, self._buffer = self._buffer, []
+                yield batch
+        self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
+        self._pairs.inc(made)
+
     def finish_bundle(self):
         if self._buffer:
             batch, self._buffer = self._buffer, []
-            yield WindowedValue(batch, GlobalWindow().max_timestamp(), (GlobalWindow(),))
+            yield in_global_window(batch)
 
 
 class BlockPairs(beam.PTransform):
@@ -185,31 +212,31 @@ class BlockPairs(beam.PTransform):
     first is the rule whose block made the pair. ``keep_fields`` (if given) are
     the only features carried into the blocks, to keep the shuffle small.
     A batch holds about ``batch_size`` pairs (a block's pairs are never split).
+    Blocks are shuffled in ``buckets`` buckets (``transforms.buckets``).
 
     Returns a dict: ``pairs`` (the batches) and ``capped`` (one record per
     oversized block: rule, key, size, pairs not made).
     """
 
     def __init__(self, rules: list[dict], max_block_size: int, keep_fields: frozenset | None = None,
-                 batch_size: int = 2048):
+                 batch_size: int = 2048, buckets: int = DEFAULT_BUCKETS):
         super().__init__()
         self._rules = rules
         self._max = max_block_size
         self._keep = keep_fields
         self._batch_size = batch_size
+        self._buckets = buckets
 
     def expand(self, features):
-        keyed = features | "AttachBlockKeys" >> beam.ParDo(_AttachKeysFn(self._rules, self._keep))
-        capped_keys = (
-            keyed
-            | "KeyOnly" >> beam.Map(lambda kv: (kv[0], 1))
-            | "CountPerKey" >> beam.CombinePerKey(sum)
-            | "Oversized" >> beam.Filter(lambda kv, rules, limit: kv[1] > block_limit(rules, kv[0], limit),
-                                         self._rules, self._max)
+        grouped = (
+            features
+            | "AttachBlockKeys" >> beam.ParDo(_AttachKeysFn(self._rules, self._keep, self._buckets))
+            | "GroupByBucket" >> beam.GroupByKey()
         )
-        blocks = keyed | "GroupByBlockKey" >> beam.GroupByKey()
-        out = blocks | "PairsInBlock" >> beam.ParDo(
+        capped = grouped | "CappedBlocks" >> beam.ParDo(_CappedBlocksFn(self._rules, self._max))
+        capped_keys = capped | "CappedKey" >> beam.Map(lambda record: (record["block_key"], record["size"]))
+        pairs = grouped | "PairsInBlocks" >> beam.ParDo(
             _PairsInBlockFn(self._rules, self._max, self._batch_size),
-            capped_keys=beam.pvalue.AsDict(capped_keys),
-        ).with_outputs(_PairsInBlockFn.CAPPED, main="pairs")
-        return {"pairs": out.pairs, "capped": out[_PairsInBlockFn.CAPPED]}
+            capped_keys=beam.pvalue.AsDict(capped_keys))
+        shown = capped | "CappedRecord" >> beam.Map(lambda r: {k: v for k, v in r.items() if k != "block_key"})
+        return {"pairs": pairs, "capped": shown}

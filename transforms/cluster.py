@@ -401,7 +401,7 @@ class _ResolveFn(beam.DoFn):
 class ResolveClusters(beam.PTransform):
     """``(component id, [(profile, features)])`` -> cluster records, with ``plan`` and ``review`` outputs.
 
-    Profiles and features may come packed (``transforms.block.pack``), as they do
+    Profiles and features may come packed (``transforms.packing.pack``), as they do
     through the job's shuffles."""
 
     def __init__(self, model_view, policy: Policy, match_threshold: float, member_threshold: float,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pickle
 
 
-def pack(record: dict) -> bytes:
-    """A record as one bytes value, to carry through a shuffle."""
+def pack(record) -> bytes:
+    """A record (or a list of them) as one bytes value, to carry through a shuffle."""
     return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def unpack(payload) -> dict:
-    """The record ``pack`` made (a record that is already a dict is returned as it is)."""
-    return payload if isinstance(payload, dict) else pickle.loads(payload)
+def unpack(payload):
+    """What ``pack`` packed (anything that is not bytes is returned as it is)."""
+    return pickle.loads(payload) if isinstance(payload, bytes) else payload

@@ -19,7 +19,7 @@ import orjson
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 
-from transforms.packing import pack, unpack
+from transforms.buckets import CoGroupInBuckets
 
 REJECTED = "rejected"
 PROFILE_ID_RE = re.compile(r"^[a-f0-9]{32}$")
@@ -136,8 +136,7 @@ class _ParseFn(beam.DoFn):
                 self._bad.inc()
                 yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, number, reason, text))
             else:
-                # packed: the grouping by id below holds every profile at once on some runners
-                yield profile["ProfileId"], (path, number, pack(profile))
+                yield profile["ProfileId"], (path, number, profile)
 
 
 @beam.typehints.with_output_types(dict)
@@ -148,15 +147,15 @@ class _KeepFirstFn(beam.DoFn):
         self._dupes = Metrics.counter("read", "duplicate_profile_ids")
 
     def process(self, element):
-        profile_id, records = element
-        ordered = sorted(records, key=lambda record: (record[0], record[1]))
+        profile_id, grouped = element
+        ordered = sorted(grouped["record"], key=lambda record: (record[0], record[1]))
         first_path, first_line, profile = ordered[0]
-        yield unpack(profile)
+        yield profile
         for path, number, duplicate in ordered[1:]:
             self._dupes.inc()
             yield beam.pvalue.TaggedOutput(REJECTED, rejection(
                 path, number, f"duplicate ProfileId {profile_id} (first seen at {first_path}:{first_line})",
-                orjson.dumps(unpack(duplicate)).decode()))
+                orjson.dumps(duplicate).decode()))
 
 
 class ReadProfiles(beam.PTransform):
@@ -182,8 +181,8 @@ class ReadProfiles(beam.PTransform):
         )
         parsed = lines | "Parse" >> beam.ParDo(_ParseFn()).with_outputs(REJECTED, main="valid")
         unique = (
-            parsed.valid
-            | "GroupById" >> beam.GroupByKey()
+            {"record": parsed.valid}
+            | "GroupById" >> CoGroupInBuckets()
             | "KeepFirstOfEachId" >> beam.ParDo(_KeepFirstFn()).with_outputs(REJECTED, main="profiles")
         )
         rejected = (parsed[REJECTED], unique[REJECTED]) | "AllRejected" >> beam.Flatten()

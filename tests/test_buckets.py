@@ -1,0 +1,71 @@
+"""Tests for transforms/buckets.py: bucketed shuffles give the groups a per-key shuffle gives."""
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+
+import apache_beam as beam
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms.buckets import BucketBuffer, CoGroupInBuckets, bucket_of, group_bucket
+
+
+def test_bucket_of_is_stable_across_processes():
+    keys = ["0\x1f+441234", "john|smith", "Zoë", "\udcff odd"]
+    here = [bucket_of(k, 512) for k in keys]
+    code = ("from transforms.buckets import bucket_of; "
+            f"print([bucket_of(k, 512) for k in {keys!r}])")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert other.stdout.strip().splitlines()[-1] == str(here)
+    assert all(0 <= b < 512 for b in here)
+
+
+def test_buffer_and_group_give_every_key_its_values():
+    rng = random.Random(3)
+    pairs = [(f"k{rng.randrange(300)}", n) for n in range(5000)]
+    buffer = BucketBuffer(buckets=16, flush_at=700)
+    batches = []
+    for key, value in pairs:
+        batches.extend(buffer.add(key, value))
+    flushed_early = len(batches)
+    batches.extend(buffer.drain())
+    assert flushed_early > 0 and buffer.drain() == []
+    by_bucket: dict = {}
+    for bucket, blob in batches:
+        assert isinstance(blob, bytes)
+        by_bucket.setdefault(bucket, []).append(blob)
+    grouped = {}
+    for bucket, blobs in by_bucket.items():
+        for key, values in group_bucket(blobs).items():
+            assert bucket_of(key, 16) == bucket and key not in grouped
+            grouped[key] = values
+    expected: dict = {}
+    for key, value in pairs:
+        expected.setdefault(key, []).append(value)
+    assert grouped == expected
+
+
+def test_one_record_under_several_keys_is_packed_once_per_batch():
+    record = {"id": "x" * 32, "name": "a" * 500}
+    buffer = BucketBuffer(buckets=1)
+    buffer.add("a", record)
+    buffer.add("b", record)
+    [(_, blob)] = buffer.drain()
+    assert 500 < len(blob) < 700
+    assert group_bucket([blob]) == {"a": [record], "b": [record]}
+
+
+def test_cogroup_in_buckets_matches_cogroupbykey():
+    left = [(f"id{n % 40}", n) for n in range(120)]
+    right = [(f"id{n}", f"r{n}") for n in range(30, 60)]
+    expected = {}
+    for key, value in left:
+        expected.setdefault(key, {"l": [], "r": []})["l"].append(value)
+    for key, value in right:
+        expected.setdefault(key, {"l": [], "r": []})["r"].append(value)
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        joined = {"l": p | "L" >> beam.Create(left), "r": p | "R" >> beam.Create(right)} | CoGroupInBuckets(buckets=7)
+        normalised = joined | beam.Map(lambda kv: (kv[0], {t: sorted(v, key=str) for t, v in kv[1].items()}))
+        assert_that(normalised, equal_to([(k, {t: sorted(v, key=str) for t, v in g.items()})
+                                          for k, g in expected.items()]))

@@ -1,0 +1,130 @@
+"""Shuffles by bucket: many small keys travel as a few large elements.
+
+Blocking gives every profile a dozen keys, most of them shared with nobody. As
+one element per key, a million profiles are twelve million elements, and the
+runner's per-element work (encoding, grouping, decoding, calling the next step)
+costs more than the matching itself. So a step that would emit ``(key, value)``
+adds it to a ``BucketBuffer`` instead: values are gathered by a stable hash of
+their key into ``buckets`` lists and emitted as ``(bucket, packed list of (key,
+value))``. After a ``GroupByKey`` on the bucket, ``group_bucket`` gives each key
+its values, exactly the groups a ``GroupByKey`` on the keys would have made.
+
+Each list travels packed as one bytes value (``transforms.packing``): a runner
+that groups in memory then holds a few thousand bytes objects instead of
+millions of small Python objects, and within one list a record sent under
+several keys, and the field names every record repeats, are stored once.
+
+It is a plain GroupByKey with bigger values, so every runner supports it; the
+bucket count bounds the parallelism of the step after it (512 by default, more
+than the workers of any job this tool is meant for).
+"""
+from __future__ import annotations
+
+import typing
+import zlib
+from typing import Iterable
+
+import apache_beam as beam
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.windowed_value import WindowedValue
+
+from transforms.packing import pack, unpack
+
+DEFAULT_BUCKETS = 512
+# Values buffered before the buffer is emitted (about 100 per bucket element at 512 buckets).
+DEFAULT_FLUSH_AT = 50_000
+
+
+def bucket_of(key: str, buckets: int) -> int:
+    """A key's bucket: a stable hash (the same in every process, unlike ``hash()``)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % buckets
+
+
+class BucketBuffer:
+    """Gathers ``(key, value)`` pairs by bucket inside one DoFn bundle.
+
+    ``add`` returns the ``(bucket, packed list)`` batches to emit when the buffer
+    is full (else an empty list); ``drain`` returns what is left, for
+    ``finish_bundle`` (wrap each batch with ``in_global_window`` there).
+    """
+
+    def __init__(self, buckets: int = DEFAULT_BUCKETS, flush_at: int = DEFAULT_FLUSH_AT):
+        if buckets < 1:
+            raise ValueError("buckets must be at least 1")
+        self.buckets = buckets
+        self._flush_at = flush_at
+        self._lists: dict[int, list] = {}
+        self._size = 0
+
+    def add(self, key: str, value) -> list[tuple[int, list]]:
+        self._lists.setdefault(bucket_of(key, self.buckets), []).append((key, value))
+        self._size += 1
+        return self.drain() if self._size >= self._flush_at else []
+
+    def drain(self) -> list[tuple[int, bytes]]:
+        batches = [(bucket, pack(items)) for bucket, items in sorted(self._lists.items())]
+        self._lists, self._size = {}, 0
+        return batches
+
+
+def in_global_window(value) -> WindowedValue:
+    """A value emitted from ``finish_bundle``, in the global window this job runs in."""
+    return WindowedValue(value, GlobalWindow().max_timestamp(), (GlobalWindow(),))
+
+
+def group_bucket(batches: Iterable[bytes]) -> dict:
+    """The packed batches of one bucket -> ``{key: [values]}``, values in arrival order."""
+    groups: dict = {}
+    for batch in batches:
+        for key, value in unpack(batch):
+            groups.setdefault(key, []).append(value)
+    return groups
+
+
+@beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
+class _ToBucketsFn(beam.DoFn):
+    """``(key, value)`` -> ``(bucket, [(key, (tag, value)), ...])`` batches."""
+
+    def __init__(self, tag: str, buckets: int):
+        self._tag = tag
+        self._buckets = buckets
+        self._buffer: BucketBuffer | None = None
+
+    def start_bundle(self):
+        self._buffer = BucketBuffer(self._buckets)
+
+    def process(self, element):
+        key, value = element
+        yield from self._buffer.add(key, (self._tag, value))
+
+    def finish_bundle(self):
+        for batch in self._buffer.drain():
+            yield in_global_window(batch)
+
+
+def _join_bucket(element, tags):
+    _, batches = element
+    for key, tagged in sorted(group_bucket(batches).items()):
+        joined = {tag: [] for tag in tags}
+        for tag, value in tagged:
+            joined[tag].append(value)
+        yield key, joined
+
+
+class CoGroupInBuckets(beam.PTransform):
+    """``{tag: PCollection of (key, value)}`` -> ``(key, {tag: [values]})``, as ``CoGroupByKey`` gives,
+    for every key present in any input; the shuffle moves buckets, not keys (string keys)."""
+
+    def __init__(self, buckets: int = DEFAULT_BUCKETS):
+        super().__init__()
+        self._buckets = buckets
+
+    def expand(self, tagged: dict):
+        tags = sorted(tagged)
+        parts = [tagged[tag] | f"Bucket_{tag}" >> beam.ParDo(_ToBucketsFn(tag, self._buckets)) for tag in tags]
+        return (
+            parts
+            | "AllBuckets" >> beam.Flatten()
+            | "GroupByBucket" >> beam.GroupByKey()
+            | "JoinInBucket" >> beam.FlatMap(_join_bucket, tags)
+        )
