@@ -161,8 +161,10 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     review_ends = review_pairs | "ReviewPairEnds" >> beam.FlatMap(
         lambda r: [(r["a"], (r["a"], r["b"])), (r["b"], (r["a"], r["b"]))])
     joined = (
-        {"profile": profiles | "KeyProfiles" >> beam.Map(lambda pr: (pr["ProfileId"], pr)),
-         "features": features | "KeyFeatures" >> beam.Map(lambda f: (f["id"], {k: v for k, v in f.items() if k in keep})),
+        # Packed once here and unpacked only where used: most profiles are in no component.
+        {"profile": profiles | "KeyProfiles" >> beam.Map(lambda pr: (pr["ProfileId"], pack(pr))),
+         "features": features | "KeyFeatures" >> beam.Map(
+             lambda f: (f["id"], pack({k: v for k, v in f.items() if k in keep}))),
          "component": assignment,
          "review": review_ends}
         | "JoinComponents" >> CoGroupInBuckets()
@@ -170,15 +172,14 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     members = (
         joined
         | "MembersOfComponents" >> beam.FlatMap(
-            lambda kv: [(kv[1]["component"][0], (pack(kv[1]["profile"][0]), pack(kv[1]["features"][0])))]
-            if kv[1]["component"] else [])
+            lambda kv: [(kv[1]["component"][0], (kv[1]["profile"][0], kv[1]["features"][0]))] if kv[1]["component"] else [])
         | "GroupComponents" >> beam.GroupByKey()
     )
     # The same join hands each review pair its two profiles, so a person sees them side by side.
     review_pairs_with_profiles = (
         {"pair": review_pairs | "KeyReviewPairs" >> beam.Map(lambda r: ((r["a"], r["b"]), r)),
          "profile": joined | "ProfilesOfReviewPairs" >> beam.FlatMap(
-             lambda kv: [(pair, pack(kv[1]["profile"][0])) for pair in kv[1]["review"]] if kv[1]["profile"] else [])}
+             lambda kv: [(pair, kv[1]["profile"][0]) for pair in kv[1]["review"]] if kv[1]["profile"] else [])}
         | "JoinReviewProfiles" >> beam.CoGroupByKey()
         | "AttachReviewProfiles" >> beam.FlatMap(_with_profiles)
     )

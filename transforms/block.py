@@ -32,6 +32,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from transforms.buckets import DEFAULT_BUCKETS, BucketBuffer, group_bucket, in_global_window
+from transforms.packing import pack, unpack
 
 KEY_SEPARATOR = "\x1f"
 
@@ -111,7 +112,7 @@ def hard_conflicts(left: dict, right: dict) -> list[str]:
 
 @beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
 class _AttachKeysFn(beam.DoFn):
-    """Features -> ``(bucket, packed [(blocking key, slim features), ...])`` batches (see transforms.buckets)."""
+    """Features -> ``(bucket, packed [(blocking key, packed slim features), ...])`` batches (see transforms.buckets)."""
 
     def __init__(self, rules, keep_fields, buckets):
         self._rules = rules
@@ -126,11 +127,13 @@ class _AttachKeysFn(beam.DoFn):
         keys = block_keys(features, self._rules)
         if not keys:
             return
-        # Only what comparing needs travels through the shuffle.
+        # Only what comparing needs travels through the shuffle, packed once for all its keys:
+        # most keys make no pair, and their members are never unpacked.
         slim = {k: v for k, v in features.items() if k in self._keep} if self._keep else dict(features)
         slim["keys"] = keys
+        payload = pack(slim)
         for key in keys:
-            yield from self._buffer.add(key, slim)
+            yield from self._buffer.add(key, payload)
 
     def finish_bundle(self):
         for batch in self._buffer.drain():
@@ -189,6 +192,7 @@ class _PairsInBlockFn(beam.DoFn):
         for key, members in group_bucket(batches).items():
             if len(members) < 2 or len(members) > block_limit(self._rules, key, self._max):
                 continue
+            members = [unpack(m) for m in members]
             pairs = [(left, right, tuple(names[r] for r in rules)) for left, right, rules in
                      owned_pairs(key, members, capped_keys)]
             made += len(pairs)

@@ -136,7 +136,9 @@ class _ParseFn(beam.DoFn):
                 self._bad.inc()
                 yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, number, reason, text))
             else:
-                yield profile["ProfileId"], (path, number, profile)
+                # The line travels as text (cheaper to shuffle than the dict) and is read again
+                # once its id is known to be the first.
+                yield profile["ProfileId"], (path, number, text)
 
 
 @beam.typehints.with_output_types(dict)
@@ -149,13 +151,13 @@ class _KeepFirstFn(beam.DoFn):
     def process(self, element):
         profile_id, grouped = element
         ordered = sorted(grouped["record"], key=lambda record: (record[0], record[1]))
-        first_path, first_line, profile = ordered[0]
-        yield profile
+        first_path, first_line, text = ordered[0]
+        yield orjson.loads(text)
         for path, number, duplicate in ordered[1:]:
             self._dupes.inc()
             yield beam.pvalue.TaggedOutput(REJECTED, rejection(
                 path, number, f"duplicate ProfileId {profile_id} (first seen at {first_path}:{first_line})",
-                orjson.dumps(duplicate).decode()))
+                duplicate))
 
 
 class ReadProfiles(beam.PTransform):
