@@ -10,7 +10,9 @@ the whole process tree (the launcher and any worker processes) every 0.2 s.
 It prints one table: wall time, peak memory, profiles/s, candidate pairs,
 pairs compared/s, busy time per stage (from the job's Beam counters, in
 seconds summed over workers) and pairwise precision / recall / F1 against the
-generator's truth. This is a benchmark, not a test: run it on a quiet machine
+generator's truth; after the table, the cost exponent between consecutive
+sizes (log of the time ratio over log of the size ratio: 1.0 is linear). This is
+a benchmark, not a test: run it on a quiet machine
 and compare medians of repeated runs (`--repeat`).
 
 When Splink is installed (`pip install -e '.[bench]'`), each size also gets a
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -39,7 +42,7 @@ MODES = {
     "inmemory": ["--runner", "FnApiRunner"],
     "2proc": ["--runner", "FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
 }
-STAGES = ("normalize", "block", "compare", "cluster")
+STAGES = ("normalize", "block", "compare", "score", "cluster")
 
 
 def generate(n: int, seed: int, directory: Path) -> tuple[Path, Path]:
@@ -175,7 +178,25 @@ def main(argv=None) -> int:
             print(f"{n:>9} profiles: in-memory wall / splink wall = "
                   f"{walls[(n, 'inmemory')] / walls[(n, 'splink')]:.2f} (splink process {walls[(n, 'splink')]:.1f} s, "
                   f"of which load to clusters {walls[(n, 'splink_core')]:.1f} s)")
+    for line in cost_exponents(walls, sorted(int(x) for x in args.sizes.split(",")), args.modes.split(",")):
+        print(line)
     return 0
+
+
+def cost_exponent(small: int, small_wall: float, large: int, large_wall: float) -> float:
+    """How cost grows with size: log(time ratio) / log(size ratio); 1.0 is linear."""
+    return math.log(large_wall / small_wall) / math.log(large / small)
+
+
+def cost_exponents(walls: dict, sizes: list[int], modes: list[str]) -> list[str]:
+    """One line per mode and pair of consecutive sizes (the issue's bar: at most 1.1 from 100k to 1M)."""
+    lines = []
+    for mode in modes + ["splink"]:
+        for small, large in zip(sizes, sizes[1:]):
+            if (small, mode) in walls and (large, mode) in walls:
+                exponent = cost_exponent(small, walls[(small, mode)], large, walls[(large, mode)])
+                lines.append(f"cost exponent {mode} {small} -> {large}: {exponent:.2f}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -161,12 +161,13 @@ def value_quality(field_name: str, value, profile: dict, policy: Policy) -> tupl
     """(2 valid / 1 present but invalid / 0 empty, short note) of one field value."""
     if is_empty(value):
         return 0, "empty"
-    region = profile_region(profile, policy.default_region)
     if field_name in PHONE_FIELDS:
+        region = profile_region(profile, policy.default_region)
         return (2, "valid number") if normalize_phone(value, region) else (1, "does not parse as a phone number")
     if field_name in EMAIL_FIELDS:
         return (2, "valid address") if normalize_email(value) else (1, "not an email address")
     if field_name == "BirthDate":
+        region = profile_region(profile, policy.default_region)
         return (2, "valid date") if normalize_birth_date(value, region) else (1, "not a readable date")
     if field_name in ("FirstName", "LastName", "MiddleName"):
         return (2, "present") if fold_name(value) else (1, "placeholder or not a name")
