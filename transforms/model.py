@@ -202,10 +202,14 @@ DEFAULT_GUARDS = [
     {
         "name": "namesakes: different phones",
         "description": "Both have phones and none is shared, and nothing else that identifies one person "
-                       "agrees (email, birth date, street address, account number): namesakes look like this.",
+                       "agrees (email, birth date, street address, account number): namesakes look like this. "
+                       "Between two members, a main with a phone and a first name settles it when both members "
+                       "have first names too (each matched the main on its own phone or other evidence); a member "
+                       "without a first name may be another member of the household sharing a landline.",
         "when": {"phone": ["else"], "email": ["null", "else"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
                  "location": ["null", "city", "else"], "account_number": ["null", "else"]},
+        "main_settles": ["phone", "first_name"],
     },
     {
         "name": "nothing but names",
