@@ -163,6 +163,35 @@ def test_same_letters():
     assert not hit(cond, {"x": "al"}, {"x": "la"})  # too short to mean anything
 
 
+def test_member_typo():
+    cond = {"kind": "member_typo", "fields": ["x", "v"]}
+    james = {"x": "james", "v": ("james", "jamie", "jim", "jimmy")}
+    thomas = {"x": "thomas", "v": ("thomas", "tom", "tommy")}
+    assert hit(cond, {"x": "jmi", "v": ("jmi",)}, james)  # "jim" with two letters swapped
+    assert hit(cond, james, {"x": "jmi", "v": ("jmi",)})  # either side
+    assert hit(cond, {"x": "jamse", "v": ("jamse",)}, james)
+    # a name the table knows is a name, not a typo ("tim" / "tom")
+    assert not hit(cond, {"x": "tim", "v": ("tim", "timmy", "timothy")}, thomas)
+    # another first letter: "zoe" is not a typo of "joe"
+    assert not hit(cond, {"x": "zoe", "v": ("zoe",)}, {"x": "joseph", "v": ("joe", "joseph")})
+    assert not hit(cond, {"x": "jm", "v": ("jm",)}, james)  # too short to mean anything
+    assert not hit(cond, {"x": "jmmi", "v": ("jmmi",)}, {"x": "jo", "v": ("jo",)})
+    assert not hit(cond, {"x": "jxmxs", "v": ("jxmxs",)}, james)  # two typos
+
+
+def test_default_model_nickname_with_a_typo_is_no_different_first_name():
+    # "Jmi" (Jim mistyped) / "James": no similarity level takes it, so it used to be "else" and
+    # trip the "different first names" guard
+    model = fitted_model(default_guards=True)
+    left = features({"ProfileId": pid(1), "FirstName": "Jmi", "LastName": "Langdale"})
+    right = features({"ProfileId": pid(2), "FirstName": "James", "LastName": "Langdale"})
+    assert by_label(model, "first_name", left, right) == "nickname with a typo"
+    assert "different first names" not in Scorer(model).guards(comparison_vectors(model, [left], [right])[0])
+    brothers = features({"ProfileId": pid(3), "FirstName": "Tim", "LastName": "Langdale"})
+    assert by_label(model, "first_name", brothers, right) == "else"
+    assert "different first names" in Scorer(model).guards(comparison_vectors(model, [brothers], [right])[0])
+
+
 def test_date_swap():
     cond = {"kind": "date_swap", "field": "x"}
     assert hit(cond, {"x": "1980-04-05"}, {"x": "1980-05-04"})

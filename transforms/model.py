@@ -30,7 +30,7 @@ MODEL_VERSION = 1
 
 # Each level: label, a condition (kind + arguments) and an initial m for EM.
 # Condition kinds (see transforms.compare): null, exact, overlap, member, similarity,
-# cross_exact, cross_similarity, same_letters, date_swap, date_within, all, else.
+# member_typo, cross_exact, cross_similarity, same_letters, date_swap, date_within, all, else.
 # A similarity level with "same_digits" also needs the two values' digits to agree.
 DEFAULT_COMPARISONS = [
     {
@@ -44,6 +44,7 @@ DEFAULT_COMPARISONS = [
             {"label": "nickname", "kind": "member", "fields": ["first", "first_variants"], "m": 0.05},
             {"label": "jaro-winkler >= 0.92", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.92, "m": 0.1},
             {"label": "jaro-winkler >= 0.80", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80, "m": 0.05},
+            {"label": "nickname with a typo", "kind": "member_typo", "fields": ["first", "first_variants"], "m": 0.02},
             {"label": "same letters reordered", "kind": "same_letters", "field": "first", "m": 0.01},
             {"label": "like the other's last name", "kind": "cross_similarity", "fields": ["first", "last"], "scorer": "jaro_winkler", "threshold": 0.88, "m": 0.01},
             {"label": "else", "kind": "else", "m": 0.04},
