@@ -159,6 +159,9 @@ DEFAULT_BLOCKING_RULES = [
     {"name": "birth_date+last_name_phonetic", "fields": ["dob", "last_phonetic"]},
     {"name": "first_name+last_name_phonetic", "fields": ["first", "last_phonetic"]},
     {"name": "postcode+last_name_phonetic", "fields": ["postcodes", "last_phonetic"]},
+    # A last-name typo that changes its phonetic key leaves a duplicate without contact details
+    # nothing else to share; a street line with its postcode is a household's (a few profiles).
+    {"name": "postcode+street+first_initial", "fields": ["postcodes", "address", "first_initial"]},
     {"name": "birth_date+city", "fields": ["dob", "city"]},
     # Birth date alone finds duplicates whose names and contacts are all mistyped;
     # its blocks grow with the data (about n / 30,000), so it has a tighter cap.
