@@ -192,6 +192,19 @@ def test_default_model_nickname_with_a_typo_is_no_different_first_name():
     assert "different first names" in Scorer(model).guards(comparison_vectors(model, [brothers], [right])[0])
 
 
+def test_default_model_same_letters_reordered_needs_at_most_two_edits():
+    # "Myra" / "Mary" (two letters swapped, not adjacent) is a scrambled name; "Lukas" / "Klaus",
+    # "Leon" / "Noel" are the same letters but other names (three edits apart): unrelated names,
+    # which the "different first names" guard must see
+    model = fitted_model(default_guards=True)
+    def level(a, b):
+        return by_label(model, "first_name", features({"ProfileId": pid(1), "FirstName": a}),
+                        features({"ProfileId": pid(2), "FirstName": b}))
+    assert level("Myra", "Mary") == "same letters reordered"
+    assert level("Lukas", "Klaus") == "else"
+    assert level("Leon", "Noel") == "else"
+
+
 def test_date_swap():
     cond = {"kind": "date_swap", "field": "x"}
     assert hit(cond, {"x": "1980-04-05"}, {"x": "1980-05-04"})

@@ -45,7 +45,10 @@ DEFAULT_COMPARISONS = [
             {"label": "jaro-winkler >= 0.92", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.92, "m": 0.1},
             {"label": "jaro-winkler >= 0.80", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80, "m": 0.05},
             {"label": "nickname with a typo", "kind": "member_typo", "fields": ["first", "first_variants"], "m": 0.02},
-            {"label": "same letters reordered", "kind": "same_letters", "field": "first", "m": 0.01},
+            {"label": "same letters reordered", "kind": "all", "m": 0.01, "of": [
+                {"kind": "same_letters", "field": "first"},
+                {"kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 2},
+            ]},
             {"label": "like the other's last name", "kind": "cross_similarity", "fields": ["first", "last"], "scorer": "jaro_winkler", "threshold": 0.88, "m": 0.01},
             {"label": "else", "kind": "else", "m": 0.04},
         ],
