@@ -130,6 +130,17 @@ def test_default_model_first_name_at_jaro_winkler_092():
     assert by_label(model, "first_name", left, right) == "jaro-winkler >= 0.92"
 
 
+def test_default_model_first_name_near_match_needs_at_most_two_edits():
+    # "michael" / "michelle": Jaro-Winkler 0.92 for the shared beginning, but three edits apart
+    model = default_model()
+    left = features({"ProfileId": pid(1), "FirstName": "Michael"})
+    right = features({"ProfileId": pid(2), "FirstName": "Michelle"})
+    assert distance.JaroWinkler.similarity("michael", "michelle") >= 0.92
+    assert by_label(model, "first_name", left, right) == "jaro-winkler >= 0.80"
+    right = features({"ProfileId": pid(2), "FirstName": "Micheal"})
+    assert by_label(model, "first_name", left, right) == "jaro-winkler >= 0.92"
+
+
 def test_default_model_business_name_at_token_set_090():
     # token-set ratio 90 exactly: the level is "token-set >= 0.90", not "else"
     model = default_model()

@@ -42,7 +42,12 @@ DEFAULT_COMPARISONS = [
             {"label": "exact", "kind": "exact", "field": "first", "m": 0.75},
             {"label": "swapped with last name", "kind": "cross_exact", "fields": ["first", "last"], "m": 0.01},
             {"label": "nickname", "kind": "member", "fields": ["first", "first_variants"], "m": 0.05},
-            {"label": "jaro-winkler >= 0.92", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.92, "m": 0.1},
+            # Jaro-Winkler rates a shared beginning highly (Michael / Michelle 0.92): a near
+            # match is also at most two edits apart.
+            {"label": "jaro-winkler >= 0.92", "kind": "all", "m": 0.1, "of": [
+                {"kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.92},
+                {"kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 2},
+            ]},
             {"label": "jaro-winkler >= 0.80", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80, "m": 0.05},
             {"label": "nickname with a typo", "kind": "member_typo", "fields": ["first", "first_variants"], "m": 0.02},
             {"label": "same letters reordered", "kind": "all", "m": 0.01, "of": [
