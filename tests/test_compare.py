@@ -519,6 +519,26 @@ def test_household_guard_needs_a_missing_first_name_and_nothing_personal():
     assert household not in scorer.guards(comparison_vectors(model, [mary], [elsewhere])[0])
 
 
+def test_household_guard_sees_through_a_shared_household_email():
+    # the main's own profile and another member of the household both use "thehales@": sharing
+    # it is not sharing a personal address, so the household guard still applies
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    home = {"Address1": "12 High Street", "City": "Leeds", "PostalCode": "LS1 4AB", "Country": "GB"}
+    mary = features({"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Hale", "Address": home,
+                     "EmailAddress": "thehales1970@example.com", "BirthDate": "1970-02-03"})
+    other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": home,
+                      "EmailAddress": "TheHales1970@example.com"})
+    assert by_label(model, "email", mary, other) == "same household address"
+    assert "a family name and a household" in scorer.guards(comparison_vectors(model, [mary], [other])[0])
+    # a personal address shared is still "same address" and no household's
+    mary = features({**{"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Hale", "Address": home},
+                     "EmailAddress": "mary.hale1970@example.com"})
+    other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": home, "EmailAddress": "mary.hale1970@example.com"})
+    assert by_label(model, "email", mary, other) == "same address"
+    assert "a family name and a household" not in scorer.guards(comparison_vectors(model, [mary], [other])[0])
+
+
 def test_validate_model_rejects_unknown_settling_comparisons():
     model = fitted_model(default_guards=True)
     model["guards"][0]["main_settles"] = ["shoe_size"]

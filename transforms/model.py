@@ -92,6 +92,8 @@ DEFAULT_COMPARISONS = [
         "term_frequency": {"field": "emails", "levels": ["same address"]},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["emails"]},
+            # an address only the household's look ("thesmiths@") shares: weaker than a personal one
+            {"label": "same household address", "kind": "overlap", "field": "household_emails", "m": 0.02},
             {"label": "same address", "kind": "overlap", "field": "emails", "m": 0.7},
             {"label": "levenshtein >= 0.88", "kind": "similarity", "field": "emails", "scorer": "levenshtein", "threshold": 0.88,
              "same_digits": True, "m": 0.05},
@@ -218,7 +220,7 @@ DEFAULT_GUARDS = [
                        "Between two members, a main with a phone and a first name settles it when both members "
                        "have first names too (each matched the main on its own phone or other evidence); a member "
                        "without a first name may be another member of the household sharing a landline.",
-        "when": {"phone": ["else"], "email": ["null", "else"],
+        "when": {"phone": ["else"], "email": ["null", "same household address", "else"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
                  "location": ["null", "city", "else"], "account_number": ["null", "else"]},
         "main_settles": ["phone", "first_name"],
@@ -240,7 +242,7 @@ DEFAULT_GUARDS = [
                        "(and perhaps a landline) is what the members of a household share.",
         "when": {"first_name": ["null"], "location": ["postcode and street", "postcode", "street and city"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
-                 "email": ["null", "else"], "account_number": ["null", "else"]},
+                 "email": ["null", "same household address", "else"], "account_number": ["null", "else"]},
     },
     {
         "name": "different genders",
