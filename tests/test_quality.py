@@ -40,7 +40,7 @@ def _scores(tmp: Path, dataset: str) -> dict:
 @pytest.mark.parametrize("dataset, min_precision, min_f1", [
     ("fake1000", 0.98, 0.90),
     ("febrl3", 0.999, 0.985),
-    ("sample", 0.988, 0.92),
+    ("sample", 0.99, 0.92),
 ])
 def test_quality_floor_with_default_settings(tmp_path, dataset, min_precision, min_f1):
     scores = _scores(tmp_path, dataset)
