@@ -230,3 +230,21 @@ def test_block_pairs_come_in_batches_of_about_the_batch_size():
             assert len(batch_sizes) >= 10
 
         assert_that(sizes, check)
+
+
+def test_default_rules_pair_a_mistyped_last_name_at_the_same_street():
+    # "Watanabe" / "Wtanabe" have different phonetic keys and the duplicate has no phone, email
+    # or birth date: only the street address (with its postcode) and the first initial are left
+    from tests.helpers import features
+    from transforms.model import DEFAULT_BLOCKING_RULES
+    address = {"Address1": "2-7-39 Chuo", "City": "Nagoya", "PostalCode": "450-9306", "Country": "JP"}
+    a = features({"ProfileId": pid(1), "FirstName": "Yuto", "LastName": "Watanabe", "BirthDate": "1979-05-10",
+                  "EmailAddress": "yuto.watanabe32512@yahoo.co.jp", "Address": address})
+    b = features({"ProfileId": pid(2), "FirstName": "Yuot", "LastName": "Wtanabe",
+                  "Address": {**address, "Address1": "2-7-39 CHUO", "City": ""}})
+    shared = set(block_keys(a, DEFAULT_BLOCKING_RULES)) & set(block_keys(b, DEFAULT_BLOCKING_RULES))
+    assert [DEFAULT_BLOCKING_RULES[rule_of(k)]["name"] for k in shared] == ["postcode+street+first_initial"]
+    # a neighbour at another street number of the same postcode is not paired by it
+    c = features({"ProfileId": pid(3), "FirstName": "Yui", "LastName": "Wtanabe",
+                  "Address": {**address, "Address1": "2-7-40 Chuo"}})
+    assert not set(block_keys(a, DEFAULT_BLOCKING_RULES)) & set(block_keys(c, DEFAULT_BLOCKING_RULES))

@@ -21,7 +21,7 @@ from transforms.cluster import (
     resolve_component,
     union_find_components,
 )
-from transforms.compare import Scorer
+from transforms.compare import Scorer, comparison_vectors
 
 # ------------------------------------------------------------------ union-find
 
@@ -334,3 +334,40 @@ def test_resolving_components_in_batches_gives_what_one_at_a_time_gives(tmp_path
             assert_that(out.clusters | beam.Map(lambda r: json.dumps({k: v for k, v in r.items() if k != "cluster_id"},
                                                                      sort_keys=True, default=str)),
                         equal_to(expected))
+
+
+def _two_phones(first_name_of_c="John", birth_date=None):
+    """A main with two phones (home and mobile) and an email; member A shares its home phone,
+    member C its mobile. Between A and C the phones differ and nothing else identifies one person
+    (the "namesakes: different phones" guard)."""
+    m = person(1, MobilePhoneNumber="+1 212 555 0199", BirthDate=birth_date)
+    a = person(2, EmailAddress=None)
+    c = person(3, PhoneNumber="+1 212 555 0199", EmailAddress=None, FirstName=first_name_of_c, BirthDate=birth_date)
+    return m, a, c
+
+
+def test_main_with_both_phones_settles_the_namesakes_guard_between_members():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    m, a, c = _two_phones()
+    pattern = comparison_vectors(model, [member(a)[1]], [member(c)[1]])[0]
+    assert "namesakes: different phones" in scorer.guards(pattern)
+    assert merged_groups(resolve([m, a, c], scorer)) == [[pid(1), pid(2), pid(3)]]
+    # the guard's own main_settles is what lets the main settle it: settled on every comparison of
+    # its "when", a main without a birth date or an address could not, and one member is split off
+    for guard in model["guards"]:
+        if guard["name"] == "namesakes: different phones":
+            guard.pop("main_settles")
+    assert [len(g) for g in merged_groups(resolve([m, a, c], Scorer(model)))] == [2]
+
+
+def test_main_does_not_settle_the_namesakes_guard_for_a_member_without_a_first_name():
+    # C, without a first name, matches the main on its last name, a phone and the birth date: but
+    # that is also what another member of the household (sharing the landline) may look like, and
+    # the main cannot tell that C is the same person as A, whose phone C does not have
+    scorer = Scorer(fitted_model(default_guards=True))
+    m, a, c = _two_phones(first_name_of_c=None, birth_date="1980-05-17")
+    assert merged_groups(resolve([m, c], scorer)) == [[pid(1), pid(3)]]  # C alone matches the main
+    records = resolve([m, a, c], scorer)
+    assert [len(g) for g in merged_groups(records)] == [2]
+    assert_each_profile_once(records, [m, a, c])

@@ -130,6 +130,17 @@ def test_default_model_first_name_at_jaro_winkler_092():
     assert by_label(model, "first_name", left, right) == "jaro-winkler >= 0.92"
 
 
+def test_default_model_first_name_near_match_needs_at_most_two_edits():
+    # "michael" / "michelle": Jaro-Winkler 0.92 for the shared beginning, but three edits apart
+    model = default_model()
+    left = features({"ProfileId": pid(1), "FirstName": "Michael"})
+    right = features({"ProfileId": pid(2), "FirstName": "Michelle"})
+    assert distance.JaroWinkler.similarity("michael", "michelle") >= 0.92
+    assert by_label(model, "first_name", left, right) == "jaro-winkler >= 0.80"
+    right = features({"ProfileId": pid(2), "FirstName": "Micheal"})
+    assert by_label(model, "first_name", left, right) == "jaro-winkler >= 0.92"
+
+
 def test_default_model_business_name_at_token_set_090():
     # token-set ratio 90 exactly: the level is "token-set >= 0.90", not "else"
     model = default_model()
@@ -161,6 +172,48 @@ def test_same_letters():
     assert hit(cond, {"x": "mary"}, {"x": "myra"})
     assert not hit(cond, {"x": "mary"}, {"x": "marc"})
     assert not hit(cond, {"x": "al"}, {"x": "la"})  # too short to mean anything
+
+
+def test_member_typo():
+    cond = {"kind": "member_typo", "fields": ["x", "v"]}
+    james = {"x": "james", "v": ("james", "jamie", "jim", "jimmy")}
+    thomas = {"x": "thomas", "v": ("thomas", "tom", "tommy")}
+    assert hit(cond, {"x": "jmi", "v": ("jmi",)}, james)  # "jim" with two letters swapped
+    assert hit(cond, james, {"x": "jmi", "v": ("jmi",)})  # either side
+    assert hit(cond, {"x": "jamse", "v": ("jamse",)}, james)
+    # a name the table knows is a name, not a typo ("tim" / "tom")
+    assert not hit(cond, {"x": "tim", "v": ("tim", "timmy", "timothy")}, thomas)
+    # another first letter: "zoe" is not a typo of "joe"
+    assert not hit(cond, {"x": "zoe", "v": ("zoe",)}, {"x": "joseph", "v": ("joe", "joseph")})
+    assert not hit(cond, {"x": "jm", "v": ("jm",)}, james)  # too short to mean anything
+    assert not hit(cond, {"x": "jmmi", "v": ("jmmi",)}, {"x": "jo", "v": ("jo",)})
+    assert not hit(cond, {"x": "jxmxs", "v": ("jxmxs",)}, james)  # two typos
+
+
+def test_default_model_nickname_with_a_typo_is_no_different_first_name():
+    # "Jmi" (Jim mistyped) / "James": no similarity level takes it, so it used to be "else" and
+    # trip the "different first names" guard
+    model = fitted_model(default_guards=True)
+    left = features({"ProfileId": pid(1), "FirstName": "Jmi", "LastName": "Langdale"})
+    right = features({"ProfileId": pid(2), "FirstName": "James", "LastName": "Langdale"})
+    assert by_label(model, "first_name", left, right) == "nickname with a typo"
+    assert "different first names" not in Scorer(model).guards(comparison_vectors(model, [left], [right])[0])
+    brothers = features({"ProfileId": pid(3), "FirstName": "Tim", "LastName": "Langdale"})
+    assert by_label(model, "first_name", brothers, right) == "else"
+    assert "different first names" in Scorer(model).guards(comparison_vectors(model, [brothers], [right])[0])
+
+
+def test_default_model_same_letters_reordered_needs_at_most_two_edits():
+    # "Myra" / "Mary" (two letters swapped, not adjacent) is a scrambled name; "Lukas" / "Klaus",
+    # "Leon" / "Noel" are the same letters but other names (three edits apart): unrelated names,
+    # which the "different first names" guard must see
+    model = fitted_model(default_guards=True)
+    def level(a, b):
+        return by_label(model, "first_name", features({"ProfileId": pid(1), "FirstName": a}),
+                        features({"ProfileId": pid(2), "FirstName": b}))
+    assert level("Myra", "Mary") == "same letters reordered"
+    assert level("Lukas", "Klaus") == "else"
+    assert level("Leon", "Noel") == "else"
 
 
 def test_date_swap():
@@ -438,7 +491,8 @@ def test_settling_columns_default_to_the_guards_when():
     scorer = Scorer(model)
     names = [c["name"] for c in model["comparisons"]]
     assert scorer.settling_columns("birth dates a generation apart") == [names.index("birth_date")]
-    assert scorer.settling_columns("namesakes: different phones") == scorer.guard_columns("namesakes: different phones")
+    assert scorer.settling_columns("namesakes: different phones") == sorted(
+        [names.index("phone"), names.index("first_name")])
     assert scorer.settling_columns("nothing but names") == []
 
 
@@ -463,6 +517,26 @@ def test_household_guard_needs_a_missing_first_name_and_nothing_personal():
     elsewhere = features({"ProfileId": pid(3), "LastName": "Hale",
                           "Address": {"City": "York", "PostalCode": "YO1 7HH", "Country": "GB"}})
     assert household not in scorer.guards(comparison_vectors(model, [mary], [elsewhere])[0])
+
+
+def test_household_guard_sees_through_a_shared_household_email():
+    # the main's own profile and another member of the household both use "thehales@": sharing
+    # it is not sharing a personal address, so the household guard still applies
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    home = {"Address1": "12 High Street", "City": "Leeds", "PostalCode": "LS1 4AB", "Country": "GB"}
+    mary = features({"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Hale", "Address": home,
+                     "EmailAddress": "thehales1970@example.com", "BirthDate": "1970-02-03"})
+    other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": home,
+                      "EmailAddress": "TheHales1970@example.com"})
+    assert by_label(model, "email", mary, other) == "same household address"
+    assert "a family name and a household" in scorer.guards(comparison_vectors(model, [mary], [other])[0])
+    # a personal address shared is still "same address" and no household's
+    mary = features({**{"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Hale", "Address": home},
+                     "EmailAddress": "mary.hale1970@example.com"})
+    other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": home, "EmailAddress": "mary.hale1970@example.com"})
+    assert by_label(model, "email", mary, other) == "same address"
+    assert "a family name and a household" not in scorer.guards(comparison_vectors(model, [mary], [other])[0])
 
 
 def test_validate_model_rejects_unknown_settling_comparisons():

@@ -15,6 +15,7 @@ from transforms.normalize import (
     country_code,
     fold_name,
     fold_text,
+    household_email,
     name_variants,
     normalize_birth_date,
     normalize_email,
@@ -476,3 +477,13 @@ def test_normalize_and_term_frequencies_transforms():
                 (pid(3), "pantazopoulos", (), (), {"last": {"pantazopoulos": 0.25}}),
                 (pid(4), "smith", (), ("PhoneNumber",), {"last": {"smith": 0.75}}),
             ]))
+
+
+@pytest.mark.parametrize("email, household", [
+    ("thelangwrights5829@yahoo.ca", True), ("the.smiths@example.com", True), ("smithfamily@example.com", True),
+    ("familia.garcia@example.es", True), ("allen.home3555@comcast.net", True), ("home@example.com", True),
+    ("theodore.smith@example.com", False), ("thomas@example.com", False), ("homer.simpson@example.com", False),
+    ("mary.hale@example.com", False), ("themes@example.com", False),
+])
+def test_household_email(email, household):
+    assert household_email(email) is household

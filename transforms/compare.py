@@ -123,6 +123,22 @@ def _swapped_similar(batch: _Batch, rows: np.ndarray, f1: str, f2: str, scorer_n
     return forward | backward
 
 
+def _typo_of_member(a: dict, b: dict, value_field: str, set_field: str, condition: dict) -> bool:
+    """Is a's value one typo (Damerau-Levenshtein ``distance``, default 1) away from one of
+    b's set, with the same first letter? Only a value the table does not know (its set is
+    just itself) can be a typo: "jmi" of "jim" (James), but "tim" is a name of its own, not
+    a typo of "tom" (Thomas), nor "zoe" of "joe". Both words need ``min_length`` letters
+    (default 3)."""
+    word = a[value_field].split(" ")[0]
+    min_length = condition.get("min_length", 3)
+    if len(word) < min_length or tuple(a[set_field]) != (word,):
+        return False
+    limit = condition.get("distance", 1)
+    return any(len(v) >= min_length and v[0] == word[0]
+               and distance.DamerauLevenshtein.distance(word, v, score_cutoff=limit) <= limit
+               for v in b[set_field])
+
+
 def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndarray:
     """Boolean mask over ``rows``: which pairs meet a level's condition."""
     kind = condition["kind"]
@@ -154,6 +170,11 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         value_field, set_field = condition["fields"]
         return _python_test(batch, rows, (value_field,), lambda a, b: (
             a[value_field].split(" ")[0] in b[set_field] or b[value_field].split(" ")[0] in a[set_field]))
+    if kind == "member_typo":
+        value_field, set_field = condition["fields"]
+        return _python_test(batch, rows, (value_field,), lambda a, b: (
+            _typo_of_member(a, b, value_field, set_field, condition) or
+            _typo_of_member(b, a, value_field, set_field, condition)))
     if kind == "cross_exact":
         f1, f2 = condition["fields"]
         same = (batch.column(0, f1)[rows] == batch.column(1, f2)[rows]) & (

@@ -30,7 +30,7 @@ MODEL_VERSION = 1
 
 # Each level: label, a condition (kind + arguments) and an initial m for EM.
 # Condition kinds (see transforms.compare): null, exact, overlap, member, similarity,
-# cross_exact, cross_similarity, same_letters, date_swap, date_within, all, else.
+# member_typo, cross_exact, cross_similarity, same_letters, date_swap, date_within, all, else.
 # A similarity level with "same_digits" also needs the two values' digits to agree.
 DEFAULT_COMPARISONS = [
     {
@@ -42,9 +42,18 @@ DEFAULT_COMPARISONS = [
             {"label": "exact", "kind": "exact", "field": "first", "m": 0.75},
             {"label": "swapped with last name", "kind": "cross_exact", "fields": ["first", "last"], "m": 0.01},
             {"label": "nickname", "kind": "member", "fields": ["first", "first_variants"], "m": 0.05},
-            {"label": "jaro-winkler >= 0.92", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.92, "m": 0.1},
+            # Jaro-Winkler rates a shared beginning highly (Michael / Michelle 0.92): a near
+            # match is also at most two edits apart.
+            {"label": "jaro-winkler >= 0.92", "kind": "all", "m": 0.1, "of": [
+                {"kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.92},
+                {"kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 2},
+            ]},
             {"label": "jaro-winkler >= 0.80", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80, "m": 0.05},
-            {"label": "same letters reordered", "kind": "same_letters", "field": "first", "m": 0.01},
+            {"label": "nickname with a typo", "kind": "member_typo", "fields": ["first", "first_variants"], "m": 0.02},
+            {"label": "same letters reordered", "kind": "all", "m": 0.01, "of": [
+                {"kind": "same_letters", "field": "first"},
+                {"kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 2},
+            ]},
             {"label": "like the other's last name", "kind": "cross_similarity", "fields": ["first", "last"], "scorer": "jaro_winkler", "threshold": 0.88, "m": 0.01},
             {"label": "else", "kind": "else", "m": 0.04},
         ],
@@ -83,6 +92,8 @@ DEFAULT_COMPARISONS = [
         "term_frequency": {"field": "emails", "levels": ["same address"]},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["emails"]},
+            # an address only the household's look ("thesmiths@") shares: weaker than a personal one
+            {"label": "same household address", "kind": "overlap", "field": "household_emails", "m": 0.02},
             {"label": "same address", "kind": "overlap", "field": "emails", "m": 0.7},
             {"label": "levenshtein >= 0.88", "kind": "similarity", "field": "emails", "scorer": "levenshtein", "threshold": 0.88,
              "same_digits": True, "m": 0.05},
@@ -158,6 +169,9 @@ DEFAULT_BLOCKING_RULES = [
     {"name": "birth_date+last_name_phonetic", "fields": ["dob", "last_phonetic"]},
     {"name": "first_name+last_name_phonetic", "fields": ["first", "last_phonetic"]},
     {"name": "postcode+last_name_phonetic", "fields": ["postcodes", "last_phonetic"]},
+    # A last-name typo that changes its phonetic key leaves a duplicate without contact details
+    # nothing else to share; a street line with its postcode is a household's (a few profiles).
+    {"name": "postcode+street+first_initial", "fields": ["postcodes", "address", "first_initial"]},
     {"name": "birth_date+city", "fields": ["dob", "city"]},
     # Birth date alone finds duplicates whose names and contacts are all mistyped;
     # its blocks grow with the data (about n / 30,000), so it has a tighter cap.
@@ -202,10 +216,14 @@ DEFAULT_GUARDS = [
     {
         "name": "namesakes: different phones",
         "description": "Both have phones and none is shared, and nothing else that identifies one person "
-                       "agrees (email, birth date, street address, account number): namesakes look like this.",
-        "when": {"phone": ["else"], "email": ["null", "else"],
+                       "agrees (email, birth date, street address, account number): namesakes look like this. "
+                       "Between two members, a main with a phone and a first name settles it when both members "
+                       "have first names too (each matched the main on its own phone or other evidence); a member "
+                       "without a first name may be another member of the household sharing a landline.",
+        "when": {"phone": ["else"], "email": ["null", "same household address", "else"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
                  "location": ["null", "city", "else"], "account_number": ["null", "else"]},
+        "main_settles": ["phone", "first_name"],
     },
     {
         "name": "nothing but names",
@@ -224,7 +242,7 @@ DEFAULT_GUARDS = [
                        "(and perhaps a landline) is what the members of a household share.",
         "when": {"first_name": ["null"], "location": ["postcode and street", "postcode", "street and city"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
-                 "email": ["null", "else"], "account_number": ["null", "else"]},
+                 "email": ["null", "same household address", "else"], "account_number": ["null", "else"]},
     },
     {
         "name": "different genders",

@@ -50,7 +50,7 @@ _STREET_WORDS = {
 # uses it to know which comparisons a blocking rule's pairs agree on by design.
 FEATURE_SOURCES = {
     "first_variants": ("first",), "first_initial": ("first",), "name_pair": ("first", "last"),
-    "last_phonetic": ("last",), "dob_year": ("dob",), "email_users": ("emails",),
+    "last_phonetic": ("last",), "dob_year": ("dob",), "email_users": ("emails",), "household_emails": ("emails",),
     "postcodes": ("location",), "address": ("location",), "city": ("location",),
 }
 
@@ -403,6 +403,7 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "emails": _unique(emails),
         "email_users": _unique(u for u in users if len(u) >= 4),
         "email_users_specific": _unique(u for u in users if len(u) >= 4 and _beyond_names(u, first, last)),
+        "household_emails": _unique(e for e in emails if household_email(e)),
         "postcodes": _unique(postcodes),
         "address": next((line for line in lines if line), ""),
         "city": next((c for c in cities if c), ""),
@@ -413,6 +414,18 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "identifiers": tuple((f, v) for f, v in identifiers if v),
         "invalid": tuple(invalid),
     }
+
+
+_HOUSEHOLD_USER = re.compile(r"^(the[a-z]{3,}s|.*(family|familia|famille|familie).*)$")
+_HOUSEHOLD_WORDS = {"home", "house", "household"}
+
+
+def household_email(email: str) -> bool:
+    """Does an address look like a household's rather than one person's ("thesmiths@",
+    "smith.family@", "allen.home@")? Members of a household share it, so sharing it says
+    less than sharing a personal address."""
+    words = re.split(r"[^a-z]+", email.split("@", 1)[0].lower())
+    return bool(_HOUSEHOLD_USER.match("".join(words))) or not _HOUSEHOLD_WORDS.isdisjoint(words)
 
 
 def _beyond_names(user: str, first: str, last: str) -> bool:
