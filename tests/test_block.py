@@ -248,3 +248,18 @@ def test_default_rules_pair_a_mistyped_last_name_at_the_same_street():
     c = features({"ProfileId": pid(3), "FirstName": "Yui", "LastName": "Wtanabe",
                   "Address": {**address, "Address1": "2-7-40 Chuo"}})
     assert not set(block_keys(a, DEFAULT_BLOCKING_RULES)) & set(block_keys(c, DEFAULT_BLOCKING_RULES))
+
+
+def test_block_pairs_with_kept_fields_carry_those_features_and_their_keys():
+    members = [feat(n, phones=("+1",), dob="1980-01-01", last_phonetic="SM0", extra=f"x{n}") for n in (1, 2)]
+    keep = frozenset({"id", "phones", "dob", "last_phonetic"})
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create(members) | BlockPairs(RULES, max_block_size=3, keep_fields=keep)
+
+        def check(batches):
+            [[(left, right, rules)]] = batches
+            assert set(left) == keep | {"keys"} and "extra" not in left
+            assert (left["id"], right["id"], rules) == (pid(1), pid(2), ("phone", "dob+last"))
+            assert left["phones"] == ("+1",) and left["keys"] == block_keys(members[0], RULES)
+
+        assert_that(out["pairs"], check)

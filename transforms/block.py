@@ -112,32 +112,50 @@ def hard_conflicts(left: dict, right: dict) -> list[str]:
 
 @beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
 class _AttachKeysFn(beam.DoFn):
-    """Features -> ``(bucket, packed [(blocking key, packed slim features), ...])`` batches (see transforms.buckets)."""
+    """Features -> ``(bucket, packed [(blocking key, packed slim features), ...])`` batches (see
+    transforms.buckets), and the same keys alone on the ``keys`` output, for counting block sizes."""
+
+    KEYS = "keys"
 
     def __init__(self, rules, keep_fields, buckets):
         self._rules = rules
         self._keep = keep_fields
+        self._fields = packed_fields(keep_fields)
         self._buckets = buckets
-        self._buffer: BucketBuffer | None = None
+        self._members: BucketBuffer | None = None
+        self._keys: BucketBuffer | None = None
 
     def start_bundle(self):
-        self._buffer = BucketBuffer(self._buckets)
+        self._members = BucketBuffer(self._buckets)
+        self._keys = BucketBuffer(self._buckets)
 
     def process(self, features):
         keys = block_keys(features, self._rules)
         if not keys:
             return
-        # Only what comparing needs travels through the shuffle, packed once for all its keys:
-        # most keys make no pair, and their members are never unpacked.
-        slim = {k: v for k, v in features.items() if k in self._keep} if self._keep else dict(features)
-        slim["keys"] = keys
-        payload = pack(slim)
+        # Only what comparing needs travels through the shuffle, packed once for all its keys
+        # (most keys make no pair, and their members are never unpacked), as a tuple of values
+        # in a fixed field order when the fields are known: the names would be a third of it.
+        if self._fields:
+            payload = pack(tuple(keys if field == "keys" else features.get(field) for field in self._fields))
+        else:
+            payload = pack(dict(features, keys=keys))
         for key in keys:
-            yield from self._buffer.add(key, payload)
+            yield from self._members.add(key, payload)
+            for batch in self._keys.add(key, None):
+                yield beam.pvalue.TaggedOutput(self.KEYS, batch)
 
     def finish_bundle(self):
-        for batch in self._buffer.drain():
+        for batch in self._members.drain():
             yield in_global_window(batch)
+        for batch in self._keys.drain():
+            yield beam.pvalue.TaggedOutput(self.KEYS, in_global_window(batch))
+
+
+def packed_fields(keep_fields) -> tuple[str, ...]:
+    """The field order of packed block members (their kept features, then their keys);
+    empty when every feature is kept (members then travel as dicts)."""
+    return tuple(sorted(set(keep_fields) - {"keys"})) + ("keys",) if keep_fields else ()
 
 
 def capped_blocks(blocks: dict, rules: list[dict], max_block_size: int) -> list[dict]:
@@ -172,10 +190,11 @@ class _PairsInBlockFn(beam.DoFn):
     time (the rest when the bundle ends), in the global window the job runs in.
     """
 
-    def __init__(self, rules, max_block_size, batch_size):
+    def __init__(self, rules, max_block_size, batch_size, fields):
         self._rules = rules
         self._max = max_block_size
         self._batch_size = batch_size
+        self._fields = fields
         self._names = [rule["name"] for rule in rules]
         self._buffer: list = []
         self._pairs = Metrics.counter("block", "candidate_pairs")
@@ -188,20 +207,25 @@ class _PairsInBlockFn(beam.DoFn):
         _, batches = element
         started = time.perf_counter()
         names = self._names
-        made = 0
         for key, members in group_bucket(batches).items():
             if len(members) < 2 or len(members) > block_limit(self._rules, key, self._max):
                 continue
-            members = [unpack(m) for m in members]
+            members = [self._record(m) for m in members]
             pairs = [(left, right, tuple(names[r] for r in rules)) for left, right, rules in
                      owned_pairs(key, members, capped_keys)]
-            made += len(pairs)
+            self._pairs.inc(len(pairs))
             self._buffer.extend(pairs)
             if len(self._buffer) >= self._batch_size:
                 batch, self._buffer = self._buffer, []
+                # the time of the steps this batch runs through next is theirs, not blocking's
+                self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
                 yield batch
+                started = time.perf_counter()
         self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
-        self._pairs.inc(made)
+
+    def _record(self, payload) -> dict:
+        record = unpack(payload)
+        return dict(zip(self._fields, record)) if isinstance(record, tuple) else record
 
     def finish_bundle(self):
         if self._buffer:
@@ -232,15 +256,19 @@ class BlockPairs(beam.PTransform):
         self._buckets = buckets
 
     def expand(self, features):
-        grouped = (
-            features
-            | "AttachBlockKeys" >> beam.ParDo(_AttachKeysFn(self._rules, self._keep, self._buckets))
-            | "GroupByBucket" >> beam.GroupByKey()
+        keyed = features | "AttachBlockKeys" >> beam.ParDo(
+            _AttachKeysFn(self._rules, self._keep, self._buckets)).with_outputs(_AttachKeysFn.KEYS, main="members")
+        # Block sizes come from the keys alone, so the blocks themselves are read once, by the
+        # step that pairs them (a runner that materialises a twice-read grouping copies it).
+        capped = (
+            keyed[_AttachKeysFn.KEYS]
+            | "GroupKeysByBucket" >> beam.GroupByKey()
+            | "CappedBlocks" >> beam.ParDo(_CappedBlocksFn(self._rules, self._max))
         )
-        capped = grouped | "CappedBlocks" >> beam.ParDo(_CappedBlocksFn(self._rules, self._max))
         capped_keys = capped | "CappedKey" >> beam.Map(lambda record: (record["block_key"], record["size"]))
+        grouped = keyed.members | "GroupByBucket" >> beam.GroupByKey()
         pairs = grouped | "PairsInBlocks" >> beam.ParDo(
-            _PairsInBlockFn(self._rules, self._max, self._batch_size),
+            _PairsInBlockFn(self._rules, self._max, self._batch_size, packed_fields(self._keep)),
             capped_keys=beam.pvalue.AsDict(capped_keys))
         shown = capped | "CappedRecord" >> beam.Map(lambda r: {k: v for k, v in r.items() if k != "block_key"})
         return {"pairs": pairs, "capped": shown}
