@@ -80,7 +80,11 @@ def run_once(profiles: Path, out: Path, mode: str) -> dict:
     stop.set()
     watcher.join()
     if child.returncode != 0:
-        raise RuntimeError(f"pipeline failed ({mode}): {stderr.decode()[-2000:]}")
+        # Keep the other rows: a size that does not fit (the kernel's OOM killer sends SIGKILL)
+        # is a result too.
+        how = "killed (SIGKILL: out of memory?)" if child.returncode == -9 else f"exit {child.returncode}"
+        print(f"pipeline failed ({mode}, {how}): {stderr.decode()[-2000:]}", file=sys.stderr)
+        return {"wall": wall, "peak_gb": peak[0] / 2**30, "failed": how}
     summary = json.loads((out / "summary.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
     return {"wall": wall, "peak_gb": peak[0] / 2**30, "summary": summary, "metrics": metrics}
@@ -149,6 +153,11 @@ def main(argv=None) -> int:
             for attempt in range(args.repeat):
                 out = directory / f"out_{n}_{mode}_{attempt}"
                 runs.append(run_once(profiles, out, mode))
+            failed = next((r for r in runs if "failed" in r), None)
+            if failed:
+                rows.append(f"{n:>9} {mode:>8} {failed['wall']:>7.1f} {failed['peak_gb']:>7.2f}  {failed['failed']}")
+                print(rows[-1], file=sys.stderr, flush=True)
+                continue
             wall = statistics.median(r["wall"] for r in runs)
             walls[(n, mode)] = wall
             peak = statistics.median(r["peak_gb"] for r in runs)

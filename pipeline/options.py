@@ -51,7 +51,9 @@ class ProfileDedupOptions(PipelineOptions):
         match.add_argument("--max_block_size", type=int, default=50,
                            help="A blocking key shared by more profiles than this makes no pairs; it is "
                                 "counted and reported instead (default 50, like --max_cluster_size: more "
-                                "profiles than that could never merge as one customer anyway).")
+                                "profiles than that could never merge as one customer anyway). Rules with a "
+                                "window (names, places, birth years) pair neighbours only and have their own "
+                                "limit in the model.")
         match.add_argument("--max_cluster_size", type=int, default=50,
                            help="Linked groups larger than this are never merged, only reported (default 50).")
         match.add_argument("--identifier_fields", default="",

@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import itertools
+import random
 import json
 
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import collect_to, pid
-from transforms.block import KEY_SEPARATOR, BlockPairs, block_keys, hard_conflicts, owned_pairs, rule_of
+from transforms.block import (
+    KEY_SEPARATOR,
+    BlockPairs,
+    block_keys,
+    block_limit,
+    hard_conflicts,
+    is_windowed,
+    owned_pairs,
+    rule_of,
+)
 
 S = KEY_SEPARATOR
 RULES = [
@@ -261,5 +271,68 @@ def test_block_pairs_with_kept_fields_carry_those_features_and_their_keys():
             assert set(left) == keep | {"keys"} and "extra" not in left
             assert (left["id"], right["id"], rules) == (pid(1), pid(2), ("phone", "dob+last"))
             assert left["phones"] == ("+1",) and left["keys"] == block_keys(members[0], RULES)
+
+        assert_that(out["pairs"], check)
+
+
+# ------------------------------------------------------------------ windowed blocks
+
+WINDOWED_RULES = [
+    {"name": "phone", "fields": ["phones"]},
+    {"name": "city", "fields": ["city"], "window": 2, "max_block_size": 100},
+]
+
+
+def city_member(n, last, phones=()):
+    return feat(n, city="leeds", last=last, first="", phones=phones)
+
+
+def test_windowed_rules_have_their_own_limit_and_window_only_large_blocks():
+    assert block_limit(WINDOWED_RULES, f"1{S}leeds", 5) == 100  # not lowered to the default
+    assert block_limit(WINDOWED_RULES, f"0{S}+1", 5) == 5
+    assert not is_windowed(WINDOWED_RULES, f"1{S}leeds", 3)
+    assert is_windowed(WINDOWED_RULES, f"1{S}leeds", 4)
+    assert not is_windowed(WINDOWED_RULES, f"0{S}+1", 4000)
+
+
+def test_windowed_block_pairs_neighbours_in_sort_order_only():
+    lasts = ["smith", "adams", "smyth", "jones", "baker", "smith"]
+    members = [keyed(city_member(n, last), WINDOWED_RULES) for n, last in enumerate(lasts, start=1)]
+    key = f"1{S}leeds"
+    made = {(left["id"], right["id"]) for left, right, _ in owned_pairs(key, members, (), {key}, window=2)}
+    # sorted: adams(2) baker(5) jones(4) smith(1) smith(6) smyth(3); each with the next two
+    order = [2, 5, 4, 1, 6, 3]
+    expected = {tuple(sorted((pid(order[i]), pid(order[j])))) for i in range(6) for j in range(i + 1, min(i + 3, 6))}
+    assert made == expected
+    assert len(made) == 9 < 15  # linear, not all 15 pairs
+    assert (pid(1), pid(6)) in made  # the two Smiths are neighbours
+
+
+def test_windowed_and_full_keys_make_each_pair_once():
+    # profiles 1 and 2 share a phone and the large city block: the phone block owns the pair
+    members = [keyed(city_member(n, last, phones=("+1",) if n in (1, 2) else ()), WINDOWED_RULES)
+               for n, last in enumerate(["smith", "smith", "adams", "baker", "jones"], start=1)]
+    city, phone = f"1{S}leeds", f"0{S}+1"
+    windowed = {city}
+    in_city = {(l["id"], r["id"]) for l, r, _ in owned_pairs(city, members, (), windowed, window=2)}
+    in_phone = {(l["id"], r["id"]): rules for l, r, rules in owned_pairs(phone, members[:2], (), windowed)}
+    assert in_phone == {(pid(1), pid(2)): (0, 1)}
+    assert (pid(1), pid(2)) not in in_city and in_city  # made once, by the phone block
+
+
+def test_block_pairs_transform_windows_a_large_block_and_makes_no_pair_twice():
+    rng = random.Random(4)
+    members = [city_member(n, rng.choice(["smith", "adams", "jones"]), phones=(f"+{n % 7}",)) for n in range(1, 31)]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        out = p | beam.Create(members) | BlockPairs(WINDOWED_RULES, max_block_size=5)
+
+        def check(batches):
+            pairs = [(left["id"], right["id"]) for batch in batches for left, right, _ in batch]
+            assert len(pairs) == len(set(pairs))
+            # phone blocks (4 or 5 members, all pairs) plus at most 2 neighbours per member in the city
+            phone_pairs = sum(len(g) * (len(g) - 1) // 2 for g in
+                              ([m for m in members if m["phones"] == (f"+{k}",)] for k in range(7)))
+            assert phone_pairs < len(pairs) <= phone_pairs + 2 * 30
+            assert all(left < right for left, right in pairs)
 
         assert_that(out["pairs"], check)

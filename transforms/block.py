@@ -16,6 +16,12 @@ Two things keep that true on real data:
   the block of the smallest key they share that is not capped (every profile
   carries its keys, so a block can tell without another shuffle).
 
+Keys are shuffled in buckets (``transforms.buckets``): a profile's nine or so
+keys would otherwise be nine elements each, most of them shared with nobody.
+Block sizes are counted from the keys alone (a light shuffle), so the blocks
+themselves are read once, by the step that pairs them; a member's features are
+packed once for all its keys and unpacked only in blocks that make pairs.
+
 Pairs leave this step in *batches* (lists of a few thousand pairs gathered across
 the blocks of a bundle), not one element each: comparing and scoring work on whole
 batches, and a million candidate pairs as single elements would spend most of the
@@ -64,31 +70,65 @@ def rule_of(key: str) -> int:
 
 
 def block_limit(rules: list[dict], key: str, default: int) -> int:
-    """The largest block a key may make: the rule's own ``max_block_size`` if lower than the default."""
-    return min(rules[rule_of(key)].get("max_block_size", default), default)
+    """The largest block a key may make. A rule with a ``window`` pairs linearly, so its own
+    ``max_block_size`` (if any) is its limit; any other rule's is the lower of its own and the default."""
+    rule = rules[rule_of(key)]
+    if rule.get("window"):
+        return rule.get("max_block_size", default)
+    return min(rule.get("max_block_size", default), default)
 
 
-def owned_pairs(block_key: str, members: list[dict], capped) -> Iterable[tuple[dict, dict, tuple[int, ...]]]:
-    """Pairs of a block that this block owns: those whose smallest shared uncapped key is this one.
+def is_windowed(rules: list[dict], key: str, size: int) -> bool:
+    """Whether a block of this size under this key pairs each member with its ``window``
+    neighbours only (in ``window_order``) instead of with every other member."""
+    window = rules[rule_of(key)].get("window")
+    return bool(window) and size > window + 1
+
+
+def window_order(features: dict) -> tuple:
+    """Sort order inside a windowed block: near-duplicates end up next to each other."""
+    def first(value):
+        return (value[0] if value else "") if isinstance(value, tuple) else (value or "")
+    return tuple(first(features.get(field)) for field in ("last", "first", "dob", "postcodes", "emails", "phones")) \
+        + (features["id"],)
+
+
+def owned_pairs(block_key: str, members: list[dict], capped, windowed=(),
+                window: int = 0) -> Iterable[tuple[dict, dict, tuple[int, ...]]]:
+    """Pairs of a block that this block owns, each pair of the whole job made by exactly one block.
 
     ``members`` carry their sorted keys in ``keys`` (and may carry the same as a
-    set in ``keys_set``); ``capped`` is any container of capped keys. Yields
-    ``(left, right, rules)`` ordered by ProfileId (left id < right id), where
-    ``rules`` are the indices of every rule that would have paired them (the
-    owner first), which estimation needs.
+    set in ``keys_set``); ``capped`` is any container of keys whose blocks make no
+    pairs, ``windowed`` of keys whose blocks pair only neighbours. The owner of a
+    pair is its smallest shared key that pairs everyone (neither capped nor
+    windowed), else its smallest shared windowed key. With ``window`` > 0 this
+    block is windowed: it looks only at members within ``window`` places of each
+    other in ``window_order`` (a pair its owner's window misses is not made: that
+    is what keeps a large block's cost linear). Yields ``(left, right, rules)``
+    ordered by ProfileId (left id < right id), where ``rules`` are the indices of
+    every rule that shares a key with them (the owner first), which estimation needs.
     """
-    ordered = sorted(members, key=lambda f: f["id"])
+    if window:
+        ordered = sorted(members, key=window_order)
+        candidates = ((i, j) for i in range(len(ordered)) for j in range(i + 1, min(i + 1 + window, len(ordered))))
+    else:
+        ordered = sorted(members, key=lambda f: f["id"])
+        candidates = ((i, j) for i in range(len(ordered)) for j in range(i + 1, len(ordered)))
     key_sets = [f.get("keys_set") or frozenset(f["keys"]) for f in ordered]
-    for i, left in enumerate(ordered):
-        left_keys = left["keys"]
-        for j in range(i + 1, len(ordered)):
-            right, right_keys = ordered[j], key_sets[j]
-            if left["id"] == right["id"]:
-                continue
-            shared = [k for k in left_keys if k in right_keys and k not in capped] if capped else \
-                [k for k in left_keys if k in right_keys]
-            if shared and shared[0] == block_key:
-                yield left, right, tuple(sorted({rule_of(k) for k in shared}))
+    for i, j in candidates:
+        left, right = ordered[i], ordered[j]
+        if left["id"] == right["id"]:
+            continue
+        right_keys = key_sets[j]
+        shared = [k for k in left["keys"] if k in right_keys and k not in capped] if capped else \
+            [k for k in left["keys"] if k in right_keys]
+        if not shared:
+            continue
+        owner = next((k for k in shared if k not in windowed), shared[0]) if windowed else shared[0]
+        if owner == block_key:
+            if left["id"] > right["id"]:
+                left, right = right, left
+            yield left, right, tuple(sorted({rule_of(k) for k in shared}))
 
 
 def hard_conflicts(left: dict, right: dict) -> list[str]:
@@ -170,17 +210,29 @@ def capped_blocks(blocks: dict, rules: list[dict], max_block_size: int) -> list[
     return out
 
 
-class _CappedBlocksFn(beam.DoFn):
+class _LargeBlocksFn(beam.DoFn):
+    """A bucket of keys -> capped-block records (main output) and ``(key, size)`` of every
+    block that is capped or windowed (``large``), which pairing needs to know."""
+
+    LARGE = "large"
+
     def __init__(self, rules, max_block_size):
         self._rules = rules
         self._max = max_block_size
         self._capped = Metrics.counter("block", "capped_blocks")
+        self._windowed = Metrics.counter("block", "windowed_blocks")
 
     def process(self, element):
         _, batches = element
-        for record in capped_blocks(group_bucket(batches), self._rules, self._max):
+        blocks = group_bucket(batches)
+        for record in capped_blocks(blocks, self._rules, self._max):
             self._capped.inc()
-            yield record
+            yield {k: v for k, v in record.items() if k != "block_key"}
+            yield beam.pvalue.TaggedOutput(self.LARGE, (record["block_key"], record["size"]))
+        for key, members in blocks.items():
+            if len(members) <= block_limit(self._rules, key, self._max) and is_windowed(self._rules, key, len(members)):
+                self._windowed.inc()
+                yield beam.pvalue.TaggedOutput(self.LARGE, (key, len(members)))
 
 
 class _PairsInBlockFn(beam.DoFn):
@@ -196,6 +248,8 @@ class _PairsInBlockFn(beam.DoFn):
         self._batch_size = batch_size
         self._fields = fields
         self._names = [rule["name"] for rule in rules]
+        self._large_id = None
+        self._sets: tuple = (frozenset(), frozenset())
         self._buffer: list = []
         self._pairs = Metrics.counter("block", "candidate_pairs")
         self._usec = Metrics.counter("block", "busy_usec")
@@ -203,16 +257,26 @@ class _PairsInBlockFn(beam.DoFn):
     def start_bundle(self):
         self._buffer = []
 
-    def process(self, element, capped_keys):
+    def _split(self, large: dict) -> tuple[frozenset, frozenset]:
+        """Capped and windowed keys from the ``(key, size)`` side input (worked out once per input)."""
+        if self._large_id != id(large):
+            capped = frozenset(k for k, size in large.items() if size > block_limit(self._rules, k, self._max))
+            self._sets = (capped, frozenset(large) - capped)
+            self._large_id = id(large)
+        return self._sets
+
+    def process(self, element, large_blocks):
         _, batches = element
         started = time.perf_counter()
         names = self._names
+        capped, windowed = self._split(large_blocks)
         for key, members in group_bucket(batches).items():
-            if len(members) < 2 or len(members) > block_limit(self._rules, key, self._max):
+            if len(members) < 2 or key in capped:
                 continue
+            window = self._rules[rule_of(key)]["window"] if key in windowed else 0
             members = [self._record(m) for m in members]
             pairs = [(left, right, tuple(names[r] for r in rules)) for left, right, rules in
-                     owned_pairs(key, members, capped_keys)]
+                     owned_pairs(key, members, capped, windowed, window)]
             self._pairs.inc(len(pairs))
             self._buffer.extend(pairs)
             if len(self._buffer) >= self._batch_size:
@@ -260,15 +324,14 @@ class BlockPairs(beam.PTransform):
             _AttachKeysFn(self._rules, self._keep, self._buckets)).with_outputs(_AttachKeysFn.KEYS, main="members")
         # Block sizes come from the keys alone, so the blocks themselves are read once, by the
         # step that pairs them (a runner that materialises a twice-read grouping copies it).
-        capped = (
+        sized = (
             keyed[_AttachKeysFn.KEYS]
             | "GroupKeysByBucket" >> beam.GroupByKey()
-            | "CappedBlocks" >> beam.ParDo(_CappedBlocksFn(self._rules, self._max))
+            | "LargeBlocks" >> beam.ParDo(_LargeBlocksFn(self._rules, self._max)).with_outputs(
+                _LargeBlocksFn.LARGE, main="capped")
         )
-        capped_keys = capped | "CappedKey" >> beam.Map(lambda record: (record["block_key"], record["size"]))
         grouped = keyed.members | "GroupByBucket" >> beam.GroupByKey()
         pairs = grouped | "PairsInBlocks" >> beam.ParDo(
             _PairsInBlockFn(self._rules, self._max, self._batch_size, packed_fields(self._keep)),
-            capped_keys=beam.pvalue.AsDict(capped_keys))
-        shown = capped | "CappedRecord" >> beam.Map(lambda r: {k: v for k, v in r.items() if k != "block_key"})
-        return {"pairs": pairs, "capped": shown}
+            large_blocks=beam.pvalue.AsDict(sized[_LargeBlocksFn.LARGE]))
+        return {"pairs": pairs, "capped": sized.capped}

@@ -162,25 +162,40 @@ DEFAULT_COMPARISONS = [
 
 # Blocking rules: profiles are compared only when they share every named feature
 # value. A multi-valued feature (phones, emails) gives one key per value.
+# Rules on identifying values (a phone, an email, a street line) make blocks of a few
+# profiles whatever the size of the data. Rules on names, places and birth years make
+# blocks that grow with it ("john" in "london"): every member paired with every other
+# would make the candidate pairs grow with the square of the input. Those rules carry a
+# ``window``: a block larger than window + 1 pairs each member only with its ``window``
+# neighbours in a sort on last name, first name, birth date, postcode, email and phone
+# (transforms.block.window_order), so a rule costs at most ``window`` pairs per profile,
+# and it may grow to its own ``max_block_size`` before it is capped.
+WINDOW = 4
+WINDOWED_BLOCK_LIMIT = 1000
 DEFAULT_BLOCKING_RULES = [
     {"name": "phone", "fields": ["phones"]},
     {"name": "email", "fields": ["emails"]},
     {"name": "email_user", "fields": ["email_users"]},
     {"name": "birth_date+last_name_phonetic", "fields": ["dob", "last_phonetic"]},
-    {"name": "first_name+last_name_phonetic", "fields": ["first", "last_phonetic"]},
+    {"name": "first_name+last_name_phonetic", "fields": ["first", "last_phonetic"],
+     "window": WINDOW, "max_block_size": WINDOWED_BLOCK_LIMIT},
     {"name": "postcode+last_name_phonetic", "fields": ["postcodes", "last_phonetic"]},
     # A last-name typo that changes its phonetic key leaves a duplicate without contact details
     # nothing else to share; a street line with its postcode is a household's (a few profiles).
     {"name": "postcode+street+first_initial", "fields": ["postcodes", "address", "first_initial"]},
     {"name": "birth_date+city", "fields": ["dob", "city"]},
     # Birth date alone finds duplicates whose names and contacts are all mistyped;
-    # its blocks grow with the data (about n / 30,000), so it has a tighter cap.
-    {"name": "birth_date", "fields": ["dob"], "max_block_size": 30},
-    {"name": "birth_year+last_name_phonetic", "fields": ["dob_year", "last_phonetic"]},
-    {"name": "birth_year+first_name", "fields": ["dob_year", "first"]},
-    {"name": "first_and_last_name_in_any_order", "fields": ["name_pair"]},
-    {"name": "last_name_phonetic+city", "fields": ["last_phonetic", "city"]},
-    {"name": "first_name+city", "fields": ["first", "city"]},
+    # its blocks grow with the data (about n / 30,000).
+    {"name": "birth_date", "fields": ["dob"], "window": WINDOW, "max_block_size": WINDOWED_BLOCK_LIMIT},
+    {"name": "birth_year+last_name_phonetic", "fields": ["dob_year", "last_phonetic"],
+     "window": WINDOW, "max_block_size": WINDOWED_BLOCK_LIMIT},
+    {"name": "birth_year+first_name", "fields": ["dob_year", "first"],
+     "window": WINDOW, "max_block_size": WINDOWED_BLOCK_LIMIT},
+    {"name": "first_and_last_name_in_any_order", "fields": ["name_pair"],
+     "window": WINDOW, "max_block_size": WINDOWED_BLOCK_LIMIT},
+    {"name": "last_name_phonetic+city", "fields": ["last_phonetic", "city"],
+     "window": WINDOW, "max_block_size": WINDOWED_BLOCK_LIMIT},
+    {"name": "first_name+city", "fields": ["first", "city"], "window": WINDOW, "max_block_size": WINDOWED_BLOCK_LIMIT},
     {"name": "account_number", "fields": ["account"]},
 ]
 
