@@ -68,26 +68,32 @@ def _watch_memory(process: psutil.Process, stop: threading.Event, peak: list) ->
         time.sleep(0.2)
 
 
-def run_once(profiles: Path, out: Path, mode: str) -> dict:
-    command = [sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out), *MODES[mode]]
+def _measured(command: list[str]) -> tuple[int, bytes, bytes, float, float]:
+    """Run a child process, sampling its tree's memory: (return code, stdout, stderr, wall s, peak GB)."""
     started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     peak, stop = [0], threading.Event()
     watcher = threading.Thread(target=_watch_memory, args=(psutil.Process(child.pid), stop, peak), daemon=True)
     watcher.start()
-    _, stderr = child.communicate()
+    stdout, stderr = child.communicate()
     wall = time.perf_counter() - started
     stop.set()
     watcher.join()
-    if child.returncode != 0:
+    return child.returncode, stdout, stderr, wall, peak[0] / 2**30
+
+
+def run_once(profiles: Path, out: Path, mode: str) -> dict:
+    command = [sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out), *MODES[mode]]
+    code, _, stderr, wall, peak_gb = _measured(command)
+    if code != 0:
         # Keep the other rows: a size that does not fit (the kernel's OOM killer sends SIGKILL)
         # is a result too.
-        how = "killed (SIGKILL: out of memory?)" if child.returncode == -9 else f"exit {child.returncode}"
+        how = "killed (SIGKILL: out of memory?)" if code == -9 else f"exit {code}"
         print(f"pipeline failed ({mode}, {how}): {stderr.decode()[-2000:]}", file=sys.stderr)
-        return {"wall": wall, "peak_gb": peak[0] / 2**30, "failed": how}
+        return {"wall": wall, "peak_gb": peak_gb, "failed": how}
     summary = json.loads((out / "summary.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
-    return {"wall": wall, "peak_gb": peak[0] / 2**30, "summary": summary, "metrics": metrics}
+    return {"wall": wall, "peak_gb": peak_gb, "summary": summary, "metrics": metrics}
 
 
 def evaluate(out: Path, truth: Path) -> dict:
@@ -101,18 +107,10 @@ def run_splink_once(profiles: Path, truth: Path, out: Path) -> dict:
     """benchmarks/splink_run.py as a child process, its tree's memory sampled like ours."""
     command = [sys.executable, str(ROOT / "benchmarks" / "splink_run.py"), "--profiles", str(profiles),
                "--truth", str(truth), "--out", str(out)]
-    started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak, stop = [0], threading.Event()
-    watcher = threading.Thread(target=_watch_memory, args=(psutil.Process(child.pid), stop, peak), daemon=True)
-    watcher.start()
-    stdout, stderr = child.communicate()
-    wall = time.perf_counter() - started
-    stop.set()
-    watcher.join()
-    if child.returncode != 0:
+    code, stdout, stderr, wall, peak_gb = _measured(command)
+    if code != 0:
         raise RuntimeError(f"splink failed: {stderr.decode()[-2000:]}")
-    return {"wall": wall, "peak_gb": peak[0] / 2**30, **json.loads(stdout.decode().strip().splitlines()[-1])}
+    return {"wall": wall, "peak_gb": peak_gb, **json.loads(stdout.decode().strip().splitlines()[-1])}
 
 
 def splink_row(n: int, runs: list[dict]) -> str:

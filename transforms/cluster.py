@@ -21,12 +21,11 @@ import time
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
-from apache_beam.transforms.window import GlobalWindow
-from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.block import hard_conflicts
+from transforms.buckets import in_global_window
 from transforms.choose import Policy, choose_fields, plan_requests, rank_key, rank_reason
-from transforms.compare import Scorer, comparison_vectors, term_frequencies
+from transforms.compare import Scorer, comparison_vectors, scorer_for, term_frequencies
 from transforms.packing import unpack
 
 PLAN, REVIEW = "plan", "review"
@@ -328,9 +327,7 @@ class _ResolveFn(beam.DoFn):
 
     def process(self, element, model):
         component_id, members = element
-        scorer = self._scorers.get(id(model))
-        if scorer is None:
-            scorer = self._scorers[id(model)] = Scorer(model)
+        scorer = scorer_for(self._scorers, model)
         if self._scorer is not None and self._scorer is not scorer:
             yield from self._tagged(self._flush())  # another model: resolve the batch so far with its own
         self._scorer = scorer
@@ -344,7 +341,7 @@ class _ResolveFn(beam.DoFn):
     def finish_bundle(self):
         # outputs of finish_bundle carry their window explicitly (the job runs in the global window)
         for tag, record in self._flush():
-            value = WindowedValue(record, GlobalWindow().max_timestamp(), (GlobalWindow(),))
+            value = in_global_window(record)
             yield beam.pvalue.TaggedOutput(tag, value) if tag else value
 
     @staticmethod

@@ -395,6 +395,14 @@ from apache_beam.metrics import Metrics  # noqa: E402
 from transforms.block import hard_conflicts  # noqa: E402
 
 
+def scorer_for(cache: dict, model: dict) -> Scorer:
+    """The ``Scorer`` of a side-input model, built once per model object a DoFn sees."""
+    scorer = cache.get(id(model))
+    if scorer is None:
+        scorer = cache[id(model)] = Scorer(model)
+    return scorer
+
+
 def compare_batch(model: dict, pairs: list) -> dict:
     """A batch of candidate pairs ``(left, right, rule names)`` -> one compared batch, columns of equal length.
 
@@ -478,9 +486,7 @@ class _ScoreFn(beam.DoFn):
         self._usec = Metrics.counter("score", "busy_usec")
 
     def process(self, batch, model):
-        scorer = self._scorers.get(id(model))
-        if scorer is None:
-            scorer = self._scorers[id(model)] = Scorer(model)
+        scorer = scorer_for(self._scorers, model)
         started = time.perf_counter()
         scored = score_batch(scorer, batch)
         self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
@@ -530,9 +536,7 @@ class _ExplainReviewFn(beam.DoFn):
                 yield self._review(pair, model)
 
     def _review(self, pair, model):
-        scorer = self._scorers.get(id(model))
-        if scorer is None:
-            scorer = self._scorers[id(model)] = Scorer(model)
+        scorer = scorer_for(self._scorers, model)
         reasons = list(pair["conflicts"]) + [f"guard: {g}" for g in pair["guards"]]
         if pair["probability"] < self._threshold:
             reasons.append(f"probability {pair['probability']:.4f} is below --match_threshold {self._threshold}")
