@@ -29,7 +29,7 @@ from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters
 from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
-from transforms.model import default_model, validate_model
+from transforms.model import default_model, term_frequency_fields, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
 from transforms.packing import pack, unpack
 from transforms.read import ReadProfiles
@@ -135,8 +135,7 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     features = (
         profiles
         | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
-        | "TermFrequencies" >> AttachTermFrequencies(
-            [c["term_frequency"]["field"] for c in base_model["comparisons"] if c.get("term_frequency")])
+        | "TermFrequencies" >> AttachTermFrequencies(term_frequency_fields(base_model))
     )
 
     keep = frozenset({"id", "type", "identifiers", "tf"}).union(

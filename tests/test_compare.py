@@ -12,6 +12,7 @@ from rapidfuzz import distance, fuzz
 
 from tests.helpers import features, fitted_model, pid
 from transforms.compare import (
+    joint_specs,
     ComparePairs,
     MatchEdges,
     Scorer,
@@ -601,3 +602,76 @@ def test_scored_batch_agrees_with_scoring_one_pair_at_a_time():
         edges += is_edge(pair, 0.9)
     # the random batch trips guards and makes edges, so the comparison above means something
     assert guarded > 5 and edges > 0
+
+
+def _name_pattern(model):
+    names = [c["name"] for c in model["comparisons"]]
+    first, last = names.index("first_name"), names.index("last_name")
+    pattern = np.zeros(len(names), dtype=np.int8)
+    pattern[first] = by_index(model, first, "exact")
+    pattern[last] = by_index(model, last, "exact")
+    return names, first, last, pattern
+
+
+def by_index(model, column, label):
+    return [level["label"] for level in model["comparisons"][column]["levels"]].index(label)
+
+
+def test_joint_name_frequency_column_only_when_both_names_agree():
+    model = fitted_model()
+    shared = {"first": {"jean": 0.02}, "last": {"martin": 0.02}, "name_pair": {"jean|martin": 0.004}}
+    a = dict(features({"ProfileId": pid(1), "FirstName": "Jean", "LastName": "Martin"}), tf=shared)
+    b = dict(features({"ProfileId": pid(2), "FirstName": "Jean", "LastName": "Martin"}), tf=shared)
+    c = dict(features({"ProfileId": pid(3), "FirstName": "Jean", "LastName": "Marten"}),
+             tf={"first": {"jean": 0.02}})
+    patterns = comparison_vectors(model, [a, a], [b, c])
+    tf = term_frequencies(model, [a, a], [b, c], patterns)
+    width = len(model["comparisons"])
+    assert [spec[:2] for spec in joint_specs(model)] == [(_name_pattern(model)[1], _name_pattern(model)[2])]
+    assert tf.shape == (2, width + 1)
+    assert tf[0, width] == 0.004                 # both names exact: the full name's share
+    assert tf[1, width] == 0.0                   # last names only similar: no joint share
+    assert tf[1, [c["name"] for c in model["comparisons"]].index("first_name")] == 0.02
+
+
+def test_joint_frequency_caps_the_two_names_never_raises():
+    model = fitted_model()
+    scorer = Scorer(model)
+    names, first, last, pattern = _name_pattern(model)
+    m_first = model["comparisons"][first]["levels"][pattern[first]]["m"]
+    m_last = model["comparisons"][last]["levels"][pattern[last]]["m"]
+    width = len(names)
+    marginal = np.zeros(width + 1)
+    marginal[first], marginal[last] = 0.02, 0.02
+    independent = scorer.weight(pattern, marginal)          # each name lowered on its own
+    correlated = marginal.copy()
+    correlated[width] = 0.004                                # 10x the product of the shares
+    cap = math.log2(m_first * m_last / 0.004)
+    others = independent - scorer.explain(pattern, marginal)["first_name"]["weight"] \
+        - scorer.explain(pattern, marginal)["last_name"]["weight"]
+    assert scorer.weight(pattern, correlated) == pytest.approx(others + cap, abs=2e-3)
+    assert scorer.weight(pattern, correlated) < independent
+    rare = marginal.copy()
+    rare[width] = 1e-9                                       # a rare pairing of common names
+    assert scorer.weight(pattern, rare) == pytest.approx(independent)
+    rows = np.vstack([pattern] * 3)
+    freqs = np.vstack([marginal, correlated, rare])
+    assert scorer.weights(rows, freqs) == pytest.approx([scorer.weight(p, f) for p, f in zip(rows, freqs)])
+    # a frequency matrix without the joint columns (e.g. from an older plan) still scores
+    assert scorer.weights(rows, freqs[:, :width]) == pytest.approx([independent] * 3)
+    explained = scorer.explain(pattern, correlated)
+    assert "together with the same last name" in explained["first_name"]["note"]
+    assert explained["first_name"]["weight"] + explained["last_name"]["weight"] == pytest.approx(cap, abs=2e-3)
+    assert "together" not in scorer.explain(pattern, rare)["first_name"].get("note", "")
+
+
+def test_validate_model_checks_a_joint_term_frequency():
+    model = default_model()
+    names = [c["name"] for c in model["comparisons"]]
+    model["comparisons"][names.index("first_name")]["term_frequency"]["given"]["comparison"] = "birth_date"
+    with pytest.raises(ValueError, match="term_frequency.given"):
+        validate_model(model, fitted=False)
+    model = default_model()
+    model["comparisons"][names.index("first_name")]["term_frequency"]["levels"] = ["no such level"]
+    with pytest.raises(ValueError, match="term_frequency needs"):
+        validate_model(model, fitted=False)

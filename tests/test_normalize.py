@@ -8,6 +8,7 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import pid
+from transforms.model import JOINT_MIN_PROFILES, default_model, term_frequency_fields
 from transforms.normalize import (
     AttachTermFrequencies,
     NormalizeProfiles,
@@ -474,9 +475,29 @@ def test_normalize_and_term_frequencies_transforms():
             equal_to([
                 (pid(1), "smith", ("+14155552671",), (), {"last": {"smith": 0.75}, "phones": {"+14155552671": 0.5}}),
                 (pid(2), "smith", ("+14155552671",), (), {"last": {"smith": 0.75}, "phones": {"+14155552671": 0.5}}),
-                (pid(3), "pantazopoulos", (), (), {"last": {"pantazopoulos": 0.25}}),
+                (pid(3), "pantazopoulos", (), (), {}),      # held by one profile: no share
                 (pid(4), "smith", (), ("PhoneNumber",), {"last": {"smith": 0.75}}),
             ]))
+
+
+def test_term_frequencies_count_a_value_only_from_its_minimum():
+    profiles = [{"ProfileId": pid(i), "FirstName": "Jean", "LastName": name}
+                for i, name in enumerate(["Martin"] * 3 + ["Dubois"] * 2, start=1)]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        features = p | beam.Create(profiles) | NormalizeProfiles("US") | AttachTermFrequencies(
+            term_frequency_fields({"comparisons": [
+                {"name": "first_name", "term_frequency": {"field": "first", "levels": ["exact"],
+                                                          "given": {"comparison": "last_name", "joint_field": "name_pair",
+                                                                    "min_profiles": 3}}},
+                {"name": "last_name", "term_frequency": {"field": "last", "levels": ["exact"]}}]}))
+        assert_that(features | beam.Map(lambda f: (f["last"], f["tf"])), equal_to(
+            [("martin", {"first": {"jean": 1.0}, "last": {"martin": 0.6}, "name_pair": {"jean|martin": 0.6}})] * 3
+            + [("dubois", {"first": {"jean": 1.0}, "last": {"dubois": 0.4}})] * 2))   # 2 < 3: not common
+
+
+def test_term_frequency_fields_of_the_default_model():
+    assert term_frequency_fields(default_model()) == {
+        "first": 2, "last": 2, "emails": 2, "phones": 2, "name_pair": JOINT_MIN_PROFILES}
 
 
 @pytest.mark.parametrize("email, household", [

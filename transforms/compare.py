@@ -236,25 +236,49 @@ def comparison_vectors(model: dict, left: list[dict], right: list[dict]) -> np.n
     return out
 
 
+def joint_specs(model: dict) -> list[tuple[int, int, str]]:
+    """``(column, other column, joint field)`` of each term-frequency spec with ``given``, in model order:
+    the extra frequency columns ``term_frequencies`` adds after one column per comparison."""
+    names = [comparison["name"] for comparison in model["comparisons"]]
+    return [
+        (column, names.index(spec["given"]["comparison"]), spec["given"]["joint_field"])
+        for column, comparison in enumerate(model["comparisons"])
+        for spec in [comparison.get("term_frequency") or {}] if spec.get("given")
+    ]
+
+
 def term_frequencies(model: dict, left: list[dict], right: list[dict], patterns: np.ndarray) -> np.ndarray:
-    """Per pair and comparison, how common the shared value is (0 where it does not apply).
+    """Per pair, how common the shared value is, for each comparison (0 where it does not apply),
+    then for each ``given`` spec (``joint_specs``) how common the shared joint value is.
 
     A comparison with ``term_frequency: {field, levels}`` looks up the relative
     frequency of the value both profiles share (from ``features["tf"]``) when the
     pair lands on one of those levels: agreeing on "smith" is weaker evidence than
-    agreeing on "pantazopoulos".
+    agreeing on "pantazopoulos". With ``given: {comparison, joint_field}`` and the
+    pair on the term-frequency levels of both comparisons, the extra column holds
+    the share of profiles with the shared joint value ("john|smith").
     """
-    out = np.zeros(patterns.shape, dtype=np.float64)
+    width = patterns.shape[1]
+    joints = joint_specs(model)
+    out = np.zeros((len(patterns), width + len(joints)), dtype=np.float64)
+    on_level = {}
     for column, comparison in enumerate(model["comparisons"]):
         spec = comparison.get("term_frequency")
         if not spec:
             continue
-        labels = [level["label"] for level in comparison["levels"]]
-        levels = {labels.index(label) for label in spec["levels"]}
+        on_level[column] = np.isin(patterns[:, column], _level_indices(comparison, spec["levels"]))
         field = spec["field"]
-        for row in np.flatnonzero(np.isin(patterns[:, column], list(levels))):
+        for row in np.flatnonzero(on_level[column]):
             out[row, column] = _shared_frequency(left[row], right[row], field)
+    for extra, (column, other, joint_field) in enumerate(joints, start=width):
+        for row in np.flatnonzero(on_level[column] & on_level[other]):
+            out[row, extra] = _shared_frequency(left[row], right[row], joint_field)
     return out
+
+
+def _level_indices(comparison: dict, labels) -> list[int]:
+    own = [level["label"] for level in comparison["levels"]]
+    return [own.index(label) for label in labels]
 
 
 def _shared_frequency(a: dict, b: dict, field: str) -> float:
@@ -287,6 +311,7 @@ class Scorer:
         self._rows = [list(map(float, row)) for row in self._table]
         self._m = [[level.get("m", 1.0) for level in c["levels"]] for c in model["comparisons"]]
         self._prior = prior_weight(model)
+        self._joints = joint_specs(model)
         self._guards = [
             (guard["name"], self._compile(guard["when"]), self._compile(guard.get("unless", {})))
             for guard in model.get("guards", [])
@@ -313,25 +338,52 @@ class Scorer:
             weight = min(weight, math.log2(self._m[column][level] / frequency))
         return weight
 
+    def _field_weights(self, pattern, frequencies) -> list[float]:
+        """Per comparison, the weight one pattern row adds (term frequencies and joint caps applied)."""
+        weights = [self._level_weight(i, int(level), frequencies[i]) for i, level in enumerate(pattern)]
+        width = len(weights)
+        for extra, (column, other, _) in enumerate(self._joints, start=width):
+            joint = frequencies[extra] if extra < len(frequencies) else 0.0
+            if joint:
+                cap = math.log2(self._m[column][int(pattern[column])] * self._m[other][int(pattern[other])] / joint)
+                weights[column] -= max(0.0, weights[column] + weights[other] - cap)
+        return weights
+
     def weight(self, pattern, frequencies=None) -> float:
         """Match weight of one pattern (plain Python: faster than numpy for one row)."""
         if frequencies is None:
             rows = self._rows
             return self._prior + sum(rows[i][level] for i, level in enumerate(pattern))
-        return self._prior + sum(self._level_weight(i, int(level), frequencies[i]) for i, level in enumerate(pattern))
+        return self._prior + sum(self._field_weights(pattern, frequencies))
 
     def weights(self, patterns: np.ndarray, frequencies: np.ndarray | None = None) -> np.ndarray:
-        """Match weight (log2 odds, prior included) of each pattern row."""
+        """Match weight (log2 odds, prior included) of each pattern row.
+
+        ``frequencies`` (from ``term_frequencies``) lowers a level's weight for a common
+        shared value, and caps a ``given`` pair of comparisons at their joint value's weight
+        (the reduction counted on the first of the two: a first name within its last name).
+        """
         if len(patterns) == 0:
             return np.zeros(0)
-        columns = np.arange(patterns.shape[1])
-        per_field = self._table[columns, patterns.astype(np.intp)]
+        width = patterns.shape[1]
+        columns = np.arange(width)
+        levels = patterns.astype(np.intp)
+        per_field = self._table[columns, levels]
         if frequencies is not None and frequencies.any():
             m = np.array([[row[i] if i < len(row) else 1.0 for i in range(self._table.shape[1])] for row in self._m])
-            m_levels = m[columns, patterns.astype(np.intp)]
+            m_levels = m[columns, levels]
+            own = frequencies[:, :width]
             with np.errstate(divide="ignore"):
-                adjusted = np.log2(m_levels / np.where(frequencies > 0, frequencies, 1.0))
-            per_field = np.where(frequencies > 0, np.minimum(per_field, adjusted), per_field)
+                adjusted = np.log2(m_levels / np.where(own > 0, own, 1.0))
+            per_field = np.where(own > 0, np.minimum(per_field, adjusted), per_field)
+            for extra, (column, other, _) in enumerate(self._joints, start=width):
+                if extra >= frequencies.shape[1]:
+                    break
+                joint = frequencies[:, extra]
+                with np.errstate(divide="ignore"):
+                    cap = np.log2(m_levels[:, column] * m_levels[:, other] / np.where(joint > 0, joint, 1.0))
+                excess = np.where(joint > 0, np.maximum(0.0, per_field[:, column] + per_field[:, other] - cap), 0.0)
+                per_field[:, column] = per_field[:, column] - excess
         return self._prior + per_field.sum(axis=1)
 
     def guards(self, pattern) -> list[str]:
@@ -371,15 +423,21 @@ class Scorer:
     def explain(self, pattern, frequencies=None) -> dict:
         """Field-by-field account of one pattern: level label and weight added."""
         out = {}
+        width = len(self.model["comparisons"])
+        frequencies = [0.0] * width if frequencies is None else [float(x) for x in frequencies]
+        weights = self._field_weights(pattern, frequencies)
+        joint_of = {column: frequencies[extra] for extra, (column, _, _) in enumerate(self._joints, start=width)
+                    if extra < len(frequencies)}
         for i, comparison in enumerate(self.model["comparisons"]):
             level = int(pattern[i])
-            frequency = float(frequencies[i]) if frequencies is not None else 0.0
-            entry = {
-                "level": comparison["levels"][level]["label"],
-                "weight": round(self._level_weight(i, level, frequency), 3),
-            }
-            if frequency and entry["weight"] < round(float(self._table[i, level]), 3):
-                entry["note"] = f"common value: {frequency:.2%} of profiles share it"
+            entry = {"level": comparison["levels"][level]["label"], "weight": round(weights[i], 3)}
+            if entry["weight"] < round(float(self._table[i, level]), 3):
+                if joint_of.get(i) and weights[i] < self._level_weight(i, level, frequencies[i]) - 1e-9:
+                    other = comparison["term_frequency"]["given"]["comparison"].replace("_", " ")
+                    entry["note"] = (f"common together with the same {other}: "
+                                     f"{joint_of[i]:.2%} of profiles share both")
+                elif frequencies[i]:
+                    entry["note"] = f"common value: {frequencies[i]:.2%} of profiles share it"
             out[comparison["name"]] = entry
         return out
 

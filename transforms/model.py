@@ -11,6 +11,13 @@ every score explains itself field by field.
 A comparison may name a ``term_frequency`` field: on its exact level, a value
 many profiles share ("smith") then weighs less than the average exact match,
 ``log2(m / frequency)``; a rare value never weighs more than the average.
+The spec may add ``given: {comparison, joint_field}``: when the pair is on the
+term-frequency levels of both comparisons, their summed weight is capped at
+``log2(m1 * m2 / frequency of the joint value)`` (for a joint value at least
+``min_profiles``, default 25, profiles share). First and last names are not
+independent ("jean" and "martin" are both common in France, so "jean martin" is
+far more common than the product of the two shares): the full name's own
+frequency says how much agreeing on both is worth.
 
 *Blocking rules* name the feature values two profiles must share to be compared
 at all. *Guards* are level patterns that may never merge automatically whatever
@@ -28,6 +35,10 @@ import math
 
 MODEL_VERSION = 1
 
+# A joint value ("john|smith") counts as common only when at least this many profiles
+# share it: below that, one person's own duplicates could be all of them.
+JOINT_MIN_PROFILES = 25
+
 # Each level: label, a condition (kind + arguments) and an initial m for EM.
 # Condition kinds (see transforms.compare): null, exact, overlap, member, similarity,
 # member_typo, cross_exact, cross_similarity, same_letters, date_swap, date_within, all, else.
@@ -36,7 +47,8 @@ DEFAULT_COMPARISONS = [
     {
         "name": "first_name",
         "description": "First name, folded; nickname groups from the nicknames table",
-        "term_frequency": {"field": "first", "levels": ["exact"]},
+        "term_frequency": {"field": "first", "levels": ["exact"],
+                           "given": {"comparison": "last_name", "joint_field": "name_pair"}},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["first"]},
             {"label": "exact", "kind": "exact", "field": "first", "m": 0.75},
@@ -304,6 +316,22 @@ def probability(weight: float) -> float:
     return 1.0 / (1.0 + 2.0 ** (-weight))
 
 
+def term_frequency_fields(model: dict) -> dict[str, int]:
+    """The features whose value frequencies the model's term-frequency specs read, each with the
+    fewest profiles that must share a value for it to count (``given.min_profiles`` for a joint
+    field, default 25: one person's own duplicates should not make a full name look common)."""
+    fields = {}
+    for comparison in model["comparisons"]:
+        spec = comparison.get("term_frequency")
+        if spec:
+            fields.setdefault(spec["field"], 2)
+            given = spec.get("given")
+            if given:
+                fields[given["joint_field"]] = max(fields.get(given["joint_field"], 2),
+                                                   int(given.get("min_profiles", JOINT_MIN_PROFILES)))
+    return fields
+
+
 def validate_model(model: dict, fitted: bool = True) -> None:
     """Raise ValueError when a model (e.g. from --model) is not usable.
 
@@ -323,6 +351,21 @@ def validate_model(model: dict, fitted: bool = True) -> None:
                 value = level.get(key)
                 if not isinstance(value, (int, float)) or not 0 < value <= 1:
                     raise ValueError(f"comparison {comparison['name']} level {level['label']}: {key} must be in (0, 1]")
+    by_name = {c["name"]: c for c in model["comparisons"]}
+    for comparison in model["comparisons"]:
+        spec = comparison.get("term_frequency")
+        if not spec:
+            continue
+        labels = {level["label"] for level in comparison["levels"]}
+        if not isinstance(spec.get("field"), str) or not set(spec.get("levels") or []) <= labels:
+            raise ValueError(f"comparison {comparison['name']}: term_frequency needs a field and levels it has")
+        given = spec.get("given")
+        if given is not None:
+            other = by_name.get(given.get("comparison"))
+            if (other is None or not (other.get("term_frequency") or {}).get("levels")
+                    or not isinstance(given.get("joint_field"), str)):
+                raise ValueError(f"comparison {comparison['name']}: term_frequency.given needs a comparison with "
+                                 "its own term_frequency and a joint_field")
     if not model.get("blocking_rules"):
         raise ValueError("a model needs at least one blocking rule")
     prior = model.get("prior")

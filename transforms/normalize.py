@@ -496,30 +496,36 @@ class _AttachFrequenciesFn(beam.DoFn):
         total = max(total, 1)
         tf = {}
         for field in fields:
-            values = _field_values(features, field)
-            if values:
-                tf[field] = {value: counts.get((field, value), 1) / total for value in values}
+            shares = {value: counts[(field, value)] / total
+                      for value in _field_values(features, field) if (field, value) in counts}
+            if shares:
+                tf[field] = shares
         yield dict(features, tf=tf)
 
 
 class AttachTermFrequencies(beam.PTransform):
     """Add ``tf``: ``{field: {value: share of profiles with that value}}`` for the named features.
 
-    Values held by a single profile are not counted (they get ``1 / n``), so the
-    side input holds only the repeated values: a few per cent of the data.
+    ``fields`` maps each feature to the fewest profiles that must share a value for it to
+    count as common (at least 2; a list means 2 for each). Rarer values get no share and
+    weigh the average, so the side input holds only the repeated values: a few per cent
+    of the data.
     """
 
-    def __init__(self, fields: list[str]):
+    def __init__(self, fields: dict[str, int] | list[str]):
         super().__init__()
-        self._fields = sorted(set(fields))
+        if not isinstance(fields, dict):
+            fields = {field: 2 for field in fields}
+        self._min = {field: max(2, int(n)) for field, n in sorted(fields.items())}
 
     def expand(self, features):
-        fields = self._fields
+        minimum = self._min
+        fields = list(minimum)
         counts = (
             features
             | "Values" >> beam.FlatMap(lambda f: [(field, v) for field in fields for v in _field_values(f, field)])
             | "CountValues" >> beam.combiners.Count.PerElement()
-            | "Repeated" >> beam.Filter(lambda kv: kv[1] > 1)
+            | "Common" >> beam.Filter(lambda kv: kv[1] >= minimum[kv[0][0]])
         )
         total = features | "CountProfiles" >> beam.combiners.Count.Globally()
         return features | "AttachFrequencies" >> beam.ParDo(
