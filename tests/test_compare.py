@@ -26,6 +26,7 @@ from transforms.compare import (
     term_frequencies,
 )
 from transforms.model import default_model, level_weight, prior_weight, validate_model
+from transforms.packing import pack_compressed
 
 NULL = {"label": "null", "kind": "null", "fields": ["x"]}
 ELSE = {"label": "else", "kind": "else"}
@@ -568,7 +569,8 @@ def test_compare_and_score_transforms():
         model_view = beam.pvalue.AsSingleton(p | "Model" >> beam.Create([model]))
         # two batches: one pair each
         compared = p | beam.Create([pairs[:1], pairs[1:]]) | ComparePairs(model)
-        scored = compared | ScorePairs(model_view)
+        # as the pipeline does: batches wait for the model packed and compressed
+        scored = compared | beam.Map(pack_compressed) | ScorePairs(model_view)
         assert_that(compared | beam.FlatMap(lambda b: zip(b["a"], b["b"], b["conflicts"])), equal_to([
             (pid(1), pid(2), ("different ProfileType (PROFILE / ACCOUNT_PROFILE)",)),
             (pid(1), pid(3), ()),

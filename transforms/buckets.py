@@ -30,7 +30,7 @@ import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.packing import pack, unpack
+from transforms.packing import pack_compressed, unpack_compressed
 
 DEFAULT_BUCKETS = 512
 # Values buffered before the buffer is emitted (about 100 per bucket element at 512 buckets).
@@ -64,7 +64,7 @@ class BucketBuffer:
         return self.drain() if self._size >= self._flush_at else []
 
     def drain(self) -> list[tuple[int, bytes]]:
-        batches = [(bucket, zlib.compress(pack(items), 1)) for bucket, items in sorted(self._lists.items())]
+        batches = [(bucket, pack_compressed(items)) for bucket, items in sorted(self._lists.items())]
         self._lists, self._size = {}, 0
         return batches
 
@@ -78,7 +78,7 @@ def group_bucket(batches: Iterable[bytes]) -> dict:
     """The packed batches of one bucket -> ``{key: [values]}``, values in arrival order."""
     groups: dict = {}
     for batch in batches:
-        for key, value in unpack(zlib.decompress(batch)):
+        for key, value in unpack_compressed(batch):
             groups.setdefault(key, []).append(value)
     return groups
 

@@ -451,6 +451,7 @@ import apache_beam as beam  # noqa: E402  (Beam wiring kept apart from the pure 
 from apache_beam.metrics import Metrics  # noqa: E402
 
 from transforms.block import hard_conflicts  # noqa: E402
+from transforms.packing import unpack_compressed  # noqa: E402
 
 
 def scorer_for(cache: dict, model: dict) -> Scorer:
@@ -546,6 +547,7 @@ class _ScoreFn(beam.DoFn):
     def process(self, batch, model):
         scorer = scorer_for(self._scorers, model)
         started = time.perf_counter()
+        batch = unpack_compressed(batch)
         scored = score_batch(scorer, batch)
         self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
         self._scored.inc(len(batch["a"]))
@@ -553,7 +555,8 @@ class _ScoreFn(beam.DoFn):
 
 
 class ScorePairs(beam.PTransform):
-    """Compared batches -> scored batches (weights, probabilities, guards), model as side input."""
+    """Compared batches (or the same packed by ``packing.pack_compressed``) -> scored batches
+    (weights, probabilities, guards), model as side input."""
 
     def __init__(self, model_view):
         super().__init__()

@@ -8,6 +8,7 @@ field. Packed records are only ever read back by this job's own transforms.
 from __future__ import annotations
 
 import pickle
+import zlib
 
 
 def pack(record) -> bytes:
@@ -18,3 +19,14 @@ def pack(record) -> bytes:
 def unpack(payload):
     """What ``pack`` packed (anything that is not bytes is returned as it is)."""
     return pickle.loads(payload) if isinstance(payload, bytes) else payload
+
+
+def pack_compressed(record) -> bytes:
+    """``pack``, then zlib at its fastest level: for what waits in a runner's memory between stages
+    (bucket lists, compared batches), about a quarter of the bytes for about a microsecond per entry."""
+    return zlib.compress(pack(record), 1)
+
+
+def unpack_compressed(payload):
+    """What ``pack_compressed`` packed (anything that is not bytes is returned as it is)."""
+    return pickle.loads(zlib.decompress(payload)) if isinstance(payload, bytes) else payload
