@@ -23,7 +23,7 @@ from apache_beam.runners.runner import PipelineState
 
 from pipeline import io
 from pipeline.options import ProfileDedupOptions
-from transforms.block import BlockPairs
+from transforms.block import BlockPairs, BlockSizes
 from transforms.buckets import CoGroupInBuckets
 from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters
@@ -132,15 +132,15 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
 
     read = p | "ReadProfiles" >> ReadProfiles(options.input_patterns())
     profiles, rejected = read["profiles"], read["rejected"]
-    features = (
-        profiles
-        | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
-        | "TermFrequencies" >> AttachTermFrequencies(term_frequency_fields(base_model))
-    )
+    normalized = profiles | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
+    # block sizes are counted from the keys as profiles leave normalising, before term frequencies
+    sizes = normalized | "BlockSizes" >> BlockSizes(base_model["blocking_rules"], options.max_block_size)
+    features = normalized | "TermFrequencies" >> AttachTermFrequencies(term_frequency_fields(base_model))
 
     keep = frozenset({"id", "type", "identifiers", "tf"}).union(
         *(comparison_fields(c, raw=True) for c in base_model["comparisons"]))
-    blocked = features | "BlockPairs" >> BlockPairs(base_model["blocking_rules"], options.max_block_size, keep)
+    blocked = features | "BlockPairs" >> BlockPairs(base_model["blocking_rules"], options.max_block_size, keep,
+                                                    sizes=sizes)
     compared = blocked["pairs"] | "ComparePairs" >> ComparePairs(base_model)
 
     if fixed_model is not None:

@@ -6,19 +6,25 @@ import random
 import json
 
 import apache_beam as beam
+import numpy as np
+from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import collect_to, pid
 from transforms.block import (
     KEY_SEPARATOR,
     BlockPairs,
+    BlockSizes,
     block_keys,
     block_limit,
     hard_conflicts,
     is_windowed,
     owned_pairs,
+    pairing_keys,
     rule_of,
+    shared_key_filter,
 )
+from transforms.buckets import key_hash
 
 S = KEY_SEPARATOR
 RULES = [
@@ -212,6 +218,34 @@ def test_block_pairs_transform_caps_oversized_blocks(tmp_path):
         (pid(100), pid(101), ("email",)),
     ]
     assert capped == [{"rule": "phone", "key": call_centre, "size": 30, "pairs_not_made": 435}]
+
+
+def test_pairing_keys_keeps_the_keys_whose_hash_is_shared():
+    shared = shared_key_filter([np.array([key_hash("a")], dtype=np.uint32), np.zeros(0, dtype=np.uint32),
+                                np.array([key_hash("c"), key_hash("a")], dtype=np.uint32)])
+    assert list(shared) == sorted({key_hash("a"), key_hash("c")})
+    assert pairing_keys(("a", "b", "c"), shared) == ["a", "c"]
+    assert pairing_keys(("b",), shared) == []
+    assert pairing_keys(("a",), shared_key_filter([])) == []
+    assert pairing_keys((), shared) == []
+
+
+def test_only_keys_of_blocks_that_pair_carry_their_members(tmp_path):
+    # "+1" is shared by two profiles; "+2" and every email by one; "+9" by six (capped at 5)
+    members = ([feat(1, phones=("+1",), emails=("a@x",)), feat(2, phones=("+1", "+2"), emails=("b@x",))]
+               + [feat(n, phones=("+9",)) for n in range(10, 16)])
+    p = beam.Pipeline(runner="FnApiRunner")
+    features = p | beam.Create(members)
+    sizes = features | "Sizes" >> BlockSizes(RULES, max_block_size=5)
+    out = features | BlockPairs(RULES, max_block_size=5, sizes=sizes)
+    assert_that(out["pairs"] | beam.FlatMap(lambda batch: [(t[0]["id"], t[1]["id"], t[2]) for t in batch]),
+                equal_to([(pid(1), pid(2), ("phone",))]), label="Pairs")
+    assert_that(out["capped"] | beam.Map(lambda c: (c["key"], c["size"])), equal_to([("+9", 6)]), label="Capped")
+    result = p.run()
+    result.wait_until_finish()
+    skipped = result.metrics().query(MetricsFilter().with_name("keys_without_pairs"))["counters"]
+    # 11 keys in all; only the two "+1" keys travel with their members
+    assert sum(c.committed for c in skipped) == 9
 
 
 def test_block_pairs_block_at_the_limit_is_not_capped():

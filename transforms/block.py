@@ -35,9 +35,10 @@ import typing
 from typing import Iterable
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.buckets import DEFAULT_BUCKETS, BucketBuffer, group_bucket, in_global_window
+from transforms.buckets import DEFAULT_BUCKETS, BucketBuffer, group_bucket, in_global_window, key_hash
 from transforms.packing import pack, unpack
 
 KEY_SEPARATOR = "\x1f"
@@ -151,11 +152,50 @@ def hard_conflicts(left: dict, right: dict) -> list[str]:
 
 
 @beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
+class _KeysOnlyFn(beam.DoFn):
+    """Features -> ``(bucket, packed [(blocking key, None), ...])`` batches, for counting block sizes."""
+
+    def __init__(self, rules, buckets):
+        self._rules = rules
+        self._buckets = buckets
+        self._keys: BucketBuffer | None = None
+
+    def start_bundle(self):
+        self._keys = BucketBuffer(self._buckets)
+
+    def process(self, features):
+        for key in block_keys(features, self._rules):
+            yield from self._keys.add(key, None)
+
+    def finish_bundle(self):
+        for batch in self._keys.drain():
+            yield in_global_window(batch)
+
+
+def shared_key_filter(hash_arrays) -> np.ndarray:
+    """The sorted ``key_hash`` values of every block that can make pairs, from per-bucket arrays."""
+    arrays = [a for a in hash_arrays if len(a)]
+    return np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, dtype=np.uint32)
+
+
+def pairing_keys(keys: tuple[str, ...], shared: np.ndarray) -> list[str]:
+    """The keys (of one profile) whose blocks can make pairs: their hash is in ``shared``.
+
+    A hash shared by chance (32 bits) only lets a key of a one-member block through,
+    which then makes no pair: the filter never drops a key that pairs.
+    """
+    if not keys or not len(shared):
+        return []
+    hashes = np.fromiter((key_hash(k) for k in keys), dtype=np.uint32, count=len(keys))
+    found = np.minimum(np.searchsorted(shared, hashes), len(shared) - 1)
+    return [key for key, hit in zip(keys, shared[found] == hashes) if hit]
+
+
+@beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
 class _AttachKeysFn(beam.DoFn):
     """Features -> ``(bucket, packed [(blocking key, packed slim features), ...])`` batches (see
-    transforms.buckets), and the same keys alone on the ``keys`` output, for counting block sizes."""
-
-    KEYS = "keys"
+    transforms.buckets), for the keys of blocks that can make pairs only (``shared``): most keys
+    are held by one profile, or by a capped block, and their members would never be unpacked."""
 
     def __init__(self, rules, keep_fields, buckets):
         self._rules = rules
@@ -163,33 +203,34 @@ class _AttachKeysFn(beam.DoFn):
         self._fields = packed_fields(keep_fields)
         self._buckets = buckets
         self._members: BucketBuffer | None = None
-        self._keys: BucketBuffer | None = None
+        self._shared_id = None
+        self._shared = np.zeros(0, dtype=np.uint32)
+        self._skipped = Metrics.counter("block", "keys_without_pairs")
 
     def start_bundle(self):
         self._members = BucketBuffer(self._buckets)
-        self._keys = BucketBuffer(self._buckets)
 
-    def process(self, features):
+    def process(self, features, shared_hashes):
+        if self._shared_id != id(shared_hashes):
+            self._shared, self._shared_id = shared_key_filter(shared_hashes), id(shared_hashes)
         keys = block_keys(features, self._rules)
-        if not keys:
+        pairing = pairing_keys(keys, self._shared)
+        self._skipped.inc(len(keys) - len(pairing))
+        if not pairing:
             return
-        # Only what comparing needs travels through the shuffle, packed once for all its keys
-        # (most keys make no pair, and their members are never unpacked), as a tuple of values
-        # in a fixed field order when the fields are known: the names would be a third of it.
+        # Only what comparing needs travels through the shuffle, packed once for all its keys,
+        # as a tuple of values in a fixed field order when the fields are known: the names would
+        # be a third of it. A member carries all its keys: they say which block owns each pair.
         if self._fields:
             payload = pack(tuple(keys if field == "keys" else features.get(field) for field in self._fields))
         else:
             payload = pack(dict(features, keys=keys))
-        for key in keys:
+        for key in pairing:
             yield from self._members.add(key, payload)
-            for batch in self._keys.add(key, None):
-                yield beam.pvalue.TaggedOutput(self.KEYS, batch)
 
     def finish_bundle(self):
         for batch in self._members.drain():
             yield in_global_window(batch)
-        for batch in self._keys.drain():
-            yield beam.pvalue.TaggedOutput(self.KEYS, in_global_window(batch))
 
 
 def packed_fields(keep_fields) -> tuple[str, ...]:
@@ -211,10 +252,12 @@ def capped_blocks(blocks: dict, rules: list[dict], max_block_size: int) -> list[
 
 
 class _LargeBlocksFn(beam.DoFn):
-    """A bucket of keys -> capped-block records (main output) and ``(key, size)`` of every
-    block that is capped or windowed (``large``), which pairing needs to know."""
+    """A bucket of keys -> capped-block records (main output), ``(key, size)`` of every
+    block that is capped or windowed (``large``), which pairing needs to know, and the
+    ``key_hash`` values of the blocks that can make pairs (``shared``, one array per bucket)."""
 
     LARGE = "large"
+    SHARED = "shared"
 
     def __init__(self, rules, max_block_size):
         self._rules = rules
@@ -229,10 +272,41 @@ class _LargeBlocksFn(beam.DoFn):
             self._capped.inc()
             yield {k: v for k, v in record.items() if k != "block_key"}
             yield beam.pvalue.TaggedOutput(self.LARGE, (record["block_key"], record["size"]))
+        shared = []
         for key, members in blocks.items():
-            if len(members) <= block_limit(self._rules, key, self._max) and is_windowed(self._rules, key, len(members)):
+            if len(members) < 2 or len(members) > block_limit(self._rules, key, self._max):
+                continue
+            shared.append(key_hash(key))
+            if is_windowed(self._rules, key, len(members)):
                 self._windowed.inc()
                 yield beam.pvalue.TaggedOutput(self.LARGE, (key, len(members)))
+        yield beam.pvalue.TaggedOutput(self.SHARED, np.array(shared, dtype=np.uint32))
+
+
+class BlockSizes(beam.PTransform):
+    """Feature dicts -> the sizes of their blocks, from the keys alone (a light shuffle).
+
+    Returns a dict: ``capped`` (one record per oversized block), ``large`` (``(key, size)``
+    of capped and windowed blocks) and ``shared`` (per bucket, the hashes of the blocks that
+    can make pairs). Keys need no term frequencies, so this can read the features as they
+    leave normalising and run before them.
+    """
+
+    def __init__(self, rules: list[dict], max_block_size: int, buckets: int = DEFAULT_BUCKETS):
+        super().__init__()
+        self._rules = rules
+        self._max = max_block_size
+        self._buckets = buckets
+
+    def expand(self, features):
+        sized = (
+            features
+            | "KeysOnly" >> beam.ParDo(_KeysOnlyFn(self._rules, self._buckets))
+            | "GroupKeysByBucket" >> beam.GroupByKey()
+            | "LargeBlocks" >> beam.ParDo(_LargeBlocksFn(self._rules, self._max)).with_outputs(
+                _LargeBlocksFn.LARGE, _LargeBlocksFn.SHARED, main="capped")
+        )
+        return {"capped": sized.capped, "large": sized[_LargeBlocksFn.LARGE], "shared": sized[_LargeBlocksFn.SHARED]}
 
 
 class _PairsInBlockFn(beam.DoFn):
@@ -306,32 +380,31 @@ class BlockPairs(beam.PTransform):
     A batch holds about ``batch_size`` pairs (a block's pairs are never split).
     Blocks are shuffled in ``buckets`` buckets (``transforms.buckets``).
 
+    ``sizes`` is the output of ``BlockSizes`` on the same profiles (made here if not given;
+    the pipeline gives it from the features before term frequencies, so counting runs early).
+
     Returns a dict: ``pairs`` (the batches) and ``capped`` (one record per
     oversized block: rule, key, size, pairs not made).
     """
 
     def __init__(self, rules: list[dict], max_block_size: int, keep_fields: frozenset | None = None,
-                 batch_size: int = 2048, buckets: int = DEFAULT_BUCKETS):
+                 batch_size: int = 2048, buckets: int = DEFAULT_BUCKETS, sizes: dict | None = None):
         super().__init__()
         self._rules = rules
         self._max = max_block_size
         self._keep = keep_fields
         self._batch_size = batch_size
         self._buckets = buckets
+        self._sizes = sizes
 
     def expand(self, features):
-        keyed = features | "AttachBlockKeys" >> beam.ParDo(
-            _AttachKeysFn(self._rules, self._keep, self._buckets)).with_outputs(_AttachKeysFn.KEYS, main="members")
         # Block sizes come from the keys alone, so the blocks themselves are read once, by the
-        # step that pairs them (a runner that materialises a twice-read grouping copies it).
-        sized = (
-            keyed[_AttachKeysFn.KEYS]
-            | "GroupKeysByBucket" >> beam.GroupByKey()
-            | "LargeBlocks" >> beam.ParDo(_LargeBlocksFn(self._rules, self._max)).with_outputs(
-                _LargeBlocksFn.LARGE, main="capped")
-        )
-        grouped = keyed.members | "GroupByBucket" >> beam.GroupByKey()
+        # step that pairs them, and only keys of blocks that can pair carry their members.
+        sizes = self._sizes or features | "BlockSizes" >> BlockSizes(self._rules, self._max, self._buckets)
+        members = features | "AttachBlockKeys" >> beam.ParDo(
+            _AttachKeysFn(self._rules, self._keep, self._buckets), shared_hashes=beam.pvalue.AsList(sizes["shared"]))
+        grouped = members | "GroupByBucket" >> beam.GroupByKey()
         pairs = grouped | "PairsInBlocks" >> beam.ParDo(
             _PairsInBlockFn(self._rules, self._max, self._batch_size, packed_fields(self._keep)),
-            large_blocks=beam.pvalue.AsDict(sized[_LargeBlocksFn.LARGE]))
-        return {"pairs": pairs, "capped": sized.capped}
+            large_blocks=beam.pvalue.AsDict(sizes["large"]))
+        return {"pairs": pairs, "capped": sizes["capped"]}

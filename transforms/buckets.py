@@ -37,9 +37,14 @@ DEFAULT_BUCKETS = 512
 DEFAULT_FLUSH_AT = 50_000
 
 
+def key_hash(key: str) -> int:
+    """A stable 32-bit hash of a key (the same in every process, unlike ``hash()``)."""
+    return zlib.crc32(key.encode("utf-8", "surrogatepass"))
+
+
 def bucket_of(key: str, buckets: int) -> int:
-    """A key's bucket: a stable hash (the same in every process, unlike ``hash()``)."""
-    return zlib.crc32(key.encode("utf-8", "surrogatepass")) % buckets
+    """A key's bucket, from its stable hash."""
+    return key_hash(key) % buckets
 
 
 class BucketBuffer:
