@@ -29,6 +29,7 @@ job in the runner's per-element bookkeeping.
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 import typing
@@ -38,7 +39,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.buckets import DEFAULT_BUCKETS, BucketBuffer, group_bucket, in_global_window, key_hash
+from transforms.buckets import DEFAULT_BUCKETS, BucketBuffer, ToBucketsFn, group_bucket, in_global_window, key_hash
 from transforms.packing import pack, unpack
 
 KEY_SEPARATOR = "\x1f"
@@ -151,25 +152,9 @@ def hard_conflicts(left: dict, right: dict) -> list[str]:
     return reasons
 
 
-@beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
-class _KeysOnlyFn(beam.DoFn):
-    """Features -> ``(bucket, packed [(blocking key, None), ...])`` batches, for counting block sizes."""
-
-    def __init__(self, rules, buckets):
-        self._rules = rules
-        self._buckets = buckets
-        self._keys: BucketBuffer | None = None
-
-    def start_bundle(self):
-        self._keys = BucketBuffer(self._buckets)
-
-    def process(self, features):
-        for key in block_keys(features, self._rules):
-            yield from self._keys.add(key, None)
-
-    def finish_bundle(self):
-        for batch in self._keys.drain():
-            yield in_global_window(batch)
+def keys_only(rules: list[dict], features: dict) -> list[tuple[str, None]]:
+    """A profile's blocking keys as ``(key, None)`` entries, for counting block sizes."""
+    return [(key, None) for key in block_keys(features, rules)]
 
 
 def shared_key_filter(hash_arrays) -> np.ndarray:
@@ -301,7 +286,7 @@ class BlockSizes(beam.PTransform):
     def expand(self, features):
         sized = (
             features
-            | "KeysOnly" >> beam.ParDo(_KeysOnlyFn(self._rules, self._buckets))
+            | "KeysOnly" >> beam.ParDo(ToBucketsFn(functools.partial(keys_only, self._rules), self._buckets))
             | "GroupKeysByBucket" >> beam.GroupByKey()
             | "LargeBlocks" >> beam.ParDo(_LargeBlocksFn(self._rules, self._max)).with_outputs(
                 _LargeBlocksFn.LARGE, _LargeBlocksFn.SHARED, main="capped")

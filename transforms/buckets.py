@@ -22,6 +22,7 @@ than the workers of any job this tool is meant for).
 """
 from __future__ import annotations
 
+import functools
 import typing
 import zlib
 from typing import Iterable
@@ -89,11 +90,12 @@ def group_bucket(batches: Iterable[bytes]) -> dict:
 
 
 @beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
-class _ToBucketsFn(beam.DoFn):
-    """``(key, value)`` -> ``(bucket, [(key, (tag, value)), ...])`` batches."""
+class ToBucketsFn(beam.DoFn):
+    """element -> ``(bucket, packed [(key, value), ...])`` batches, the ``(key, value)`` entries of
+    each element given by ``entries(element)`` (a picklable function)."""
 
-    def __init__(self, tag: str, buckets: int):
-        self._tag = tag
+    def __init__(self, entries, buckets: int = DEFAULT_BUCKETS):
+        self._entries = entries
         self._buckets = buckets
         self._buffer: BucketBuffer | None = None
 
@@ -101,12 +103,17 @@ class _ToBucketsFn(beam.DoFn):
         self._buffer = BucketBuffer(self._buckets)
 
     def process(self, element):
-        key, value = element
-        yield from self._buffer.add(key, (self._tag, value))
+        for key, value in self._entries(element):
+            yield from self._buffer.add(key, value)
 
     def finish_bundle(self):
         for batch in self._buffer.drain():
             yield in_global_window(batch)
+
+
+def _tagged_entry(tag: str, element) -> tuple:
+    key, value = element
+    return ((key, (tag, value)),)
 
 
 def _join_bucket(element, tags):
@@ -128,7 +135,8 @@ class CoGroupInBuckets(beam.PTransform):
 
     def expand(self, tagged: dict):
         tags = sorted(tagged)
-        parts = [tagged[tag] | f"Bucket_{tag}" >> beam.ParDo(_ToBucketsFn(tag, self._buckets)) for tag in tags]
+        parts = [tagged[tag] | f"Bucket_{tag}" >> beam.ParDo(
+            ToBucketsFn(functools.partial(_tagged_entry, tag), self._buckets)) for tag in tags]
         return (
             parts
             | "AllBuckets" >> beam.Flatten()
