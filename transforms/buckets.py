@@ -10,11 +10,12 @@ value))``. After a ``GroupByKey`` on the bucket, ``group_bucket`` gives each key
 its values, exactly the groups a ``GroupByKey`` on the keys would have made.
 
 Each list travels packed as one bytes value (``transforms.packing``) and
-compressed (zlib, fastest level): a runner that groups in memory then holds a
-few thousand bytes objects instead of millions of small Python objects, and the
+compressed (zstd, level 1): a runner that groups in memory then holds a few
+thousand bytes objects instead of millions of small Python objects, and the
 lists of one bucket share most of their text (keys of one rule, field layouts),
-so they shrink to about a third (measured on generated profiles: 529 to 196
-bytes per blocking entry, for 8 microseconds of CPU per entry both ways).
+so they shrink to about a third (``benchmarks/compression.py`` on generated
+profiles: 37% of the bytes kept, 15 + 5 microseconds per profile to compress and
+decompress its ten or so entries; zlib at its fastest kept 38% for 47 + 20).
 
 It is a plain GroupByKey with bigger values, so every runner supports it; the
 bucket count bounds the parallelism of the step after it (512 by default, more
