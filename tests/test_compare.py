@@ -498,15 +498,22 @@ def test_settling_columns_default_to_the_guards_when():
     assert scorer.settling_columns("nothing but names") == []
 
 
+HALE_HOME = {"Address1": "12 High Street", "City": "Leeds", "PostalCode": "LS1 4AB", "Country": "GB"}
+
+
+def mary_hale(email: str) -> dict:
+    """Mary Hale at the Hales' home, born 1970-02-03, with the given email."""
+    return features({"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Hale", "Address": HALE_HOME,
+                     "EmailAddress": email, "BirthDate": "1970-02-03"})
+
+
 def test_household_guard_needs_a_missing_first_name_and_nothing_personal():
     model = fitted_model(default_guards=True)
     scorer = Scorer(model)
-    home = {"Address1": "12 High Street", "City": "Leeds", "PostalCode": "LS1 4AB", "Country": "GB"}
-    mary = features({"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Hale", "Address": home,
-                     "EmailAddress": "mary.hale@example.com", "BirthDate": "1970-02-03"})
+    mary = mary_hale("mary.hale@example.com")
 
     def guards_with(**fields):
-        other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": home, **fields})
+        other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": HALE_HOME, **fields})
         return scorer.guards(comparison_vectors(model, [mary], [other])[0])
 
     household = "a family name and a household"
@@ -526,17 +533,15 @@ def test_household_guard_sees_through_a_shared_household_email():
     # it is not sharing a personal address, so the household guard still applies
     model = fitted_model(default_guards=True)
     scorer = Scorer(model)
-    home = {"Address1": "12 High Street", "City": "Leeds", "PostalCode": "LS1 4AB", "Country": "GB"}
-    mary = features({"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Hale", "Address": home,
-                     "EmailAddress": "thehales1970@example.com", "BirthDate": "1970-02-03"})
-    other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": home,
+    mary = mary_hale("thehales1970@example.com")
+    other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": HALE_HOME,
                       "EmailAddress": "TheHales1970@example.com"})
     assert by_label(model, "email", mary, other) == "same household address"
     assert "a family name and a household" in scorer.guards(comparison_vectors(model, [mary], [other])[0])
     # a personal address shared is still "same address" and no household's
-    mary = features({**{"ProfileId": pid(1), "FirstName": "Mary", "LastName": "Hale", "Address": home},
-                     "EmailAddress": "mary.hale1970@example.com"})
-    other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": home, "EmailAddress": "mary.hale1970@example.com"})
+    mary = mary_hale("mary.hale1970@example.com")
+    other = features({"ProfileId": pid(2), "LastName": "Hale", "Address": HALE_HOME,
+                      "EmailAddress": "mary.hale1970@example.com"})
     assert by_label(model, "email", mary, other) == "same address"
     assert "a family name and a household" not in scorer.guards(comparison_vectors(model, [mary], [other])[0])
 
@@ -608,15 +613,8 @@ def test_scored_batch_agrees_with_scoring_one_pair_at_a_time():
 
 def _name_pattern(model):
     names = [c["name"] for c in model["comparisons"]]
-    first, last = names.index("first_name"), names.index("last_name")
-    pattern = np.zeros(len(names), dtype=np.int8)
-    pattern[first] = by_index(model, first, "exact")
-    pattern[last] = by_index(model, last, "exact")
-    return names, first, last, pattern
-
-
-def by_index(model, column, label):
-    return [level["label"] for level in model["comparisons"][column]["levels"]].index(label)
+    pattern = np.array(pattern_with(model, first_name="exact", last_name="exact"), dtype=np.int8)
+    return names, names.index("first_name"), names.index("last_name"), pattern
 
 
 def test_joint_name_frequency_column_only_when_both_names_agree():

@@ -310,6 +310,9 @@ class Scorer:
             self._table[i, : len(table)] = table
         self._rows = [list(map(float, row)) for row in self._table]
         self._m = [[level.get("m", 1.0) for level in c["levels"]] for c in model["comparisons"]]
+        self._m_table = np.ones_like(self._table)
+        for i, row in enumerate(self._m):
+            self._m_table[i, : len(row)] = row
         self._prior = prior_weight(model)
         self._joints = joint_specs(model)
         self._guards = [
@@ -370,8 +373,7 @@ class Scorer:
         levels = patterns.astype(np.intp)
         per_field = self._table[columns, levels]
         if frequencies is not None and frequencies.any():
-            m = np.array([[row[i] if i < len(row) else 1.0 for i in range(self._table.shape[1])] for row in self._m])
-            m_levels = m[columns, levels]
+            m_levels = self._m_table[columns, levels]
             own = frequencies[:, :width]
             with np.errstate(divide="ignore"):
                 adjusted = np.log2(m_levels / np.where(own > 0, own, 1.0))

@@ -44,4 +44,4 @@ def pack_compressed(record) -> bytes:
 
 def unpack_compressed(payload):
     """What ``pack_compressed`` packed (anything that is not bytes is returned as it is)."""
-    return pickle.loads(_codecs()[1].decompress(payload)) if isinstance(payload, bytes) else payload
+    return unpack(_codecs()[1].decompress(payload)) if isinstance(payload, bytes) else payload
