@@ -31,7 +31,7 @@ from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
 from transforms.model import default_model, term_frequency_fields, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
-from transforms.packing import pack, pack_compressed, unpack
+from transforms.packing import pack, pack_compressed, records, unpack
 from transforms.read import ReadProfiles
 
 LOG = logging.getLogger("profile_dedup")
@@ -42,6 +42,11 @@ _STATUS_ORDER = {"planned": 2, "review": 1}
 
 def _count(pcoll, label):
     return pcoll | label >> beam.combiners.Count.Globally()
+
+
+def _count_records(pcoll, label):
+    """How many records a PCollection of records or batches of them holds."""
+    return pcoll | f"{label}InBatch" >> beam.Map(lambda element: len(records(element))) | label >> beam.CombineGlobally(sum)
 
 
 def _profile_statuses(clusters, review_pairs):
@@ -130,7 +135,9 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     policy = Policy(options.main_policy, options.recency_attribute, options.source_attribute,
                     options.source_priority_list(), options.default_region)
 
-    read = p | "ReadProfiles" >> ReadProfiles(options.input_patterns())
+    # Profiles travel in batches (one list per shuffle bucket) through every per-profile step: the
+    # runner's work per element would cost more than normalising a profile.
+    read = p | "ReadProfiles" >> ReadProfiles(options.input_patterns(), batches=True)
     profiles, rejected = read["profiles"], read["rejected"]
     normalized = profiles | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
     # block sizes are counted from the keys as profiles leave normalising, before term frequencies
@@ -164,9 +171,10 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
         lambda r: [(r["a"], (r["a"], r["b"])), (r["b"], (r["a"], r["b"]))])
     joined = (
         # Packed once here and unpacked only where used: most profiles are in no component.
-        {"profile": profiles | "KeyProfiles" >> beam.Map(lambda pr: (pr["ProfileId"], pack(pr))),
+        {"profile": profiles | "KeyProfiles" >> beam.Map(
+            lambda batch: [(pr["ProfileId"], pack(pr)) for pr in records(batch)]),
          "features": features | "KeyFeatures" >> beam.Map(
-             lambda f: (f["id"], pack({k: v for k, v in f.items() if k in keep}))),
+             lambda batch: [(f["id"], pack({k: v for k, v in f.items() if k in keep})) for f in records(batch)]),
          "component": assignment,
          "review": review_ends}
         | "JoinComponents" >> CoGroupInBuckets()
@@ -197,7 +205,7 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     model | "WriteModel" >> io.WriteJson(io.output_path(out, "model.json"))
 
     counts = {
-        "valid": _count(profiles, "CountValid"),
+        "valid": _count_records(profiles, "CountValid"),
         "rejected": _count(rejected, "CountRejected"),
         "pairs": compared | "PairsInBatch" >> beam.Map(lambda batch: len(batch["a"]))
                           | "CountPairs" >> beam.CombineGlobally(sum),

@@ -370,3 +370,23 @@ def test_block_pairs_transform_windows_a_large_block_and_makes_no_pair_twice():
             assert all(left < right for left, right in pairs)
 
         assert_that(out["pairs"], check)
+
+
+def test_block_pairs_from_batches_match_block_pairs_from_single_features():
+    members = ([feat(n, phones=("+1",)) for n in range(1, 5)] + [feat(n, phones=("+2",), emails=("e@x",))
+                                                                  for n in range(5, 8)]
+               + [feat(n, phones=("+9",)) for n in range(10, 17)])
+
+    def pairs_of(out, label):
+        return out["pairs"] | label >> beam.FlatMap(lambda batch: [(t[0]["id"], t[1]["id"], t[2]) for t in batch])
+
+    expected = sorted((pid(a), pid(b), ("phone",)) for a, b in itertools.combinations(range(1, 5), 2))
+    expected += sorted((pid(a), pid(b), ("phone", "email")) for a, b in itertools.combinations(range(5, 8), 2))
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        single = p | "Single" >> beam.Create(members) | "FromSingle" >> BlockPairs(RULES, max_block_size=5)
+        batched = (p | "Batched" >> beam.Create([members[:6], members[6:11], members[11:]])
+                   | "FromBatches" >> BlockPairs(RULES, max_block_size=5))
+        assert_that(pairs_of(single, "IdsOfSingle"), equal_to(expected), label="SinglePairs")
+        assert_that(pairs_of(batched, "IdsOfBatched"), equal_to(expected), label="BatchedPairs")
+        assert_that(batched["capped"] | beam.Map(lambda c: (c["key"], c["size"])), equal_to([("+9", 7)]),
+                    label="BatchedCapped")

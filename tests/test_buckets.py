@@ -5,11 +5,13 @@ import base64
 import random
 import subprocess
 import sys
+from collections import Counter
 
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.buckets import BucketBuffer, CoGroupInBuckets, bucket_of, group_bucket
+from transforms.buckets import BucketBuffer, CoGroupInBuckets, CountInBuckets, bucket_of, count_bucket, group_bucket
+from transforms.packing import pack_compressed
 
 
 def test_bucket_of_is_stable_across_processes():
@@ -75,3 +77,46 @@ def test_cogroup_in_buckets_matches_cogroupbykey():
         normalised = joined | beam.Map(lambda kv: (kv[0], {t: sorted(v, key=str) for t, v in kv[1].items()}))
         assert_that(normalised, equal_to([(k, {t: sorted(v, key=str) for t, v in g.items()})
                                           for k, g in expected.items()]))
+
+
+def test_cogroup_in_buckets_takes_lists_of_pairs_as_it_takes_pairs():
+    left = [(f"id{n % 5}", n) for n in range(12)]
+    right = [(f"id{n}", f"r{n}") for n in range(3, 8)]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        joined = ({"l": p | "L" >> beam.Create([left[:7], left[7:]]), "r": p | "R" >> beam.Create(right)}
+                  | CoGroupInBuckets(buckets=3))
+        normalised = joined | beam.Map(lambda kv: (kv[0], {t: sorted(v, key=str) for t, v in kv[1].items()}))
+        expected = {}
+        for key, value in left:
+            expected.setdefault(key, {"l": [], "r": []})["l"].append(value)
+        for key, value in right:
+            expected.setdefault(key, {"l": [], "r": []})["r"].append(value)
+        assert_that(normalised, equal_to([(k, {t: sorted(v, key=str) for t, v in g.items()})
+                                          for k, g in expected.items()]))
+
+
+def _letters(word):
+    return [(letter, None) for letter in word]
+
+
+def _at_least(key):
+    return 1 if key == "z" else 2
+
+
+def test_count_in_buckets_counts_every_key_and_keeps_those_common_enough():
+    words = ["banana", "bandana", "kiwi", "fizz"]
+    expected = Counter(letter for word in words for letter in word)
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        counted = p | beam.Create(words) | CountInBuckets(_letters, _at_least, buckets=3)
+        assert_that(counted | "Buckets" >> beam.Map(lambda bucket: 1) | beam.CombineGlobally(sum),
+                    equal_to([3]), label="OneListPerBucket")
+        assert_that(counted | beam.FlatMap(lambda bucket: bucket), equal_to(
+            [(k, n) for k, n in expected.items() if n >= _at_least(k)]), label="Counts")
+    # "k" and "f" are seen once: left out; "z" is seen twice (its floor is 1): kept
+    assert expected["k"] == 1 and expected["f"] == 1 and expected["z"] == 2
+
+
+def test_count_bucket_sums_entries_across_packed_lists():
+    batches = [pack_compressed([("a", None), ("b", None)]), pack_compressed([("a", None)])]
+    assert count_bucket((0, batches), lambda key: 2) == [[("a", 2)]]
+    assert sorted(count_bucket((0, batches), lambda key: 1)[0]) == [("a", 2), ("b", 1)]

@@ -1,6 +1,7 @@
 """Tests for transforms/estimate.py: u from random pairs, EM on a known mixture, per-rule left-out, prior."""
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 
@@ -9,10 +10,11 @@ import numpy as np
 import pytest
 from apache_beam.testing.util import assert_that
 
-from tests.helpers import pid
+from tests.helpers import collect_to, pid
 from transforms.estimate import (
     ALL_PAIRS,
     EstimateModel,
+    SmallestIds,
     pattern_counts,
     comparison_fields,
     estimate_u,
@@ -272,3 +274,39 @@ def test_pattern_counts_of_a_batch_count_each_pair_under_all_and_each_of_its_rul
         (ALL_PAIRS, (1, 0)): 2, (ALL_PAIRS, (2, 1)): 1,
         ("phone", (1, 0)): 2, ("email", (1, 0)): 1, ("email", (2, 1)): 1,
     }
+
+
+def test_smallest_ids_is_the_same_sample_from_records_or_batches_in_any_grouping():
+    features = [{"id": f"{(n * 7919) % 1000:03d}", "n": n} for n in range(1000)]
+    expected = sorted(features, key=lambda f: f["id"])[:50]
+    combine = SmallestIds(50)
+    one = combine.create_accumulator()
+    for f in features:
+        one = combine.add_input(one, f)
+    assert combine.extract_output(one) == expected
+    parts = []
+    for start in range(0, 1000, 130):
+        part = combine.add_input(combine.create_accumulator(), features[start:start + 130])
+        parts.append(part)
+    assert combine.extract_output(combine.merge_accumulators(parts)) == expected
+    assert combine.extract_output(combine.create_accumulator()) == []
+
+
+def test_estimate_model_takes_batches_of_features(tmp_path):
+    model = mixture_model()
+    features = [{"id": pid(i), "a": f"a{i % 7}", "b": f"b{i % 3}", "c": f"c{i}"} for i in range(40)]
+    patterns, _ = simulate(500, seed=3)
+    rule_patterns = [((ALL_PAIRS, tuple(int(x) for x in row)), 1) for row in patterns]
+
+    def fitted(feature_input, path):
+        with beam.Pipeline(runner="FnApiRunner") as p:
+            out = (p | "F" >> beam.Create(feature_input), p | "P" >> beam.Create(rule_patterns)) | EstimateModel(
+                model, sample_size=30)
+            assert_that(out, collect_to(path))
+        [fitted_model] = json.loads(path.read_text())
+        return fitted_model
+
+    single = fitted(features, tmp_path / "single.json")
+    batched = fitted([features[:15], features[15:]], tmp_path / "batched.json")
+    assert batched["estimation"]["profiles"] == 40
+    assert batched == single

@@ -508,3 +508,16 @@ def test_term_frequency_fields_of_the_default_model():
 ])
 def test_household_email(email, household):
     assert household_email(email) is household
+
+
+def test_normalize_and_term_frequencies_take_batches_and_keep_them():
+    profiles = [{"ProfileId": pid(n), "LastName": "Smith" if n % 3 else "Jones", "FirstName": "Ann"}
+                for n in range(1, 10)]
+    one_by_one = [profile_features(pr, "US") for pr in profiles]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        batches = p | beam.Create([profiles[:4], profiles[4:]])
+        features = batches | NormalizeProfiles("US") | AttachTermFrequencies(["last", "first"])
+        assert_that(features | "Sizes" >> beam.Map(len), equal_to([4, 5]), label="SameBatches")
+        assert_that(features | beam.FlatMap(lambda batch: [(f["id"], f["last"], f["tf"]) for f in batch]), equal_to(
+            [(f["id"], f["last"], {"last": {f["last"]: (6 if f["last"] == "smith" else 3) / 9}, "first": {"ann": 1.0}})
+             for f in one_by_one]), label="Features")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from transforms.packing import pack, pack_compressed, unpack, unpack_compressed
+from transforms.packing import like, pack, pack_compressed, records, unpack, unpack_compressed
 
 
 def test_pack_round_trips_the_types_features_use():
@@ -32,3 +32,13 @@ def test_pack_compressed_round_trips_a_compared_batch_in_fewer_bytes():
     assert back["a"] == batch["a"] and back["rules"] == batch["rules"]
     assert np.array_equal(back["patterns"], batch["patterns"]) and back["patterns"].dtype == np.int8
     assert unpack_compressed(batch) is batch
+
+
+def test_records_of_a_record_or_a_batch_and_outputs_in_the_same_shape():
+    one, batch = {"id": "a"}, [{"id": "a"}, {"id": "b"}]
+    assert records(one) == (one,)
+    assert records(batch) is batch
+    assert records(("key", "value")) == (("key", "value"),)   # a (key, value) tuple is one record
+    assert records([]) == []
+    assert like(one, [{"id": "A"}]) == {"id": "A"}
+    assert like(batch, [1, 2]) == [1, 2]

@@ -9,6 +9,7 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import collect_to, pid
+from transforms import read as read_module
 from transforms.read import MAX_RECORD_CHARS, ReadProfiles, parse_profile_line, rejection
 
 ID = pid(0xABC)
@@ -239,3 +240,36 @@ def test_read_profiles_with_assert_that(tmp_path):
         assert_that(read["profiles"], equal_to([{"ProfileId": pid(1)}]), label="Profiles")
         assert_that(read["rejected"] | beam.Map(lambda r: (r["line"], r["reason"])),
                     equal_to([(2, "not a JSON object (a NoneType)")]), label="Rejected")
+
+
+def _several_non_empty_lists(flags):
+    assert all(flags) and 1 < len(flags) <= 300, flags
+
+
+def test_read_profiles_in_batches_holds_each_profile_once(tmp_path):
+    path = tmp_path / "many.jsonl"
+    rows = [{"ProfileId": pid(n), "FirstName": f"N{n}"} for n in range(1, 301)]
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows + [rows[5]]) + b"\nnull\n")
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        read = p | ReadProfiles([str(path)], batches=True)
+        assert_that(read["profiles"] | beam.Map(lambda batch: isinstance(batch, list) and len(batch) > 0),
+                    _several_non_empty_lists, label="Batches")
+        assert_that(read["profiles"] | beam.FlatMap(lambda batch: batch), equal_to(rows), label="Profiles")
+        assert_that(read["rejected"] | beam.Map(lambda r: (r["line"], r["reason"][:22])),
+                    equal_to([(301, "duplicate ProfileId " + pid(6)[:2]), (302, "not a JSON object (a N")]),
+                    label="Rejected")
+
+
+def _at_most_three(sizes):
+    assert sizes and max(sizes) <= 3 and sum(sizes) == 40, sizes
+
+
+def test_read_profiles_cuts_a_large_bucket_into_batches_of_at_most_max_batch(tmp_path, monkeypatch):
+    monkeypatch.setattr(read_module, "MAX_BATCH", 3)
+    path = tmp_path / "few.jsonl"
+    rows = [{"ProfileId": pid(n)} for n in range(1, 41)]
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows) + b"\n")
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        read = p | ReadProfiles([str(path)], batches=True)
+        assert_that(read["profiles"] | beam.Map(len), _at_most_three, label="Sizes")
+        assert_that(read["profiles"] | beam.FlatMap(lambda batch: batch), equal_to(rows), label="Profiles")

@@ -40,7 +40,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 
 from transforms.buckets import DEFAULT_BUCKETS, BucketBuffer, ToBucketsFn, group_bucket, in_global_window, key_hash
-from transforms.packing import pack, unpack
+from transforms.packing import pack, records, unpack
 
 KEY_SEPARATOR = "\x1f"
 
@@ -152,9 +152,10 @@ def hard_conflicts(left: dict, right: dict) -> list[str]:
     return reasons
 
 
-def keys_only(rules: list[dict], features: dict) -> list[tuple[str, None]]:
-    """A profile's blocking keys as ``(key, None)`` entries, for counting block sizes."""
-    return [(key, None) for key in block_keys(features, rules)]
+def keys_only(rules: list[dict], element) -> list[tuple[str, None]]:
+    """The blocking keys of a profile's features (or a batch of them) as ``(key, None)`` entries,
+    for counting block sizes."""
+    return [(key, None) for features in records(element) for key in block_keys(features, rules)]
 
 
 def shared_key_filter(hash_arrays) -> np.ndarray:
@@ -178,8 +179,8 @@ def pairing_keys(keys: tuple[str, ...], shared: np.ndarray) -> list[str]:
 
 @beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
 class _AttachKeysFn(beam.DoFn):
-    """Features -> ``(bucket, packed [(blocking key, packed slim features), ...])`` batches (see
-    transforms.buckets), for the keys of blocks that can make pairs only (``shared``): most keys
+    """Features (or a batch of them) -> ``(bucket, packed [(blocking key, packed slim features), ...])``
+    batches (see transforms.buckets), for the keys of blocks that can make pairs only (``shared``): most keys
     are held by one profile, or by a capped block, and their members would never be unpacked."""
 
     def __init__(self, rules, keep_fields, buckets):
@@ -195,23 +196,26 @@ class _AttachKeysFn(beam.DoFn):
     def start_bundle(self):
         self._members = BucketBuffer(self._buckets)
 
-    def process(self, features, shared_hashes):
+    def process(self, element, shared_hashes):
         if self._shared_id != id(shared_hashes):
             self._shared, self._shared_id = shared_key_filter(shared_hashes), id(shared_hashes)
-        keys = block_keys(features, self._rules)
-        pairing = pairing_keys(keys, self._shared)
-        self._skipped.inc(len(keys) - len(pairing))
-        if not pairing:
-            return
-        # Only what comparing needs travels through the shuffle, packed once for all its keys,
-        # as a tuple of values in a fixed field order when the fields are known: the names would
-        # be a third of it. A member carries all its keys: they say which block owns each pair.
-        if self._fields:
-            payload = pack(tuple(keys if field == "keys" else features.get(field) for field in self._fields))
-        else:
-            payload = pack(dict(features, keys=keys))
-        for key in pairing:
-            yield from self._members.add(key, payload)
+        skipped = 0
+        for features in records(element):
+            keys = block_keys(features, self._rules)
+            pairing = pairing_keys(keys, self._shared)
+            skipped += len(keys) - len(pairing)
+            if not pairing:
+                continue
+            # Only what comparing needs travels through the shuffle, packed once for all its keys,
+            # as a tuple of values in a fixed field order when the fields are known: the names would
+            # be a third of it. A member carries all its keys: they say which block owns each pair.
+            if self._fields:
+                payload = pack(tuple(keys if field == "keys" else features.get(field) for field in self._fields))
+            else:
+                payload = pack(dict(features, keys=keys))
+            for key in pairing:
+                yield from self._members.add(key, payload)
+        self._skipped.inc(skipped)
 
     def finish_bundle(self):
         for batch in self._members.drain():
@@ -269,7 +273,7 @@ class _LargeBlocksFn(beam.DoFn):
 
 
 class BlockSizes(beam.PTransform):
-    """Feature dicts -> the sizes of their blocks, from the keys alone (a light shuffle).
+    """Feature dicts (or batches of them) -> the sizes of their blocks, from the keys alone (a light shuffle).
 
     Returns a dict: ``capped`` (one record per oversized block), ``large`` (``(key, size)``
     of capped and windowed blocks) and ``shared`` (per bucket, the hashes of the blocks that
@@ -357,7 +361,8 @@ class _PairsInBlockFn(beam.DoFn):
 
 
 class BlockPairs(beam.PTransform):
-    """Feature dicts -> batches (lists) of candidate pairs ``(left, right, rule names)``, each pair once.
+    """Feature dicts (or batches of them) -> batches (lists) of candidate pairs
+    ``(left, right, rule names)``, each pair once.
 
     ``rule names`` lists every blocking rule that pairs the two profiles; the
     first is the rule whose block made the pair. ``keep_fields`` (if given) are

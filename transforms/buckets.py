@@ -26,13 +26,14 @@ from __future__ import annotations
 import functools
 import typing
 import zlib
+from collections import Counter
 from typing import Iterable
 
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms.packing import pack_compressed, unpack_compressed
+from transforms.packing import pack_compressed, records, unpack_compressed
 
 DEFAULT_BUCKETS = 512
 # Values buffered before the buffer is emitted (about 100 per bucket element at 512 buckets).
@@ -112,9 +113,8 @@ class ToBucketsFn(beam.DoFn):
             yield in_global_window(batch)
 
 
-def _tagged_entry(tag: str, element) -> tuple:
-    key, value = element
-    return ((key, (tag, value)),)
+def _tagged_entries(tag: str, element) -> list:
+    return [(key, (tag, value)) for key, value in records(element)]
 
 
 def _join_bucket(element, tags):
@@ -128,7 +128,8 @@ def _join_bucket(element, tags):
 
 class CoGroupInBuckets(beam.PTransform):
     """``{tag: PCollection of (key, value)}`` -> ``(key, {tag: [values]})``, as ``CoGroupByKey`` gives,
-    for every key present in any input; the shuffle moves buckets, not keys (string keys)."""
+    for every key present in any input; the shuffle moves buckets, not keys (string keys). An
+    input's elements may also be lists of ``(key, value)`` (see ``transforms.packing.records``)."""
 
     def __init__(self, buckets: int = DEFAULT_BUCKETS):
         super().__init__()
@@ -137,10 +138,44 @@ class CoGroupInBuckets(beam.PTransform):
     def expand(self, tagged: dict):
         tags = sorted(tagged)
         parts = [tagged[tag] | f"Bucket_{tag}" >> beam.ParDo(
-            ToBucketsFn(functools.partial(_tagged_entry, tag), self._buckets)) for tag in tags]
+            ToBucketsFn(functools.partial(_tagged_entries, tag), self._buckets)) for tag in tags]
         return (
             parts
             | "AllBuckets" >> beam.Flatten()
             | "GroupByBucket" >> beam.GroupByKey()
             | "JoinInBucket" >> beam.FlatMap(_join_bucket, tags)
+        )
+
+
+def count_bucket(element, at_least) -> list[list[tuple[str, int]]]:
+    """A bucket of ``(key, anything)`` entries -> one list of ``(key, count)`` for the keys
+    counted at least ``at_least(key)`` times (for ``beam.FlatMap``: a list of that one list)."""
+    _, batches = element
+    counts: Counter = Counter()
+    for batch in batches:
+        counts.update(key for key, _ in unpack_compressed(batch))
+    return [[(key, n) for key, n in counts.items() if n >= at_least(key)]]
+
+
+class CountInBuckets(beam.PTransform):
+    """Elements -> how often each key occurs across them, counted in buckets.
+
+    ``entries(element)`` gives an element's ``(key, None)`` entries (string keys); the output
+    holds one list per bucket of ``(key, count)`` for the keys counted at least
+    ``at_least(key)`` times (both functions picklable), for an ``AsList`` side input. It is a
+    ``Count.PerElement`` whose keys travel as a few packed lists, not one element each.
+    """
+
+    def __init__(self, entries, at_least, buckets: int = DEFAULT_BUCKETS):
+        super().__init__()
+        self._entries = entries
+        self._at_least = at_least
+        self._buckets = buckets
+
+    def expand(self, pcoll):
+        return (
+            pcoll
+            | "KeysToBuckets" >> beam.ParDo(ToBucketsFn(self._entries, self._buckets))
+            | "GroupByBucket" >> beam.GroupByKey()
+            | "CountEachKey" >> beam.FlatMap(count_bucket, self._at_least)
         )

@@ -15,6 +15,7 @@ on one worker in milliseconds.
 from __future__ import annotations
 
 import copy
+import heapq
 import math
 from collections import Counter
 
@@ -24,6 +25,7 @@ import numpy as np
 from transforms.compare import comparison_vectors
 from transforms.model import guard_hits
 from transforms.normalize import FEATURE_SOURCES
+from transforms.packing import records
 
 # Probabilities are kept away from 0 and 1 so that every weight is finite.
 _FLOOR = 1e-6
@@ -283,10 +285,39 @@ def pattern_counts(batch: dict) -> Counter:
     return counts
 
 
+class SmallestIds(beam.CombineFn):
+    """Feature dicts (or batches of them) -> the ``size`` with the smallest ids, in id order.
+
+    ProfileIds are random hex, so this is a sample of profiles that is the same on every
+    runner and every run (u is estimated from pairs of it)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self._size = size
+
+    def _trim(self, accumulator: list, slack: int = 1) -> list:
+        if len(accumulator) > slack * self._size:
+            return heapq.nsmallest(self._size, accumulator, key=lambda f: f["id"])
+        return accumulator
+
+    def create_accumulator(self):
+        return []
+
+    def add_input(self, accumulator, element):
+        accumulator.extend(records(element))
+        return self._trim(accumulator, slack=2)
+
+    def merge_accumulators(self, accumulators):
+        return self._trim([f for accumulator in accumulators for f in accumulator])
+
+    def extract_output(self, accumulator):
+        return sorted(self._trim(accumulator), key=lambda f: f["id"])
+
+
 class EstimateModel(beam.PTransform):
     """(features, candidate patterns) -> a one-element PCollection holding the estimated model.
 
-    Input is a tuple ``(features, pattern counts)``: all feature dicts, and
+    Input is a tuple ``(features, pattern counts)``: all feature dicts (or batches of them), and
     ``((blocking rule name, pattern tuple), pairs)`` counts of the candidate pairs,
     partial counts of the same key being summed here (see ``compare.pattern_counts``).
     """
@@ -301,12 +332,12 @@ class EstimateModel(beam.PTransform):
     def expand(self, inputs):
         features, patterns = inputs
         model = self._model
-        sample = features | "SampleForU" >> beam.combiners.Top.Of(
-            self._sample_size, key=lambda f: f["id"], reverse=True)
+        sample = features | "SampleForU" >> beam.CombineGlobally(SmallestIds(self._sample_size))
         u_tables = sample | "EstimateU" >> beam.Map(
             estimate_u_or_default, model, self._max_u_pairs, self._seed)
         histogram = patterns | "PatternHistogram" >> beam.CombinePerKey(sum)
-        n_profiles = features | "CountProfiles" >> beam.combiners.Count.Globally()
+        n_profiles = (features | "ProfilesIn" >> beam.Map(lambda element: len(records(element)))
+                      | "CountProfiles" >> beam.CombineGlobally(sum))
         return (
             features.pipeline
             | "Once" >> beam.Create([None])

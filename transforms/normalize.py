@@ -23,6 +23,9 @@ import pycountry
 from anyascii import anyascii
 from apache_beam.metrics import Metrics
 
+from transforms.buckets import CountInBuckets
+from transforms.packing import like, records
+
 PHONE_FIELDS = ("PhoneNumber", "MobilePhoneNumber", "HomePhoneNumber", "BusinessPhoneNumber")
 EMAIL_FIELDS = ("EmailAddress", "PersonalEmailAddress", "BusinessEmailAddress")
 ADDRESS_FIELDS = ("Address", "ShippingAddress", "MailingAddress", "BillingAddress")
@@ -452,6 +455,8 @@ def _identifier_value(profile: dict, field: str) -> Any:
 
 
 class _NormalizeFn(beam.DoFn):
+    """A profile -> its features; a batch (list) of profiles -> the list of their features."""
+
     def __init__(self, default_region: str, identifier_fields: tuple[str, ...]):
         self._region = default_region
         self._identifiers = identifier_fields
@@ -459,18 +464,20 @@ class _NormalizeFn(beam.DoFn):
         self._invalid = Metrics.counter("normalize", "invalid_values_flagged")
         self._usec = Metrics.counter("normalize", "busy_usec")
 
-    def process(self, profile):
+    def process(self, element):
         started = time.perf_counter()
-        features = profile_features(profile, self._region, self._identifiers)
+        batch = [profile_features(profile, self._region, self._identifiers) for profile in records(element)]
         self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
-        self._profiles.inc()
-        if features["invalid"]:
-            self._invalid.inc(len(features["invalid"]))
-        yield features
+        self._profiles.inc(len(batch))
+        invalid = sum(len(features["invalid"]) for features in batch)
+        if invalid:
+            self._invalid.inc(invalid)
+        yield like(element, batch)
 
 
 class NormalizeProfiles(beam.PTransform):
-    """Valid ``Profile`` dicts -> matching feature dicts (one per profile).
+    """Valid ``Profile`` dicts (or batches of them, see ``transforms.packing.records``) -> matching
+    feature dicts (one per profile, in the same shape).
 
     ``default_region`` reads national phone numbers when a profile has no address
     country; ``identifier_fields`` are the fields that must not conflict in a merge.
@@ -491,16 +498,50 @@ def _field_values(features: dict, field: str) -> tuple:
     return tuple(v for v in values if v)
 
 
+_VALUE_SEPARATOR = "\x1f"
+
+
+def _value_key(field: str, value: str) -> str:
+    return f"{field}{_VALUE_SEPARATOR}{value}"
+
+
+def _value_entries(fields: list[str], element) -> list[tuple[str, None]]:
+    return [(_value_key(field, value), None)
+            for features in records(element) for field in fields for value in _field_values(features, field)]
+
+
+def _minimum_of(minimum: dict[str, int], key: str) -> int:
+    return minimum[key.split(_VALUE_SEPARATOR, 1)[0]]
+
+
+def _count_records(element) -> int:
+    return len(records(element))
+
+
 class _AttachFrequenciesFn(beam.DoFn):
-    def process(self, features, counts, total, fields):
-        total = max(total, 1)
+    def __init__(self, fields: list[str]):
+        self._fields = fields
+        self._counts_id = None
+        self._counts: dict = {}
+
+    def process(self, element, counts, total):
+        if self._counts_id != id(counts):   # one dict per side input, not per element
+            self._counts = {key: n for bucket in counts for key, n in bucket}
+            self._counts_id = id(counts)
+        yield like(element, [self._attach(features, max(total, 1)) for features in records(element)])
+
+    def _attach(self, features: dict, total: int) -> dict:
+        counts = self._counts
         tf = {}
-        for field in fields:
-            shares = {value: counts[(field, value)] / total
-                      for value in _field_values(features, field) if (field, value) in counts}
+        for field in self._fields:
+            shares = {}
+            for value in _field_values(features, field):
+                n = counts.get(_value_key(field, value))
+                if n:
+                    shares[value] = n / total
             if shares:
                 tf[field] = shares
-        yield dict(features, tf=tf)
+        return dict(features, tf=tf)
 
 
 class AttachTermFrequencies(beam.PTransform):
@@ -509,7 +550,7 @@ class AttachTermFrequencies(beam.PTransform):
     ``fields`` maps each feature to the fewest profiles that must share a value for it to
     count as common (at least 2; a list means 2 for each). Rarer values get no share and
     weigh the average, so the side input holds only the repeated values: a few per cent
-    of the data.
+    of the data. Takes feature dicts or batches of them and keeps the shape.
     """
 
     def __init__(self, fields: dict[str, int] | list[str]):
@@ -519,15 +560,10 @@ class AttachTermFrequencies(beam.PTransform):
         self._min = {field: max(2, int(n)) for field, n in sorted(fields.items())}
 
     def expand(self, features):
-        minimum = self._min
-        fields = list(minimum)
-        counts = (
-            features
-            | "Values" >> beam.FlatMap(lambda f: [(field, v) for field in fields for v in _field_values(f, field)])
-            | "CountValues" >> beam.combiners.Count.PerElement()
-            | "Common" >> beam.Filter(lambda kv: kv[1] >= minimum[kv[0][0]])
-        )
-        total = features | "CountProfiles" >> beam.combiners.Count.Globally()
+        fields = list(self._min)
+        common = features | "CountValues" >> CountInBuckets(
+            functools.partial(_value_entries, fields), functools.partial(_minimum_of, self._min))
+        total = (features | "ProfilesIn" >> beam.Map(_count_records)
+                 | "CountProfiles" >> beam.CombineGlobally(sum))
         return features | "AttachFrequencies" >> beam.ParDo(
-            _AttachFrequenciesFn(), counts=beam.pvalue.AsDict(counts), total=beam.pvalue.AsSingleton(total),
-            fields=fields)
+            _AttachFrequenciesFn(fields), counts=beam.pvalue.AsList(common), total=beam.pvalue.AsSingleton(total))

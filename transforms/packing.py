@@ -1,4 +1,4 @@
-"""Records packed as bytes for the shuffles that carry whole profiles or features.
+"""Records packed as bytes for the shuffles that carry whole profiles or features; batches of records.
 
 A runner that groups in memory (the DirectRunner's engine) holds every grouped
 value at once; a dict of twenty short strings takes several times the memory of
@@ -45,3 +45,19 @@ def pack_compressed(record) -> bytes:
 def unpack_compressed(payload):
     """What ``pack_compressed`` packed (anything that is not bytes is returned as it is)."""
     return unpack(_codecs()[1].decompress(payload)) if isinstance(payload, bytes) else payload
+
+
+def records(element) -> list | tuple:
+    """The records of an element that is one record or a batch of them (a list).
+
+    The job's per-profile steps take either: the pipeline hands them batches (one per shuffle
+    bucket, thousands of profiles), because the runner's work per element (calling each step,
+    counting, encoding between stages) costs more than normalising a profile; a PCollection of
+    single records (a dict, a tuple) works the same, one at a time.
+    """
+    return element if isinstance(element, list) else (element,)
+
+
+def like(element, outputs: list):
+    """``outputs`` in the shape of ``element``: the list for a batch, its one item for a record."""
+    return outputs if isinstance(element, list) else outputs[0]

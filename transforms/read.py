@@ -19,7 +19,7 @@ import orjson
 from apache_beam.io import fileio
 from apache_beam.metrics import Metrics
 
-from transforms.buckets import CoGroupInBuckets
+from transforms.buckets import ToBucketsFn, group_bucket
 
 REJECTED = "rejected"
 PROFILE_ID_RE = re.compile(r"^[a-f0-9]{32}$")
@@ -141,23 +141,41 @@ class _ParseFn(beam.DoFn):
                 yield profile["ProfileId"], (path, number, text)
 
 
-@beam.typehints.with_output_types(dict)
-class _KeepFirstFn(beam.DoFn):
-    """Of the records sharing a ProfileId, keep the first by (file, line); reject the rest."""
+def keep_first(profile_id: str, records: list) -> tuple[tuple, list[tuple]]:
+    """Of the ``(path, line, text)`` records of one ProfileId, the first by (file, line) and the others."""
+    ordered = sorted(records, key=lambda record: (record[0], record[1]))
+    return ordered[0], ordered[1:]
+
+
+def _duplicate(profile_id: str, first: tuple, duplicate: tuple) -> dict:
+    path, number, text = duplicate
+    return rejection(path, number, f"duplicate ProfileId {profile_id} (first seen at {first[0]}:{first[1]})", text)
+
+
+# Profiles per batch at most: a bucket of a large input is cut into several (a batch is one
+# element, held whole by the worker that reads it).
+MAX_BATCH = 5000
+
+
+class _KeepFirstInBucketFn(beam.DoFn):
+    """A bucket of ``(ProfileId, (path, line, text))`` entries -> lists of at most ``MAX_BATCH``
+    profiles first seen under each id (batches; see ``transforms.packing.records``); duplicates
+    rejected."""
 
     def __init__(self):
         self._dupes = Metrics.counter("read", "duplicate_profile_ids")
 
     def process(self, element):
-        profile_id, grouped = element
-        ordered = sorted(grouped["record"], key=lambda record: (record[0], record[1]))
-        first_path, first_line, text = ordered[0]
-        yield orjson.loads(text)
-        for path, number, duplicate in ordered[1:]:
-            self._dupes.inc()
-            yield beam.pvalue.TaggedOutput(REJECTED, rejection(
-                path, number, f"duplicate ProfileId {profile_id} (first seen at {first_path}:{first_line})",
-                duplicate))
+        _, batches = element
+        profiles = []
+        for profile_id, grouped in sorted(group_bucket(batches).items()):
+            first, others = keep_first(profile_id, grouped)
+            profiles.append(orjson.loads(first[2]))
+            for duplicate in others:
+                self._dupes.inc()
+                yield beam.pvalue.TaggedOutput(REJECTED, _duplicate(profile_id, first, duplicate))
+        for start in range(0, len(profiles), MAX_BATCH):
+            yield profiles[start:start + MAX_BATCH]
 
 
 class ReadProfiles(beam.PTransform):
@@ -166,12 +184,15 @@ class ReadProfiles(beam.PTransform):
     ``patterns`` is a list of local or ``s3://`` globs (compressed files are read
     by their extension). Returns a ``DoOutputsTuple``-like dict with keys
     ``profiles`` and ``rejected``; each rejected record is
-    ``{file, line, reason, record}``.
+    ``{file, line, reason, record}``. With ``batches`` the profiles come as lists
+    (one or a few per shuffle bucket, each profile in exactly one), which the job's other
+    per-profile steps take as they take single profiles.
     """
 
-    def __init__(self, patterns: list[str]):
+    def __init__(self, patterns: list[str], batches: bool = False):
         super().__init__()
         self._patterns = list(patterns)
+        self._batches = batches
 
     def expand(self, pbegin):
         lines = (
@@ -183,9 +204,15 @@ class ReadProfiles(beam.PTransform):
         )
         parsed = lines | "Parse" >> beam.ParDo(_ParseFn()).with_outputs(REJECTED, main="valid")
         unique = (
-            {"record": parsed.valid}
-            | "GroupById" >> CoGroupInBuckets()
-            | "KeepFirstOfEachId" >> beam.ParDo(_KeepFirstFn()).with_outputs(REJECTED, main="profiles")
+            parsed.valid
+            | "BucketById" >> beam.ParDo(ToBucketsFn(_as_entry))
+            | "GroupByBucket" >> beam.GroupByKey()
+            | "KeepFirstOfEachId" >> beam.ParDo(_KeepFirstInBucketFn()).with_outputs(REJECTED, main="profiles")
         )
+        profiles = unique.profiles if self._batches else unique.profiles | "EachProfile" >> beam.FlatMap(list)
         rejected = (parsed[REJECTED], unique[REJECTED]) | "AllRejected" >> beam.Flatten()
-        return {"profiles": unique.profiles, "rejected": rejected}
+        return {"profiles": profiles, "rejected": rejected}
+
+
+def _as_entry(element) -> tuple:
+    return (element,)
