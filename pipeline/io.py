@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import apache_beam as beam
 import orjson
@@ -18,18 +19,43 @@ def dumps(record) -> str:
 
 
 class WriteJsonLines(beam.PTransform):
-    """Write records to one file named exactly ``path`` (one JSON object per line)."""
+    """Write records to one file named exactly ``path`` (one JSON object per line).
+
+    Each bundle writes its own shard (``beam-temp-<name>-part-...`` beside ``path``), and one
+    step then copies the shards, in name order, into ``path`` and deletes them. A single-shard
+    write would instead group every line under one key first: a runner holds all of
+    ``clusters.jsonl`` in memory (a gigabyte at a million profiles), and one worker writes it.
+    Returns a PCollection holding ``path`` once it is written.
+    """
 
     def __init__(self, path: str):
         super().__init__()
         self._path = path
 
     def expand(self, records):
-        return (
+        directory, name = FileSystems.split(self._path)
+        shards = (
             records
             | "ToJson" >> beam.Map(dumps)
-            | "Write" >> beam.io.WriteToText(self._path, shard_name_template="", num_shards=1)
+            | "WriteShards" >> beam.io.WriteToText(FileSystems.join(directory, f"beam-temp-{name}-part"))
         )
+        return (
+            shards
+            | "ShardNames" >> beam.combiners.ToList()
+            | "Concatenate" >> beam.Map(concatenate, self._path)
+        )
+
+
+def concatenate(shards: list[str], path: str) -> str:
+    """Copy the ``shards`` files, in name order, into one file named ``path``; delete them."""
+    shards = sorted(shards)
+    with FileSystems.create(path, mime_type="application/x-ndjson") as out:
+        for shard in shards:
+            with FileSystems.open(shard) as handle:
+                shutil.copyfileobj(handle, out, 1 << 20)
+    if shards:
+        FileSystems.delete(shards)
+    return path
 
 
 class WriteJson(beam.PTransform):

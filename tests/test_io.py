@@ -1,0 +1,38 @@
+"""Tests for pipeline/io.py: JSON Lines outputs under their exact names, written shard by shard."""
+from __future__ import annotations
+
+import json
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline import io
+
+
+def _write(records, path, workers: int = 1):
+    options = PipelineOptions(["--direct_num_workers", str(workers), "--direct_running_mode", "multi_threading"])
+    with beam.Pipeline(runner="FnApiRunner", options=options) as p:
+        p | beam.Create(records, reshuffle=True) | io.WriteJsonLines(str(path))
+
+
+def test_write_json_lines_makes_one_exact_file_and_leaves_no_shards(tmp_path):
+    records = [{"n": n, "name": f"Zoë {n}"} for n in range(2000)]
+    _write(records, tmp_path / "out.jsonl", workers=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.jsonl"]
+    lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    assert sorted((json.loads(line) for line in lines), key=lambda r: r["n"]) == records
+
+
+def test_write_json_lines_of_nothing_is_an_empty_file(tmp_path):
+    _write([], tmp_path / "rejected.jsonl")
+    assert (tmp_path / "rejected.jsonl").read_text() == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["rejected.jsonl"]
+
+
+def test_concatenate_copies_shards_in_name_order_and_deletes_them(tmp_path):
+    names = [tmp_path / f"beam-temp-x-part-0000{i}-of-00003" for i in (2, 0, 1)]
+    for i, path in zip((2, 0, 1), names):
+        path.write_text(f'{{"shard": {i}}}\n')
+    assert io.concatenate([str(p) for p in names], str(tmp_path / "x.jsonl")) == str(tmp_path / "x.jsonl")
+    assert (tmp_path / "x.jsonl").read_text() == '{"shard": 0}\n{"shard": 1}\n{"shard": 2}\n'
+    assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
