@@ -31,7 +31,7 @@ from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
 from transforms.model import default_model, term_frequency_fields, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
-from transforms.packing import pack, pack_compressed, records, unpack
+from transforms.packing import count_records, pack, pack_compressed, records, unpack
 from transforms.read import ReadProfiles
 
 LOG = logging.getLogger("profile_dedup")
@@ -46,7 +46,7 @@ def _count(pcoll, label):
 
 def _count_records(pcoll, label):
     """How many records a PCollection of records or batches of them holds."""
-    return pcoll | f"{label}InBatch" >> beam.Map(lambda element: len(records(element))) | label >> beam.CombineGlobally(sum)
+    return pcoll | f"{label}InBatch" >> beam.Map(count_records) | label >> beam.CombineGlobally(sum)
 
 
 def _profile_statuses(clusters, review_pairs):

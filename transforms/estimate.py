@@ -25,7 +25,7 @@ import numpy as np
 from transforms.compare import comparison_vectors
 from transforms.model import guard_hits
 from transforms.normalize import FEATURE_SOURCES
-from transforms.packing import records
+from transforms.packing import count_records, records
 
 # Probabilities are kept away from 0 and 1 so that every weight is finite.
 _FLOOR = 1e-6
@@ -336,7 +336,7 @@ class EstimateModel(beam.PTransform):
         u_tables = sample | "EstimateU" >> beam.Map(
             estimate_u_or_default, model, self._max_u_pairs, self._seed)
         histogram = patterns | "PatternHistogram" >> beam.CombinePerKey(sum)
-        n_profiles = (features | "ProfilesIn" >> beam.Map(lambda element: len(records(element)))
+        n_profiles = (features | "ProfilesIn" >> beam.Map(count_records)
                       | "CountProfiles" >> beam.CombineGlobally(sum))
         return (
             features.pipeline

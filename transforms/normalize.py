@@ -24,7 +24,7 @@ from anyascii import anyascii
 from apache_beam.metrics import Metrics
 
 from transforms.buckets import CountInBuckets
-from transforms.packing import like, records
+from transforms.packing import count_records, like, records
 
 PHONE_FIELDS = ("PhoneNumber", "MobilePhoneNumber", "HomePhoneNumber", "BusinessPhoneNumber")
 EMAIL_FIELDS = ("EmailAddress", "PersonalEmailAddress", "BusinessEmailAddress")
@@ -514,10 +514,6 @@ def _minimum_of(minimum: dict[str, int], key: str) -> int:
     return minimum[key.split(_VALUE_SEPARATOR, 1)[0]]
 
 
-def _count_records(element) -> int:
-    return len(records(element))
-
-
 class _AttachFrequenciesFn(beam.DoFn):
     def __init__(self, fields: list[str]):
         self._fields = fields
@@ -563,7 +559,7 @@ class AttachTermFrequencies(beam.PTransform):
         fields = list(self._min)
         common = features | "CountValues" >> CountInBuckets(
             functools.partial(_value_entries, fields), functools.partial(_minimum_of, self._min))
-        total = (features | "ProfilesIn" >> beam.Map(_count_records)
+        total = (features | "ProfilesIn" >> beam.Map(count_records)
                  | "CountProfiles" >> beam.CombineGlobally(sum))
         return features | "AttachFrequencies" >> beam.ParDo(
             _AttachFrequenciesFn(fields), counts=beam.pvalue.AsList(common), total=beam.pvalue.AsSingleton(total))

@@ -61,3 +61,8 @@ def records(element) -> list | tuple:
 def like(element, outputs: list):
     """``outputs`` in the shape of ``element``: the list for a batch, its one item for a record."""
     return outputs if isinstance(element, list) else outputs[0]
+
+
+def count_records(element) -> int:
+    """How many records an element holds (1, or the length of a batch)."""
+    return len(records(element))
