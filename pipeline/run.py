@@ -22,6 +22,7 @@ from apache_beam.options.pipeline_options import PipelineOptions, StandardOption
 from apache_beam.runners.runner import PipelineState
 
 from pipeline import io
+from pipeline.memory import return_freed_memory
 from pipeline.options import ProfileDedupOptions
 from transforms.block import BlockPairs, BlockSizes
 from transforms.buckets import CoGroupInBuckets
@@ -365,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     # Millions of small dicts make Python's cyclic collector run constantly; fewer,
     # larger collections cut about a tenth of the wall time of an in-memory run.
     gc.set_threshold(200_000, 50, 100)
+    return_freed_memory()
     if "-h" in argv or "--help" in argv:
         _print_help()
         return 0
