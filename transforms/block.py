@@ -39,7 +39,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.buckets import DEFAULT_BUCKETS, BucketBuffer, ToBucketsFn, group_bucket, in_global_window, key_hash
+from transforms.buckets import (DEFAULT_BUCKETS, BucketBuffer, CountInBuckets, group_bucket, in_global_window,
+                               key_hash)
 from transforms.packing import pack, records, unpack
 
 KEY_SEPARATOR = "\x1f"
@@ -228,22 +229,27 @@ def packed_fields(keep_fields) -> tuple[str, ...]:
     return tuple(sorted(set(keep_fields) - {"keys"})) + ("keys",) if keep_fields else ()
 
 
-def capped_blocks(blocks: dict, rules: list[dict], max_block_size: int) -> list[dict]:
-    """The blocks of one bucket (``{key: members}``) that are too big to pair: one record each
-    with the raw ``block_key``, the rule, the key as shown to people, the size and the pairs not made."""
+def capped_blocks(sizes: dict, rules: list[dict], max_block_size: int) -> list[dict]:
+    """The blocks among ``{key: size}`` that are too big to pair: one record each with the raw
+    ``block_key``, the rule, the key as shown to people, the size and the pairs not made."""
     out = []
-    for key, members in blocks.items():
-        if len(members) > block_limit(rules, key, max_block_size):
+    for key, size in sizes.items():
+        if size > block_limit(rules, key, max_block_size):
             out.append({"block_key": key, "rule": rules[rule_of(key)]["name"],
                         "key": key.split(KEY_SEPARATOR, 1)[1].replace(KEY_SEPARATOR, " + "),
-                        "size": len(members), "pairs_not_made": len(members) * (len(members) - 1) // 2})
+                        "size": size, "pairs_not_made": size * (size - 1) // 2})
     return out
 
 
+def _two_or_more(key: str) -> int:
+    return 2   # a key held by one profile makes no pair, and no block to cap or window
+
+
 class _LargeBlocksFn(beam.DoFn):
-    """A bucket of keys -> capped-block records (main output), ``(key, size)`` of every
-    block that is capped or windowed (``large``), which pairing needs to know, and the
-    ``key_hash`` values of the blocks that can make pairs (``shared``, one array per bucket)."""
+    """A bucket's ``(key, size)`` counts (sizes of 2 or more) -> capped-block records (main
+    output), ``(key, size)`` of every block that is capped or windowed (``large``), which
+    pairing needs to know, and the ``key_hash`` values of the blocks that can make pairs
+    (``shared``, one array per bucket)."""
 
     LARGE = "large"
     SHARED = "shared"
@@ -254,21 +260,20 @@ class _LargeBlocksFn(beam.DoFn):
         self._capped = Metrics.counter("block", "capped_blocks")
         self._windowed = Metrics.counter("block", "windowed_blocks")
 
-    def process(self, element):
-        _, batches = element
-        blocks = group_bucket(batches)
-        for record in capped_blocks(blocks, self._rules, self._max):
+    def process(self, counts):
+        sizes = dict(counts)
+        for record in capped_blocks(sizes, self._rules, self._max):
             self._capped.inc()
             yield {k: v for k, v in record.items() if k != "block_key"}
             yield beam.pvalue.TaggedOutput(self.LARGE, (record["block_key"], record["size"]))
         shared = []
-        for key, members in blocks.items():
-            if len(members) < 2 or len(members) > block_limit(self._rules, key, self._max):
+        for key, size in sizes.items():
+            if size > block_limit(self._rules, key, self._max):
                 continue
             shared.append(key_hash(key))
-            if is_windowed(self._rules, key, len(members)):
+            if is_windowed(self._rules, key, size):
                 self._windowed.inc()
-                yield beam.pvalue.TaggedOutput(self.LARGE, (key, len(members)))
+                yield beam.pvalue.TaggedOutput(self.LARGE, (key, size))
         yield beam.pvalue.TaggedOutput(self.SHARED, np.array(shared, dtype=np.uint32))
 
 
@@ -290,8 +295,7 @@ class BlockSizes(beam.PTransform):
     def expand(self, features):
         sized = (
             features
-            | "KeysOnly" >> beam.ParDo(ToBucketsFn(functools.partial(keys_only, self._rules), self._buckets))
-            | "GroupKeysByBucket" >> beam.GroupByKey()
+            | "CountKeys" >> CountInBuckets(functools.partial(keys_only, self._rules), _two_or_more, self._buckets)
             | "LargeBlocks" >> beam.ParDo(_LargeBlocksFn(self._rules, self._max)).with_outputs(
                 _LargeBlocksFn.LARGE, _LargeBlocksFn.SHARED, main="capped")
         )
