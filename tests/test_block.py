@@ -329,6 +329,25 @@ def test_windowed_rules_have_their_own_limit_and_window_only_large_blocks():
     assert not is_windowed(WINDOWED_RULES, f"0{S}+1", 4000)
 
 
+def test_all_pairs_up_to_keeps_small_blocks_whole_under_a_narrow_window():
+    rules = [{"name": "city", "fields": ["city"], "window": 1, "all_pairs_up_to": 4, "max_block_size": 100}]
+    key = f"0{S}leeds"
+    assert not is_windowed(rules, key, 4)     # 4 members: everyone paired, not just neighbours
+    assert is_windowed(rules, key, 5)
+    without = [{"name": "city", "fields": ["city"], "window": 1, "max_block_size": 100}]
+    assert is_windowed(without, key, 3)       # the window alone pairs everyone only up to window + 1
+
+    def made(n, with_rules):
+        members = [keyed(city_member(i, last), with_rules) for i, last in enumerate(["d", "a", "c", "b", "e"][:n], 1)]
+        windowed = {key} if is_windowed(with_rules, key, n) else set()
+        window = with_rules[0]["window"] if windowed else 0
+        return {(l["id"], r["id"]) for l, r, _ in owned_pairs(key, members, (), windowed, window=window)}
+
+    assert len(made(4, rules)) == 6           # all pairs of a block of 4
+    assert len(made(5, rules)) == 4           # a block of 5: each with its next neighbour only
+    assert len(made(4, without)) == 3
+
+
 def test_windowed_block_pairs_neighbours_in_sort_order_only():
     lasts = ["smith", "adams", "smyth", "jones", "baker", "smith"]
     members = [keyed(city_member(n, last), WINDOWED_RULES) for n, last in enumerate(lasts, start=1)]

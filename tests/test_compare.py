@@ -675,3 +675,13 @@ def test_validate_model_checks_a_joint_term_frequency():
     model["comparisons"][names.index("first_name")]["term_frequency"]["levels"] = ["no such level"]
     with pytest.raises(ValueError, match="term_frequency needs"):
         validate_model(model, fitted=False)
+
+
+@pytest.mark.parametrize("setting, value", [("window", 0), ("all_pairs_up_to", "8"), ("max_block_size", True),
+                                            ("window", 1.5)])
+def test_validate_model_checks_blocking_rule_sizes(setting, value):
+    model = default_model()
+    validate_model(model, fitted=False)
+    model["blocking_rules"][0][setting] = value
+    with pytest.raises(ValueError, match=setting):
+        validate_model(model, fitted=False)

@@ -83,9 +83,13 @@ def block_limit(rules: list[dict], key: str, default: int) -> int:
 
 def is_windowed(rules: list[dict], key: str, size: int) -> bool:
     """Whether a block of this size under this key pairs each member with its ``window``
-    neighbours only (in ``window_order``) instead of with every other member."""
-    window = rules[rule_of(key)].get("window")
-    return bool(window) and size > window + 1
+    neighbours only (in ``window_order``) instead of with every other member.
+
+    A block of at most ``window`` + 1 members, or of at most the rule's ``all_pairs_up_to``,
+    pairs everyone (that costs at most (size - 1) / 2 pairs per member)."""
+    rule = rules[rule_of(key)]
+    window = rule.get("window")
+    return bool(window) and size > max(window + 1, rule.get("all_pairs_up_to", 0))
 
 
 def window_order(features: dict) -> tuple:
