@@ -32,7 +32,7 @@ from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
 from transforms.model import default_model, term_frequency_fields, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
-from transforms.packing import count_records, pack, pack_compressed, records, unpack
+from transforms.packing import count_records, pack, pack_compressed, records, unpack, unpack_compressed
 from transforms.read import ReadProfiles
 
 LOG = logging.getLogger("profile_dedup")
@@ -114,6 +114,17 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
     return summary
 
 
+def _pair_stats(packed):
+    """A packed compared batch -> ``(what, key, count)``: its pairs (``"pairs"``), its pairs per
+    comparison pattern and blocking rule (``"pattern"``, for estimation) and per rule (``"rule"``)."""
+    batch = unpack_compressed(packed)
+    yield "pairs", None, len(batch["a"])
+    for key, n in pattern_counts(batch).items():
+        yield "pattern", key, n
+    for rule, n in Counter(rule for rules in batch["rules"] for rule in rules).items():
+        yield "rule", rule, n
+
+
 def _with_profiles(element):
     """A review pair with its two profiles (a first), in the order of its ids."""
     (a, b), grouped = element
@@ -147,20 +158,22 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
 
     keep = frozenset({"id", "type", "identifiers", "tf"}).union(
         *(comparison_fields(c, raw=True) for c in base_model["comparisons"]))
-    blocked = features | "BlockPairs" >> BlockPairs(base_model["blocking_rules"], options.max_block_size, keep,
-                                                    sizes=sizes)
-    compared = blocked["pairs"] | "ComparePairs" >> ComparePairs(base_model)
+    # Every compared pair waits in the runner for the model (estimated from all of them): packed and
+    # compressed, a pair takes about 30 bytes instead of 150 while it waits. Pairs are compared and
+    # packed in the step that makes them (BlockPairs' ``then``), before they are gathered.
+    blocked = features | "BlockPairs" >> BlockPairs(
+        base_model["blocking_rules"], options.max_block_size, keep, sizes=sizes,
+        then=lambda: ComparePairs(base_model) | "PackCompared" >> beam.Map(pack_compressed))
+    waiting = blocked["pairs"]
 
+    stats = waiting | "PairStats" >> beam.FlatMap(_pair_stats)
     if fixed_model is not None:
         model = p | "GivenModel" >> beam.Create([fixed_model])
     else:
-        patterns = compared | "RuleAndPattern" >> beam.FlatMap(lambda batch: pattern_counts(batch).items())
+        patterns = stats | "RuleAndPattern" >> beam.FlatMap(lambda s: [(s[1], s[2])] if s[0] == "pattern" else [])
         model = (features, patterns) | "EstimateModel" >> EstimateModel(base_model, options.u_sample_size)
     model_view = beam.pvalue.AsSingleton(model)
 
-    # Every compared pair waits in the runner for the model (estimated from all of them): packed and
-    # compressed, a pair takes about 30 bytes instead of 150 while it waits.
-    waiting = compared | "PackCompared" >> beam.Map(pack_compressed)
     scored = waiting | "ScorePairs" >> ScorePairs(model_view)
     threshold, review_threshold = options.match_threshold, options.review_threshold
 
@@ -208,8 +221,8 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     counts = {
         "valid": _count_records(profiles, "CountValid"),
         "rejected": _count(rejected, "CountRejected"),
-        "pairs": compared | "PairsInBatch" >> beam.Map(lambda batch: len(batch["a"]))
-                          | "CountPairs" >> beam.CombineGlobally(sum),
+        "pairs": stats | "PairsInBatch" >> beam.FlatMap(lambda s: [s[2]] if s[0] == "pairs" else [])
+                       | "CountPairs" >> beam.CombineGlobally(sum),
         "matched": _count(edges, "CountMatched"),
         "review_pairs": _count(review_pairs, "CountReviewPairs"),
         "requests": _count(plan, "CountRequests"),
@@ -220,8 +233,8 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
         | "CountsDict" >> beam.combiners.ToDict()
     )
     rules = (
-        blocked["pairs"]
-        | "RulesOfBatch" >> beam.FlatMap(lambda batch: Counter(rule for pair in batch for rule in pair[2]).items())
+        stats
+        | "RulesOfBatch" >> beam.FlatMap(lambda s: [(s[1], s[2])] if s[0] == "rule" else [])
         | "PairsPerRule" >> beam.CombinePerKey(sum)
     )
     kinds = clusters | "KindOfCluster" >> beam.Map(lambda r: r["kind"]) | "ClustersPerKind" >> beam.combiners.Count.PerElement()

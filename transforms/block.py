@@ -368,6 +368,13 @@ class _PairsInBlockFn(beam.DoFn):
             yield in_global_window(batch)
 
 
+SHUFFLE_PARTS = 4
+
+
+def _bucket_part(element, parts: int) -> int:
+    return element[0] % parts
+
+
 class BlockPairs(beam.PTransform):
     """Feature dicts (or batches of them) -> batches (lists) of candidate pairs
     ``(left, right, rule names)``, each pair once.
@@ -386,8 +393,11 @@ class BlockPairs(beam.PTransform):
     """
 
     def __init__(self, rules: list[dict], max_block_size: int, keep_fields: frozenset | None = None,
-                 batch_size: int = 2048, buckets: int = DEFAULT_BUCKETS, sizes: dict | None = None):
+                 batch_size: int = 2048, buckets: int = DEFAULT_BUCKETS, sizes: dict | None = None,
+                 parts: int = SHUFFLE_PARTS, then=None):
         super().__init__()
+        self._parts = parts
+        self._then = then
         self._rules = rules
         self._max = max_block_size
         self._keep = keep_fields
@@ -401,8 +411,19 @@ class BlockPairs(beam.PTransform):
         sizes = self._sizes or features | "BlockSizes" >> BlockSizes(self._rules, self._max, self._buckets)
         members = features | "AttachBlockKeys" >> beam.ParDo(
             _AttachKeysFn(self._rules, self._keep, self._buckets), shared_hashes=beam.pvalue.AsList(sizes["shared"]))
-        grouped = members | "GroupByBucket" >> beam.GroupByKey()
-        pairs = grouped | "PairsInBlocks" >> beam.ParDo(
-            _PairsInBlockFn(self._rules, self._max, self._batch_size, packed_fields(self._keep)),
-            large_blocks=beam.pvalue.AsDict(sizes["large"]))
-        return {"pairs": pairs, "capped": sizes["capped"]}
+        # The largest shuffle of the job, grouped in parts by bucket: a runner that groups in memory
+        # (the DirectRunner) encodes a grouped shuffle for the step that reads it while still holding
+        # it, and hands each worker its share at once; in parts, one part at a time is doubled and sent.
+        parts = members | "SplitBuckets" >> beam.Partition(_bucket_part, self._parts)
+        large = beam.pvalue.AsDict(sizes["large"])
+        outputs = []
+        for i in range(self._parts):
+            pairs = (parts[i]
+                     | f"GroupByBucket{i}" >> beam.GroupByKey()
+                     | f"PairsInBlocks{i}" >> beam.ParDo(
+                         _PairsInBlockFn(self._rules, self._max, self._batch_size, packed_fields(self._keep)),
+                         large_blocks=large))
+            # what the caller does with the pairs runs in each part's own step, before the parts meet:
+            # a runner holds the flattened parts in memory until their next step reads them
+            outputs.append(pairs | f"Then{i}" >> self._then() if self._then else pairs)
+        return {"pairs": outputs | "AllParts" >> beam.Flatten(), "capped": sizes["capped"]}
