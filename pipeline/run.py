@@ -183,12 +183,13 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     assignment = edges | "ConnectedComponents" >> ConnectedComponents()
     review_ends = review_pairs | "ReviewPairEnds" >> beam.FlatMap(
         lambda r: [(r["a"], (r["a"], r["b"])), (r["b"], (r["a"], r["b"]))])
+    resolve_keep = keep | {"invalid"}   # choosing fields reads which values normalising could not
     joined = (
         # Packed once here and unpacked only where used: most profiles are in no component.
         {"profile": profiles | "KeyProfiles" >> beam.Map(
             lambda batch: [(pr["ProfileId"], pack(pr)) for pr in records(batch)]),
          "features": features | "KeyFeatures" >> beam.Map(
-             lambda batch: [(f["id"], pack({k: v for k, v in f.items() if k in keep})) for f in records(batch)]),
+             lambda batch: [(f["id"], pack({k: v for k, v in f.items() if k in resolve_keep})) for f in records(batch)]),
          "component": assignment,
          "review": review_ends}
         | "JoinComponents" >> CoGroupInBuckets()

@@ -406,3 +406,20 @@ def test_choose_and_plan_a_real_cluster_of_45():
     assert carrier["FieldSourceProfileIds"]["EngagementPreferences"] == pid(45)
     assert carrier["FieldSourceProfileIds"]["Attributes"]["key45"] == pid(45)
     assert all("PhoneNumber" not in r.get("FieldSourceProfileIds", {}) for r in requests if r is not carrier)
+
+
+def test_choices_from_the_features_validity_equal_choices_from_parsing_again():
+    from transforms.normalize import profile_features
+    profiles = [
+        {"ProfileId": pid(1), "PhoneNumber": "not a phone", "EmailAddress": "a@b.example", "BirthDate": "31/02/1990",
+         "Address": {"Country": "GB"}},
+        {"ProfileId": pid(2), "PhoneNumber": "020 7946 0958", "EmailAddress": "no at sign", "BirthDate": "1990-02-03",
+         "Address": {"Country": "GB"}, "MobilePhoneNumber": "  "},
+        {"ProfileId": pid(3), "HomePhoneNumber": "+44 20 7946 0000", "BusinessEmailAddress": "x@y.example",
+         "BirthDate": "not a date"},
+    ]
+    invalid = {p["ProfileId"]: frozenset(profile_features(p, "US")["invalid"]) for p in profiles}
+    assert invalid[pid(1)] >= {"PhoneNumber", "BirthDate"} and "EmailAddress" in invalid[pid(2)]
+    for main in profiles:
+        for policy in (COMPLETE, RECENT):
+            assert choose_fields(profiles, main, policy, invalid) == choose_fields(profiles, main, policy)

@@ -157,18 +157,25 @@ def choose_main(profiles: list[dict], policy: Policy) -> tuple[dict, str]:
 # ------------------------------------------------------------------- field checks
 
 
-def value_quality(field_name: str, value, profile: dict, policy: Policy) -> tuple[int, str]:
-    """(2 valid / 1 present but invalid / 0 empty, short note) of one field value."""
+def value_quality(field_name: str, value, profile: dict, policy: Policy,
+                  invalid: frozenset | None = None) -> tuple[int, str]:
+    """(2 valid / 1 present but invalid / 0 empty, short note) of one field value.
+
+    ``invalid`` may name the profile's fields that normalising could not read (its features'
+    ``invalid``): phones, emails and the birth date are then not parsed again."""
     if is_empty(value):
         return 0, "empty"
     if field_name in PHONE_FIELDS:
-        region = profile_region(profile, policy.default_region)
-        return (2, "valid number") if normalize_phone(value, region) else (1, "does not parse as a phone number")
+        valid = field_name not in invalid if invalid is not None else \
+            normalize_phone(value, profile_region(profile, policy.default_region))
+        return (2, "valid number") if valid else (1, "does not parse as a phone number")
     if field_name in EMAIL_FIELDS:
-        return (2, "valid address") if normalize_email(value) else (1, "not an email address")
+        valid = field_name not in invalid if invalid is not None else normalize_email(value)
+        return (2, "valid address") if valid else (1, "not an email address")
     if field_name == "BirthDate":
-        region = profile_region(profile, policy.default_region)
-        return (2, "valid date") if normalize_birth_date(value, region) else (1, "not a readable date")
+        valid = field_name not in invalid if invalid is not None else \
+            normalize_birth_date(value, profile_region(profile, policy.default_region))
+        return (2, "valid date") if valid else (1, "not a readable date")
     if field_name in ("FirstName", "LastName", "MiddleName"):
         return (2, "present") if fold_name(value) else (1, "placeholder or not a name")
     if field_name.endswith("Address"):
@@ -177,11 +184,13 @@ def value_quality(field_name: str, value, profile: dict, policy: Policy) -> tupl
     return 2, "present"
 
 
-def _pick(field_name: str, candidates: list[tuple[dict, object]], main_id: str, ranks: dict, policy: Policy):
+def _pick(field_name: str, candidates: list[tuple[dict, object]], main_id: str, ranks: dict, policy: Policy,
+          invalid: dict | None = None):
     """Best (profile, quality, note) for a field among (profile, value) candidates."""
     scored = []
     for profile, value in candidates:
-        quality, note = value_quality(field_name, value, profile, policy)
+        known = invalid.get(profile["ProfileId"]) if invalid is not None else None
+        quality, note = value_quality(field_name, value, profile, policy, known)
         scored.append((-quality, 0 if profile["ProfileId"] == main_id else 1, ranks[profile["ProfileId"]], profile, quality, note))
     scored.sort(key=lambda item: item[:3])
     best = scored[0]
@@ -213,13 +222,14 @@ def _contact_key(field_name: str, value, profile: dict, policy: Policy):
     return parsed[1] if parsed else None
 
 
-def choose_fields(profiles: list[dict], main: dict, policy: Policy) -> dict:
+def choose_fields(profiles: list[dict], main: dict, policy: Policy, invalid: dict | None = None) -> dict:
     """For every merge field, the winning profile and the reason.
 
     Returns ``{field: {"source": id, "reason": str}}`` for the top-level fields,
     ``"Attributes": {key: {...}}`` per attribute key, and ``EngagementPreferences``
     chosen for preferences that point at contact values the merged profile keeps.
-    Fields empty in every profile are listed with source None.
+    Fields empty in every profile are listed with source None. ``invalid`` may give, per
+    ProfileId, the fields normalising could not read (``frozenset``), so they are not parsed twice.
     """
     main_id = main["ProfileId"]
     ranks = {p["ProfileId"]: rank_key(p, policy) for p in profiles}
@@ -228,7 +238,7 @@ def choose_fields(profiles: list[dict], main: dict, policy: Policy) -> dict:
         if field_name in ("Attributes", "EngagementPreferences"):
             continue
         candidates = [(p, p.get(field_name)) for p in profiles]
-        winner, quality, note, scored = _pick(field_name, candidates, main_id, ranks, policy)
+        winner, quality, note, scored = _pick(field_name, candidates, main_id, ranks, policy, invalid)
         choices[field_name] = {
             "source": winner["ProfileId"] if quality else None,
             "reason": _reason(winner["ProfileId"], main_id, quality, note, scored, field_name),

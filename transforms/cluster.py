@@ -217,7 +217,9 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
                                 f"matches more members directly ({len(kept)} profiles)")
             left_out = [i for i in component if i not in kept]
             group_profiles = [members[i][0] for i in kept]
-            choices = choose_fields(group_profiles, main_profile, policy)
+            invalid = {ids[i]: frozenset(members[i][1]["invalid"]) for i in kept} \
+                if all("invalid" in members[i][1] for i in kept) else None
+            choices = choose_fields(group_profiles, main_profile, policy, invalid)
             requests = plan_requests(domain_name, ids[main], [ids[i] for i in kept], choices)
             out.append({
                 "kind": "merge", "main": ids[main], "main_reason": main_reason,
