@@ -409,3 +409,34 @@ def test_block_pairs_from_batches_match_block_pairs_from_single_features():
         assert_that(pairs_of(batched, "IdsOfBatched"), equal_to(expected), label="BatchedPairs")
         assert_that(batched["capped"] | beam.Map(lambda c: (c["key"], c["size"])), equal_to([("+9", 7)]),
                     label="BatchedCapped")
+
+
+def test_block_pairs_are_the_same_whatever_the_number_of_shuffle_parts_and_then_runs_in_each_part(tmp_path):
+    rng = random.Random(8)
+    members = [city_member(n, rng.choice(["smith", "adams", "jones", "baker"]), phones=(f"+{n % 9}",))
+               for n in range(1, 61)]
+
+    def ids(batch):
+        return [(left["id"], right["id"], list(rules)) for left, right, rules in batch]
+
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        for parts in (1, 3, 4):
+            out = (p | f"Create{parts}" >> beam.Create(members)
+                   | f"Block{parts}" >> BlockPairs(WINDOWED_RULES, max_block_size=8, parts=parts))
+            assert_that(out["pairs"] | f"Ids{parts}" >> beam.FlatMap(ids), collect_to(tmp_path / f"parts{parts}.json"),
+                        label=f"Save{parts}")
+        # ``then`` runs on each part's batches, before the parts are flattened
+        tagged = (p | "CreateThen" >> beam.Create(members)
+                  | "BlockThen" >> BlockPairs(WINDOWED_RULES, max_block_size=8, parts=3,
+                                              then=lambda: beam.Map(lambda batch: ("seen", ids(batch)))))
+        assert_that(tagged["pairs"], collect_to(tmp_path / "then.json"), label="SaveThen")
+
+    def load(name):
+        return sorted((a, b, tuple(rules)) for a, b, rules in json.loads((tmp_path / name).read_text()))
+
+    one = load("parts1.json")
+    assert len(one) > 60 and len(one) == len(set(one))
+    assert load("parts3.json") == one and load("parts4.json") == one
+    then = json.loads((tmp_path / "then.json").read_text())
+    assert {tag for tag, _ in then} == {"seen"}
+    assert sorted((a, b, tuple(r)) for _, batch in then for a, b, r in batch) == one
