@@ -383,13 +383,16 @@ class BlockPairs(beam.PTransform):
     first is the rule whose block made the pair. ``keep_fields`` (if given) are
     the only features carried into the blocks, to keep the shuffle small.
     A batch holds about ``batch_size`` pairs (a block's pairs are never split).
-    Blocks are shuffled in ``buckets`` buckets (``transforms.buckets``).
+    Blocks are shuffled in ``buckets`` buckets (``transforms.buckets``), grouped in ``parts``
+    separate ``GroupByKey``s (by bucket), each paired in its own step. ``then`` (if given) makes a
+    PTransform applied to each part's batches before the parts are flattened, so that the
+    flattened collection is what it makes (the pipeline compares and packs pairs there).
 
     ``sizes`` is the output of ``BlockSizes`` on the same profiles (made here if not given;
     the pipeline gives it from the features before term frequencies, so counting runs early).
 
-    Returns a dict: ``pairs`` (the batches) and ``capped`` (one record per
-    oversized block: rule, key, size, pairs not made).
+    Returns a dict: ``pairs`` (the batches, or what ``then`` made of them) and ``capped`` (one
+    record per oversized block: rule, key, size, pairs not made).
     """
 
     def __init__(self, rules: list[dict], max_block_size: int, keep_fields: frozenset | None = None,
