@@ -83,7 +83,7 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
     valid = counts["valid"]
     planned = statuses.get("planned", 0)
     review = statuses.get("review", 0)
-    capped = sorted(capped, key=lambda c: -c["size"])
+    capped = sorted(capped, key=lambda c: (-c["size"], c["rule"], c["key"]))  # ties in a fixed order
     summary = {
         "records_read": counts["valid"] + counts["rejected"],
         "records_rejected": counts["rejected"],
