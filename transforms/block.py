@@ -105,8 +105,7 @@ def owned_pairs(block_key: str, members: list[dict], capped, windowed=(),
     """Pairs of a block that this block owns, each pair of the whole job made by exactly one block.
 
     ``members`` carry their sorted keys in ``keys`` (and may carry the same as a
-    set in ``keys_set``); keys of blocks that make no pairs (held by one profile, or capped)
-    may be left out, as they never own a pair; ``capped`` is any container of keys whose blocks make no
+    set in ``keys_set``); ``capped`` is any container of keys whose blocks make no
     pairs, ``windowed`` of keys whose blocks pair only neighbours. The owner of a
     pair is its smallest shared key that pairs everyone (neither capped nor
     windowed), else its smallest shared windowed key. With ``window`` > 0 this
@@ -214,13 +213,11 @@ class _AttachKeysFn(beam.DoFn):
                 continue
             # Only what comparing needs travels through the shuffle, packed once for all its keys,
             # as a tuple of values in a fixed field order when the fields are known: the names would
-            # be a third of it. A member carries its keys that can pair (in order): they say which block
-            # owns each pair, and a key held by one profile, or capped, is never the owner.
-            pairing = tuple(pairing)
+            # be a third of it. A member carries all its keys: they say which block owns each pair.
             if self._fields:
-                payload = pack(tuple(pairing if field == "keys" else features.get(field) for field in self._fields))
+                payload = pack(tuple(keys if field == "keys" else features.get(field) for field in self._fields))
             else:
-                payload = pack(dict(features, keys=pairing))
+                payload = pack(dict(features, keys=keys))
             for key in pairing:
                 yield from self._members.add(key, payload)
         self._skipped.inc(skipped)
