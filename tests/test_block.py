@@ -69,6 +69,13 @@ def test_multi_field_rule_and_product_of_values():
     )
 
 
+def test_two_multi_valued_fields_give_every_combination_once():
+    rules = [{"name": "phone+email", "fields": ["phones", "emails"]}]
+    f = feat(1, phones=("+2", "+1", "+1"), emails=("b@x", "", "a@x"))
+    assert block_keys(f, rules) == tuple(sorted(
+        f"0{S}{phone}{S}{email}" for phone in ("+1", "+2") for email in ("a@x", "b@x")))
+
+
 def test_empty_fields_produce_no_key():
     assert block_keys(feat(1), RULES) == ()
     # one field of a multi-field rule empty: no key for that rule

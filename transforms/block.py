@@ -52,20 +52,28 @@ def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:
     A rule yields no key when any of its features is empty; a multi-valued feature
     (a tuple) yields one key per value, and several of them the product.
     """
-    keys = []
+    keys = set()
+    get = features.get
     for index, rule in enumerate(rules):
         parts = []
         for field in rule["fields"]:
-            value = features.get(field)
-            values = value if isinstance(value, tuple) else (value,)
-            values = tuple(v for v in values if v)
-            if not values:
+            value = get(field)
+            if isinstance(value, tuple):
+                value = [v for v in value if v]
+                if not value:
+                    break
+                parts.append(value)
+            elif value:
+                parts.append((value,))
+            else:
                 break
-            parts.append(values)
         else:
-            for combo in itertools.product(*parts):
-                keys.append(KEY_SEPARATOR.join((str(index),) + tuple(combo)))
-    return tuple(sorted(set(keys)))
+            prefix = f"{index}{KEY_SEPARATOR}"
+            if len(parts) == 1:   # most rules: one field, or one value per field
+                keys.update([prefix + value for value in parts[0]])
+            else:
+                keys.update([prefix + KEY_SEPARATOR.join(combo) for combo in itertools.product(*parts)])
+    return tuple(sorted(keys))
 
 
 def rule_of(key: str) -> int:

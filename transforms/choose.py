@@ -258,20 +258,26 @@ def choose_fields(profiles: list[dict], main: dict, policy: Policy, invalid: dic
     return choices
 
 
+def _preference_entries(profile: dict) -> list:
+    prefs = profile.get("EngagementPreferences") or {}
+    return [entry for kind in ("Phone", "Email") for entry in prefs.get(kind, []) or []]
+
+
 def _choose_preferences(profiles, main_id, choices, ranks, policy) -> dict:
     """Prefer the preferences whose entries point at contact values that survive the merge."""
+    with_entries = [(profile, entries) for profile in profiles if (entries := _preference_entries(profile))]
+    if not with_entries:
+        return {"source": None, "reason": "no profile has engagement preferences"}
+    # only the contact fields some entry names are worked out (normalising a phone is not free)
+    named = {entry.get("ContactType") for _, entries in with_entries for entry in entries}
     by_id = {p["ProfileId"]: p for p in profiles}
     surviving = {}
     for field_name in CONTACT_FIELDS:
         source = choices[field_name]["source"]
-        if source:
+        if source and field_name in named:
             surviving[field_name] = _contact_key(field_name, by_id[source].get(field_name), by_id[source], policy)
     best = None
-    for profile in profiles:
-        prefs = profile.get("EngagementPreferences") or {}
-        entries = [e for kind in ("Phone", "Email") for e in prefs.get(kind, []) or []]
-        if not entries:
-            continue
+    for profile, entries in with_entries:
         kept = 0
         for entry in entries:
             contact_type = entry.get("ContactType")
@@ -281,8 +287,6 @@ def _choose_preferences(profiles, main_id, choices, ranks, policy) -> dict:
         key = (-kept, -len(entries), 0 if profile["ProfileId"] == main_id else 1, ranks[profile["ProfileId"]])
         if best is None or key < best[0]:
             best = (key, profile, kept, len(entries))
-    if best is None:
-        return {"source": None, "reason": "no profile has engagement preferences"}
     _, profile, kept, total = best
     others = sum(1 for p in profiles if (p.get("EngagementPreferences") or {}) and p is not profile)
     reason = (f"{kept} of {total} preference entries point at contact values the merged profile keeps"
