@@ -107,11 +107,39 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
         "thresholds": thresholds,
         "score_histogram": _histogram(histogram),
     }
+    problems = integrity_problems(counts)
+    summary["handover_problems"] = problems
     summary["counts_add_up"] = (
         summary["records_read"] == summary["records_rejected"] + valid
         and valid == summary["profiles_in_merges"] + summary["profiles_under_review"] + summary["profiles_left_alone"]
+        and not problems
     )
     return summary
+
+
+# Counts taken on both sides of a hand-over between steps (a shuffle, or a stage boundary where a
+# runner stores and re-reads a collection): (what, count before, count after, what it means).
+_HANDOVERS = (
+    ("profiles that reached matching", "valid", "features",
+     "valid profiles were lost before matching"),
+    ("blocking entries", "block_entries_sent", "block_entries_grouped",
+     "(blocking key, profile) entries were lost in the blocking shuffle"),
+    ("members of linked groups", "component_members", "members_resolved",
+     "profiles were lost between clustering and resolving their groups"),
+)
+
+
+def integrity_problems(counts: dict) -> list[str]:
+    """Where a count taken before a hand-over between steps differs from the count after it.
+
+    Every record the job reads is accounted for, so a difference means the runner lost (or
+    repeated) data between steps: the plan would silently leave out merges. Counts that are
+    not there (a model run without them) are not checked."""
+    problems = []
+    for name, before, after, meaning in _HANDOVERS:
+        if before in counts and after in counts and counts[before] != counts[after]:
+            problems.append(f"{name}: {counts[before]} before, {counts[after]} after; {meaning}")
+    return problems
 
 
 def _pair_stats(packed):
@@ -221,6 +249,13 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
 
     counts = {
         "valid": _count_records(profiles, "CountValid"),
+        # What each hand-over between steps carried, counted on both sides (see integrity_problems).
+        "features": _count_records(features, "CountFeatures"),
+        "block_entries_sent": blocked["entries_sent"],
+        "block_entries_grouped": blocked["entries_grouped"],
+        "component_members": _count(assignment, "CountComponentMembers"),
+        "members_resolved": members | "MembersInComponent" >> beam.Map(lambda kv: len(kv[1]))
+                                    | "CountMembersResolved" >> beam.CombineGlobally(sum),
         "rejected": _count(rejected, "CountRejected"),
         "pairs": stats | "PairsInBatch" >> beam.FlatMap(lambda s: [s[2]] if s[0] == "pairs" else [])
                        | "CountPairs" >> beam.CombineGlobally(sum),
@@ -333,7 +368,16 @@ def run_dry_run(options: PipelineOptions, job: ProfileDedupOptions, runner: str)
         with FileSystems.create(io.output_path(job.output, "metrics.json")) as handle:
             handle.write(json.dumps(counters, indent=2, sort_keys=True).encode())
     _log_summary(summary, job.output)
+    if summary.get("handover_problems"):
+        raise DataLossError(
+            "the runner lost data between steps, so this plan is incomplete: "
+            + "; ".join(summary["handover_problems"])
+            + f". Nothing was applied. Run the job again (see {io.output_path(job.output, 'summary.json')}).")
     return summary
+
+
+class DataLossError(RuntimeError):
+    """A count taken before a hand-over between steps differs from the count after it."""
 
 
 def _log_metrics(result) -> dict:
@@ -397,6 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     except ApplyStopped as stopped:
         print(f"profile-dedup: {stopped}", file=sys.stderr)
         return 3
+    except DataLossError as lost:
+        print(f"profile-dedup: {lost}", file=sys.stderr)
+        return 4
     return 0
 
 

@@ -248,6 +248,9 @@ def test_only_keys_of_blocks_that_pair_carry_their_members(tmp_path):
     assert_that(out["pairs"] | beam.FlatMap(lambda batch: [(t[0]["id"], t[1]["id"], t[2]) for t in batch]),
                 equal_to([(pid(1), pid(2), ("phone",))]), label="Pairs")
     assert_that(out["capped"] | beam.Map(lambda c: (c["key"], c["size"])), equal_to([("+9", 6)]), label="Capped")
+    # the entries that go into the blocking shuffle are counted on both sides of it
+    assert_that(out["entries_sent"], equal_to([2]), label="Sent")
+    assert_that(out["entries_grouped"], equal_to([2]), label="Grouped")
     result = p.run()
     result.wait_until_finish()
     skipped = result.metrics().query(MetricsFilter().with_name("keys_without_pairs"))["counters"]

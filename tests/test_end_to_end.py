@@ -70,6 +70,7 @@ def test_counts_add_up(sample_run):
     assert summary["profiles_valid"] == (summary["profiles_in_merges"] + summary["profiles_under_review"]
                                          + summary["profiles_left_alone"])
     assert summary["counts_add_up"] is True
+    assert summary["handover_problems"] == []
     plan = _lines(out / "merge_plan.jsonl")
     assert summary["merge_requests"] == len(plan)
     assert summary["profiles_merged_away"] == sum(len(r["ProfileIdsToBeMerged"]) for r in plan)
@@ -165,3 +166,33 @@ def test_review_pairs_carry_both_profiles_and_the_report_shows_them(sample_run):
     for pair in pairs:
         assert [p["ProfileId"] for p in pair["profiles"]] == [pair["a"], pair["b"]]
     assert "the two profiles" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_counts_taken_on_both_sides_of_each_handover_are_compared():
+    from pipeline.run import integrity_problems
+
+    agreed = {"valid": 10, "features": 10, "block_entries_sent": 42, "block_entries_grouped": 42,
+              "component_members": 6, "members_resolved": 6}
+    assert integrity_problems(agreed) == []
+    assert integrity_problems({"valid": 10}) == []   # counts a run did not take are not checked
+    lost = integrity_problems(dict(agreed, block_entries_grouped=40, members_resolved=7))
+    assert len(lost) == 2
+    assert lost[0].startswith("blocking entries: 42 before, 40 after")
+    assert lost[1].startswith("members of linked groups: 6 before, 7 after")
+
+
+def test_a_run_whose_counts_disagree_fails_and_says_the_plan_is_incomplete(tmp_path, monkeypatch, capsys):
+    """The whole job, in this process, with the check told to find a loss: the summary records it,
+    the command exits with status 4 and nothing is applied (--apply is never reached)."""
+    import pipeline.run as run_module
+
+    profiles, _ = _generate(tmp_path, 60, seed=3)
+    monkeypatch.setattr(run_module, "integrity_problems", lambda counts: [
+        f"blocking entries: {counts['block_entries_sent']} before, {counts['block_entries_sent'] - 1} after"])
+    out = tmp_path / "out"
+    code = run_module.main(["--input", str(profiles), "--output", str(out), *RUNNER])
+    assert code == 4
+    message = capsys.readouterr().err
+    assert "lost data between steps, so this plan is incomplete" in message and "blocking entries" in message
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts_add_up"] is False and len(summary["handover_problems"]) == 1

@@ -190,11 +190,17 @@ def pairing_keys(keys: tuple[str, ...], shared: np.ndarray) -> list[str]:
     return [key for key, hit in zip(keys, shared[found] == hashes) if hit]
 
 
+# The tagged output of the steps on either side of the blocking shuffle: how many (key, member)
+# entries went in, and how many came out grouped (the job checks that they agree).
+ENTRIES = "entries"
+
+
 @beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
 class _AttachKeysFn(beam.DoFn):
     """Features (or a batch of them) -> ``(bucket, packed [(blocking key, packed slim features), ...])``
     batches (see transforms.buckets), for the keys of blocks that can make pairs only (``shared``): most keys
-    are held by one profile, or by a capped block, and their members would never be unpacked."""
+    are held by one profile, or by a capped block, and their members would never be unpacked.
+    Each bundle also gives the number of entries it sent (``ENTRIES``)."""
 
     def __init__(self, rules, keep_fields, buckets):
         self._rules = rules
@@ -208,6 +214,7 @@ class _AttachKeysFn(beam.DoFn):
 
     def start_bundle(self):
         self._members = BucketBuffer(self._buckets)
+        self._sent = 0
 
     def process(self, element, shared_hashes):
         if self._shared_id != id(shared_hashes):
@@ -226,6 +233,7 @@ class _AttachKeysFn(beam.DoFn):
                 payload = pack(tuple(keys if field == "keys" else features.get(field) for field in self._fields))
             else:
                 payload = pack(dict(features, keys=keys))
+            self._sent += len(pairing)
             for key in pairing:
                 yield from self._members.add(key, payload)
         self._skipped.inc(skipped)
@@ -233,6 +241,7 @@ class _AttachKeysFn(beam.DoFn):
     def finish_bundle(self):
         for batch in self._members.drain():
             yield in_global_window(batch)
+        yield beam.pvalue.TaggedOutput(ENTRIES, in_global_window(self._sent))
 
 
 def packed_fields(keep_fields) -> tuple[str, ...]:
@@ -315,7 +324,8 @@ class BlockSizes(beam.PTransform):
 
 
 class _PairsInBlockFn(beam.DoFn):
-    """A bucket of blocks -> batches of owned pairs (capped blocks make none).
+    """A bucket of blocks -> batches of owned pairs (capped blocks make none), and the number
+    of entries the bucket held (``ENTRIES``).
 
     Pairs are gathered across the blocks of a bundle and emitted ``batch_size`` at a
     time (the rest when the bundle ends), in the global window the job runs in.
@@ -349,7 +359,9 @@ class _PairsInBlockFn(beam.DoFn):
         started = time.perf_counter()
         names = self._names
         capped, windowed = self._split(large_blocks)
-        for key, members in group_bucket(batches).items():
+        grouped = group_bucket(batches)
+        yield beam.pvalue.TaggedOutput(ENTRIES, sum(map(len, grouped.values())))
+        for key, members in grouped.items():
             if len(members) < 2 or key in capped:
                 continue
             window = self._rules[rule_of(key)]["window"] if key in windowed else 0
@@ -399,8 +411,10 @@ class BlockPairs(beam.PTransform):
     ``sizes`` is the output of ``BlockSizes`` on the same profiles (made here if not given;
     the pipeline gives it from the features before term frequencies, so counting runs early).
 
-    Returns a dict: ``pairs`` (the batches, or what ``then`` made of them) and ``capped`` (one
-    record per oversized block: rule, key, size, pairs not made).
+    Returns a dict: ``pairs`` (the batches, or what ``then`` made of them), ``capped`` (one
+    record per oversized block: rule, key, size, pairs not made), and ``entries_sent`` and
+    ``entries_grouped``: one number each, the (key, member) entries that went into the blocking
+    shuffle and that came out of it. They must agree; a runner that loses data makes them differ.
     """
 
     def __init__(self, rules: list[dict], max_block_size: int, keep_fields: frozenset | None = None,
@@ -420,21 +434,27 @@ class BlockPairs(beam.PTransform):
         # Block sizes come from the keys alone, so the blocks themselves are read once, by the
         # step that pairs them, and only keys of blocks that can pair carry their members.
         sizes = self._sizes or features | "BlockSizes" >> BlockSizes(self._rules, self._max, self._buckets)
-        members = features | "AttachBlockKeys" >> beam.ParDo(
-            _AttachKeysFn(self._rules, self._keep, self._buckets), shared_hashes=beam.pvalue.AsList(sizes["shared"]))
+        keyed = features | "AttachBlockKeys" >> beam.ParDo(
+            _AttachKeysFn(self._rules, self._keep, self._buckets),
+            shared_hashes=beam.pvalue.AsList(sizes["shared"])).with_outputs(ENTRIES, main="members")
+        members = keyed.members
         # The largest shuffle of the job, grouped in parts by bucket: a runner that groups in memory
         # (the DirectRunner) encodes a grouped shuffle for the step that reads it while still holding
         # it, and hands each worker its share at once; in parts, one part at a time is doubled and sent.
         parts = members | "SplitBuckets" >> beam.Partition(_bucket_part, self._parts)
         large = beam.pvalue.AsDict(sizes["large"])
-        outputs = []
+        outputs, grouped = [], []
         for i in range(self._parts):
-            pairs = (parts[i]
-                     | f"GroupByBucket{i}" >> beam.GroupByKey()
-                     | f"PairsInBlocks{i}" >> beam.ParDo(
-                         _PairsInBlockFn(self._rules, self._max, self._batch_size, packed_fields(self._keep)),
-                         large_blocks=large))
+            paired = (parts[i]
+                      | f"GroupByBucket{i}" >> beam.GroupByKey()
+                      | f"PairsInBlocks{i}" >> beam.ParDo(
+                          _PairsInBlockFn(self._rules, self._max, self._batch_size, packed_fields(self._keep)),
+                          large_blocks=large).with_outputs(ENTRIES, main="pairs"))
+            pairs = paired.pairs
+            grouped.append(paired[ENTRIES])
             # what the caller does with the pairs runs in each part's own step, before the parts meet:
             # a runner holds the flattened parts in memory until their next step reads them
             outputs.append(pairs | f"Then{i}" >> self._then() if self._then else pairs)
-        return {"pairs": outputs | "AllParts" >> beam.Flatten(), "capped": sizes["capped"]}
+        return {"pairs": outputs | "AllParts" >> beam.Flatten(), "capped": sizes["capped"],
+                "entries_sent": keyed[ENTRIES] | "EntriesSent" >> beam.CombineGlobally(sum),
+                "entries_grouped": grouped | "AllGrouped" >> beam.Flatten() | "EntriesGrouped" >> beam.CombineGlobally(sum)}
