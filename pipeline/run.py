@@ -136,6 +136,9 @@ def integrity_problems(counts: dict) -> list[str]:
     repeated) data between steps: the plan would silently leave out merges. Counts that are
     not there (a model run without them) are not checked."""
     problems = []
+    if "parsed" in counts and "duplicates" in counts and counts["parsed"] != counts["valid"] + counts["duplicates"]:
+        problems.append(f"records that parsed: {counts['parsed']} before the shuffle by ProfileId, "
+                        f"{counts['valid'] + counts['duplicates']} after (valid + repeated ids); records were lost in reading")
     for name, before, after, meaning in _HANDOVERS:
         if before in counts and after in counts and counts[before] != counts[after]:
             problems.append(f"{name}: {counts[before]} before, {counts[after]} after; {meaning}")
@@ -250,6 +253,8 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     counts = {
         "valid": _count_records(profiles, "CountValid"),
         # What each hand-over between steps carried, counted on both sides (see integrity_problems).
+        "parsed": _count(read["parsed"], "CountParsed"),
+        "duplicates": _count(read["duplicates"], "CountDuplicates"),
         "features": _count_records(features, "CountFeatures"),
         "block_entries_sent": blocked["entries_sent"],
         "block_entries_grouped": blocked["entries_grouped"],

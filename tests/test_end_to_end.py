@@ -175,6 +175,9 @@ def test_counts_taken_on_both_sides_of_each_handover_are_compared():
               "component_members": 6, "members_resolved": 6}
     assert integrity_problems(agreed) == []
     assert integrity_problems({"valid": 10}) == []   # counts a run did not take are not checked
+    assert integrity_problems(dict(agreed, parsed=12, duplicates=2)) == []
+    assert integrity_problems(dict(agreed, parsed=12, duplicates=1))[0].startswith(
+        "records that parsed: 12 before the shuffle by ProfileId, 11 after")
     lost = integrity_problems(dict(agreed, block_entries_grouped=40, members_resolved=7))
     assert len(lost) == 2
     assert lost[0].startswith("blocking entries: 42 before, 40 after")

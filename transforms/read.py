@@ -182,9 +182,10 @@ class ReadProfiles(beam.PTransform):
     """File pattern(s) -> valid Profile dicts, with a ``rejected`` tagged output.
 
     ``patterns`` is a list of local or ``s3://`` globs (compressed files are read
-    by their extension). Returns a ``DoOutputsTuple``-like dict with keys
-    ``profiles`` and ``rejected``; each rejected record is
-    ``{file, line, reason, record}``. With ``batches`` the profiles come as lists
+    by their extension). Returns a dict with keys ``profiles`` and ``rejected``; each
+    rejected record is ``{file, line, reason, record}``; ``parsed`` (records that parsed, before
+    the shuffle that finds repeated ProfileIds) and ``duplicates`` (the repeats rejected after it)
+    let a caller check that the shuffle lost nothing. With ``batches`` the profiles come as lists
     (one or a few per shuffle bucket, each profile in exactly one), which the job's other
     per-profile steps take as they take single profiles.
     """
@@ -211,7 +212,8 @@ class ReadProfiles(beam.PTransform):
         )
         profiles = unique.profiles if self._batches else unique.profiles | "EachProfile" >> beam.FlatMap(list)
         rejected = (parsed[REJECTED], unique[REJECTED]) | "AllRejected" >> beam.Flatten()
-        return {"profiles": profiles, "rejected": rejected}
+        # the records on either side of the shuffle by ProfileId, for the job's hand-over check
+        return {"profiles": profiles, "rejected": rejected, "parsed": parsed.valid, "duplicates": unique[REJECTED]}
 
 
 def _as_entry(element) -> tuple:
