@@ -21,6 +21,7 @@ from transforms.block import (
     is_windowed,
     owned_pairs,
     pairing_keys,
+    pairing_keys_of_many,
     rule_of,
     shared_key_filter,
 )
@@ -235,6 +236,9 @@ def test_pairing_keys_keeps_the_keys_whose_hash_is_shared():
     assert pairing_keys(("b",), shared) == []
     assert pairing_keys(("a",), shared_key_filter([])) == []
     assert pairing_keys((), shared) == []
+    # several profiles at once: the same answers, in order, empty key lists included
+    assert pairing_keys_of_many([("a", "b"), (), ("b",), ("c", "a", "d")], shared) == [["a"], [], [], ["c", "a"]]
+    assert pairing_keys_of_many([("a",), ()], shared_key_filter([])) == [[], []]
 
 
 def test_only_keys_of_blocks_that_pair_carry_their_members(tmp_path):

@@ -183,11 +183,24 @@ def pairing_keys(keys: tuple[str, ...], shared: np.ndarray) -> list[str]:
     A hash shared by chance (32 bits) only lets a key of a one-member block through,
     which then makes no pair: the filter never drops a key that pairs.
     """
-    if not keys or not len(shared):
-        return []
-    hashes = np.fromiter((key_hash(k) for k in keys), dtype=np.uint32, count=len(keys))
+    return pairing_keys_of_many([keys], shared)[0]
+
+
+def pairing_keys_of_many(key_lists: list[tuple[str, ...]], shared: np.ndarray) -> list[list[str]]:
+    """``pairing_keys`` of each of several profiles' keys, looked up together (one search for a
+    whole batch of profiles instead of one per profile)."""
+    total = sum(map(len, key_lists))
+    if not total or not len(shared):
+        return [[] for _ in key_lists]
+    hashes = np.fromiter((key_hash(k) for keys in key_lists for k in keys), dtype=np.uint32, count=total)
     found = np.minimum(np.searchsorted(shared, hashes), len(shared) - 1)
-    return [key for key, hit in zip(keys, shared[found] == hashes) if hit]
+    hits = (shared[found] == hashes).tolist()
+    out, start = [], 0
+    for keys in key_lists:
+        end = start + len(keys)
+        out.append([key for key, hit in zip(keys, hits[start:end]) if hit])
+        start = end
+    return out
 
 
 # The tagged output of the steps on either side of the blocking shuffle: how many (key, member)
@@ -220,9 +233,9 @@ class _AttachKeysFn(beam.DoFn):
         if self._shared_id != id(shared_hashes):
             self._shared, self._shared_id = shared_key_filter(shared_hashes), id(shared_hashes)
         skipped = 0
-        for features in records(element):
-            keys = block_keys(features, self._rules)
-            pairing = pairing_keys(keys, self._shared)
+        batch = records(element)
+        key_lists = [block_keys(features, self._rules) for features in batch]
+        for features, keys, pairing in zip(batch, key_lists, pairing_keys_of_many(key_lists, self._shared)):
             skipped += len(keys) - len(pairing)
             if not pairing:
                 continue
