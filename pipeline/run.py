@@ -118,13 +118,16 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
 
 
 # Counts taken on both sides of a hand-over between steps (a shuffle, or a stage boundary where a
-# runner stores and re-reads a collection): (what, count before, count after, what it means).
+# runner stores and re-reads a collection): (what, counts summed before, counts summed after, what
+# a difference means).
 _HANDOVERS = (
-    ("profiles that reached matching", "valid", "features",
+    ("records that parsed", ("parsed",), ("valid", "duplicates"),
+     "records were lost in the shuffle by ProfileId (after it: valid profiles + repeated ids)"),
+    ("profiles that reached matching", ("valid",), ("features",),
      "valid profiles were lost before matching"),
-    ("blocking entries", "block_entries_sent", "block_entries_grouped",
+    ("blocking entries", ("block_entries_sent",), ("block_entries_grouped",),
      "(blocking key, profile) entries were lost in the blocking shuffle"),
-    ("members of linked groups", "component_members", "members_resolved",
+    ("members of linked groups", ("component_members",), ("members_resolved",),
      "profiles were lost between clustering and resolving their groups"),
 )
 
@@ -133,15 +136,14 @@ def integrity_problems(counts: dict) -> list[str]:
     """Where a count taken before a hand-over between steps differs from the count after it.
 
     Every record the job reads is accounted for, so a difference means the runner lost (or
-    repeated) data between steps: the plan would silently leave out merges. Counts that are
-    not there (a model run without them) are not checked."""
+    repeated) data between steps: the plan would silently leave out merges. A hand-over whose
+    counts are not all in ``counts`` is not checked."""
     problems = []
-    if "parsed" in counts and "duplicates" in counts and counts["parsed"] != counts["valid"] + counts["duplicates"]:
-        problems.append(f"records that parsed: {counts['parsed']} before the shuffle by ProfileId, "
-                        f"{counts['valid'] + counts['duplicates']} after (valid + repeated ids); records were lost in reading")
-    for name, before, after, meaning in _HANDOVERS:
-        if before in counts and after in counts and counts[before] != counts[after]:
-            problems.append(f"{name}: {counts[before]} before, {counts[after]} after; {meaning}")
+    for name, before_keys, after_keys, meaning in _HANDOVERS:
+        if all(key in counts for key in before_keys + after_keys):
+            before, after = (sum(counts[key] for key in keys) for keys in (before_keys, after_keys))
+            if before != after:
+                problems.append(f"{name}: {before} before, {after} after; {meaning}")
     return problems
 
 

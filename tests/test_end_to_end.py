@@ -177,7 +177,7 @@ def test_counts_taken_on_both_sides_of_each_handover_are_compared():
     assert integrity_problems({"valid": 10}) == []   # counts a run did not take are not checked
     assert integrity_problems(dict(agreed, parsed=12, duplicates=2)) == []
     assert integrity_problems(dict(agreed, parsed=12, duplicates=1))[0].startswith(
-        "records that parsed: 12 before the shuffle by ProfileId, 11 after")
+        "records that parsed: 12 before, 11 after; records were lost in the shuffle by ProfileId")
     lost = integrity_problems(dict(agreed, block_entries_grouped=40, members_resolved=7))
     assert len(lost) == 2
     assert lost[0].startswith("blocking entries: 42 before, 40 after")
