@@ -69,6 +69,21 @@ class ApplyStopped(SystemExit):
 
 # --------------------------------------------------------------------------- the plan
 
+def refuse_incomplete_plan(plan_path: str) -> None:
+    """ValueError if the dry run that wrote the plan lost data between its steps (its summary.json,
+    beside the plan, lists ``handover_problems``): that plan leaves out merges. A plan without a
+    summary beside it (written by hand, or copied alone) is not judged here."""
+    summary_path = FileSystems.join(FileSystems.split(plan_path)[0], "summary.json")
+    try:
+        summary = io.read_json(summary_path)
+    except (OSError, BeamIOError, ValueError):
+        return
+    problems = summary.get("handover_problems") if isinstance(summary, dict) else None
+    if problems:
+        raise ValueError(f"the dry run that wrote {plan_path} lost data between steps ({'; '.join(problems)}), "
+                         "so the plan is incomplete; run the dry run again and apply its plan")
+
+
 def load_plan(path: str, domain_name: str) -> list[dict]:
     """The plan's requests as ``{"line", "request_id", "request"}``; ValueError naming every
     bad line if any line cannot be sent."""
@@ -185,6 +200,7 @@ def assign_shards(pending: list[dict], shards: int) -> None:
 def run_apply(options, job, plan_path: str) -> dict:
     """Apply ``plan_path`` to --domain_name; return the summary (also in summary.json)."""
     _check_options(job)
+    refuse_incomplete_plan(plan_path)
     plan = load_plan(plan_path, job.domain_name)
     LOG.info("plan %s: %d requests, all valid for domain %s", plan_path, len(plan), job.domain_name)
     out = job.output

@@ -268,6 +268,26 @@ def test_bad_plans_are_refused_before_anything_is_sent(tmp_path, capsys):
     assert not (tmp_path / "out" / "applied.jsonl").exists()
 
 
+def test_a_plan_from_a_dry_run_that_lost_data_is_refused(tmp_path, capsys):
+    from pipeline.run import main
+
+    profiles, plan = pair_plan(3)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    summary = {"counts_add_up": False, "handover_problems": [
+        "blocking entries: 42 before, 40 after; (blocking key, profile) entries were lost in the blocking shuffle"]}
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    with start_emulator(profiles, DOMAIN) as emu:
+        code = main(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+        assert emu.stats()["requests"] == {}, "not one request reached the endpoint"
+        # the same plan beside a summary whose counts agree is applied
+        (tmp_path / "summary.json").write_text(json.dumps({"counts_add_up": True, "handover_problems": []}))
+        applied = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "lost data between steps" in err and "blocking entries: 42 before, 40 after" in err
+    assert applied["apply"]["merged"] == 3
+
+
 def test_missing_domain_or_region_is_refused_before_sending(tmp_path, monkeypatch):
     profiles, plan = pair_plan(3)
     write_jsonl(tmp_path / "plan.jsonl", plan)
