@@ -107,7 +107,7 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
         "thresholds": thresholds,
         "score_histogram": _histogram(histogram),
     }
-    problems = integrity_problems(counts)
+    problems = handover_problems(counts)
     summary["handover_problems"] = problems
     summary["counts_add_up"] = (
         summary["records_read"] == summary["records_rejected"] + valid
@@ -132,7 +132,7 @@ _HANDOVERS = (
 )
 
 
-def integrity_problems(counts: dict) -> list[str]:
+def handover_problems(counts: dict) -> list[str]:
     """Where a count taken before a hand-over between steps differs from the count after it.
 
     Every record the job reads is accounted for, so a difference means the runner lost (or
@@ -254,7 +254,7 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
 
     counts = {
         "valid": _count_records(profiles, "CountValid"),
-        # What each hand-over between steps carried, counted on both sides (see integrity_problems).
+        # What each hand-over between steps carried, counted on both sides (see handover_problems).
         "parsed": _count(read["parsed"], "CountParsed"),
         "duplicates": _count(read["duplicates"], "CountDuplicates"),
         "features": _count_records(features, "CountFeatures"),

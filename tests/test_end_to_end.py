@@ -169,16 +169,16 @@ def test_review_pairs_carry_both_profiles_and_the_report_shows_them(sample_run):
 
 
 def test_counts_taken_on_both_sides_of_each_handover_are_compared():
-    from pipeline.run import integrity_problems
+    from pipeline.run import handover_problems
 
     agreed = {"valid": 10, "features": 10, "block_entries_sent": 42, "block_entries_grouped": 42,
               "component_members": 6, "members_resolved": 6}
-    assert integrity_problems(agreed) == []
-    assert integrity_problems({"valid": 10}) == []   # counts a run did not take are not checked
-    assert integrity_problems(dict(agreed, parsed=12, duplicates=2)) == []
-    assert integrity_problems(dict(agreed, parsed=12, duplicates=1))[0].startswith(
+    assert handover_problems(agreed) == []
+    assert handover_problems({"valid": 10}) == []   # counts a run did not take are not checked
+    assert handover_problems(dict(agreed, parsed=12, duplicates=2)) == []
+    assert handover_problems(dict(agreed, parsed=12, duplicates=1))[0].startswith(
         "records that parsed: 12 before, 11 after; records were lost in the shuffle by ProfileId")
-    lost = integrity_problems(dict(agreed, block_entries_grouped=40, members_resolved=7))
+    lost = handover_problems(dict(agreed, block_entries_grouped=40, members_resolved=7))
     assert len(lost) == 2
     assert lost[0].startswith("blocking entries: 42 before, 40 after")
     assert lost[1].startswith("members of linked groups: 6 before, 7 after")
@@ -190,7 +190,7 @@ def test_a_run_whose_counts_disagree_fails_and_says_the_plan_is_incomplete(tmp_p
     import pipeline.run as run_module
 
     profiles, _ = _generate(tmp_path, 60, seed=3)
-    monkeypatch.setattr(run_module, "integrity_problems", lambda counts: [
+    monkeypatch.setattr(run_module, "handover_problems", lambda counts: [
         f"blocking entries: {counts['block_entries_sent']} before, {counts['block_entries_sent'] - 1} after"])
     out = tmp_path / "out"
     code = run_module.main(["--input", str(profiles), "--output", str(out), *RUNNER])
