@@ -1,6 +1,8 @@
 """Tests for transforms/read.py: line parsing and validation, and the ReadProfiles transform."""
 from __future__ import annotations
 
+import gzip
+import io
 import json
 
 import apache_beam as beam
@@ -10,7 +12,15 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests.helpers import collect_to, pid
 from transforms import read as read_module
-from transforms.read import MAX_RECORD_CHARS, ReadProfiles, parse_profile_line, rejection
+from transforms.read import (
+    MAX_RECORD_CHARS,
+    ReadProfiles,
+    byte_ranges,
+    line_offsets,
+    lines_in_range,
+    parse_profile_line,
+    rejection,
+)
 
 ID = pid(0xABC)
 
@@ -157,6 +167,42 @@ def test_rejection_record_is_clipped():
     assert rejection("f", 1, "r", "short")["record"] == "short"
 
 
+# ------------------------------------------------------------------ byte ranges
+
+
+def test_byte_ranges_cover_a_file_in_about_sixteen_contiguous_ranges():
+    ranges = byte_ranges(450_000_000, compressed=False)
+    assert 15 <= len(ranges) <= 17
+    assert ranges[0][0] == 0 and ranges[-1][1] is None
+    assert all(end == nxt for (_, end), (nxt, _) in zip(ranges, ranges[1:]))
+    assert max(end - start for start, end in ranges[:-1]) <= 64 << 20
+
+
+def test_byte_ranges_small_or_compressed_files_are_read_whole():
+    assert byte_ranges(1_000, compressed=False) == [(0, None)]
+    assert byte_ranges(10 ** 9, compressed=True) == [(0, None)]
+    # no range is smaller than the smallest allowed, however many are asked for
+    assert byte_ranges(100, False, per_file=50, smallest=30, largest=1000) == [(0, 30), (30, 60), (60, 90), (90, None)]
+
+
+CONTENT = b"".join([b"first\n", b"\n", b"third line, longer than the others\r\n", b"x\n", b"\n", b"\n",
+                    b"a line exactly at a boundary?\n", b"no newline at the end"])
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 5, 6, 7, 13, 40, 1000])
+def test_consecutive_ranges_yield_every_line_once_in_order(step):
+    lines = []
+    for start in range(0, len(CONTENT), step):
+        end = start + step if start + step < len(CONTENT) else None
+        lines.extend(lines_in_range(io.BytesIO(CONTENT), start, end))
+    assert lines == CONTENT.splitlines(keepends=True)
+
+
+def test_line_offsets_number_lines_across_ranges_of_each_file():
+    offsets = line_offsets([(("b", 0), 4), (("a", 100), 3), (("a", 0), 2), (("a", 50), 0), (("b", 9), 1)])
+    assert offsets == {("a", 0): 0, ("a", 50): 2, ("a", 100): 2, ("b", 0): 0, ("b", 9): 4}
+
+
 # ------------------------------------------------------------------------- Beam
 
 
@@ -170,7 +216,16 @@ def run_read(patterns, out_dir):
             json.loads((out_dir / "rejected.json").read_text()))
 
 
-def test_read_profiles_two_files_duplicates_blank_lines_and_bad_lines(tmp_path):
+@pytest.fixture(params=["whole files", "ranges of 7 bytes"])
+def range_size(request, monkeypatch):
+    """Read each file whole, or in ranges of 7 bytes (most ranges start inside a line, many hold none)."""
+    if request.param != "whole files":
+        monkeypatch.setattr(read_module, "MIN_RANGE_BYTES", 7)
+        monkeypatch.setattr(read_module, "RANGES_PER_FILE", 10_000)
+    return request.param
+
+
+def test_read_profiles_two_files_duplicates_blank_lines_and_bad_lines(tmp_path, range_size):
     a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     p1, p2, p4 = {"ProfileId": pid(1), "FirstName": "Ann"}, {"ProfileId": pid(2), "FirstName": "Bea"}, {"ProfileId": pid(4)}
     a.write_bytes(b"\n".join([
@@ -208,7 +263,7 @@ def test_read_profiles_two_files_duplicates_blank_lines_and_bad_lines(tmp_path):
         assert set(record) == {"file", "line", "reason", "record"}
 
 
-def test_read_profiles_list_of_patterns_and_first_by_file_then_line(tmp_path):
+def test_read_profiles_list_of_patterns_and_first_by_file_then_line(tmp_path, range_size):
     # the "first" copy is decided by (file, line), not by the order of the patterns or of reading
     z, y = tmp_path / "z.jsonl", tmp_path / "y.jsonl"
     z.write_text(json.dumps({"ProfileId": pid(9), "FirstName": "FromZ"}) + "\n")
@@ -246,7 +301,7 @@ def _several_non_empty_lists(flags):
     assert all(flags) and 1 < len(flags) <= 300, flags
 
 
-def test_read_profiles_in_batches_holds_each_profile_once(tmp_path):
+def test_read_profiles_in_batches_holds_each_profile_once(tmp_path, range_size):
     path = tmp_path / "many.jsonl"
     rows = [{"ProfileId": pid(n), "FirstName": f"N{n}"} for n in range(1, 301)]
     path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows + [rows[5]]) + b"\nnull\n")
@@ -273,3 +328,14 @@ def test_read_profiles_cuts_a_large_bucket_into_batches_of_at_most_max_batch(tmp
         read = p | ReadProfiles([str(path)], batches=True)
         assert_that(read["profiles"] | beam.Map(len), _at_most_three, label="Sizes")
         assert_that(read["profiles"] | beam.FlatMap(lambda batch: batch), equal_to(rows), label="Profiles")
+
+
+def test_read_profiles_reads_a_compressed_file_whole_with_line_numbers(tmp_path, monkeypatch):
+    monkeypatch.setattr(read_module, "MIN_RANGE_BYTES", 7)   # would cut an uncompressed file of this size
+    path = tmp_path / "export.jsonl.gz"
+    rows = [{"ProfileId": pid(n), "FirstName": f"N{n}"} for n in range(1, 40)]
+    path.write_bytes(gzip.compress(b"\n".join(orjson.dumps(r) for r in rows) + b"\n[]\n" + orjson.dumps(rows[0]) + b"\n"))
+    profiles, rejected = run_read([str(path)], tmp_path)
+    assert sorted(profiles, key=lambda p: p["ProfileId"]) == rows
+    assert [(r["line"], r["reason"]) for r in sorted(rejected, key=lambda r: r["line"])] == [
+        (40, "not a JSON object (a list)"), (41, f"duplicate ProfileId {pid(1)} (first seen at {path}:1)")]

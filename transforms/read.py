@@ -17,6 +17,8 @@ from typing import Any, Iterator
 import apache_beam as beam
 import orjson
 from apache_beam.io import fileio
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.buckets import ToBucketsFn, group_bucket
@@ -104,21 +106,114 @@ def rejection(source: str, line: int, reason: str, text: str) -> dict:
     return {"file": source, "line": line, "reason": reason, "record": clipped}
 
 
-class _ReadLinesFn(beam.DoFn):
-    """A matched file -> (path, line number, text, decode error or None) for each line, 1-based."""
+# A file is read in byte ranges spread over the workers, not by one worker alone: about
+# RANGES_PER_FILE ranges, none smaller than MIN_RANGE_BYTES or larger than MAX_RANGE_BYTES. A
+# compressed file cannot be entered in the middle and is read whole by one worker.
+RANGES_PER_FILE = 16
+MIN_RANGE_BYTES = 1 << 20
+MAX_RANGE_BYTES = 64 << 20
+# The tagged output of the range reader: ``((path, range start), lines in the range)``.
+LINE_COUNTS = "line_counts"
 
-    def __init__(self):
+
+def byte_ranges(size: int, compressed: bool, per_file: int = RANGES_PER_FILE, smallest: int = MIN_RANGE_BYTES,
+                largest: int = MAX_RANGE_BYTES) -> list[tuple[int, int | None]]:
+    """``(start, end)`` ranges that cover a file of ``size`` bytes; the last ends at None (the end
+    of the file, however long it has become)."""
+    if compressed or size <= smallest:
+        return [(0, None)]
+    step = min(largest, max(smallest, -(-size // per_file)))
+    starts = list(range(0, size, step))
+    return [(start, start + step) for start in starts[:-1]] + [(starts[-1], None)]
+
+
+def lines_in_range(handle, start: int, end: int | None) -> Iterator[bytes]:
+    """The lines of a binary file whose first byte lies in ``[start, end)`` (``end`` None: up to the
+    end of the file). A line that starts before ``start`` belongs to the range before, so
+    consecutive ranges yield every line exactly once."""
+    if start:
+        handle.seek(start - 1)
+        handle.readline()   # the end of the line that began before start (or only its newline)
+    while end is None or handle.tell() < end:
+        raw = handle.readline()
+        if not raw:
+            return
+        yield raw
+
+
+class _SplitFilesFn(beam.DoFn):
+    """A matched file's metadata -> ``(path, start, end)`` byte ranges that cover it."""
+
+    def __init__(self, per_file: int, smallest: int, largest: int):
+        self._sizes = (per_file, smallest, largest)
         self._files = Metrics.counter("read", "files_read")
 
-    def process(self, readable):
-        path = readable.metadata.path
+    def process(self, metadata):
+        path = metadata.path
+        if path.endswith("/"):   # a directory matched by a pattern is not a file to read
+            return
         self._files.inc()
-        with readable.open() as handle:
-            for number, raw in enumerate(handle, start=1):
+        compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
+        for start, end in byte_ranges(metadata.size_in_bytes, compressed, *self._sizes):
+            yield path, start, end
+
+
+class _ReadRangeFn(beam.DoFn):
+    """A byte range ``(path, start, end)`` -> ``(path, (start, n), text, decode error or None)`` for
+    its n-th line (1-based); and, tagged ``LINE_COUNTS``, how many lines the range held, from which
+    the lines are numbered in their file (``_NumberLinesFn``)."""
+
+    def process(self, byte_range):
+        path, start, end = byte_range
+        # a whole file may be compressed (read by its extension); a range of one is not
+        compression = CompressionTypes.AUTO if (start, end) == (0, None) else CompressionTypes.UNCOMPRESSED
+        count = 0
+        with FileSystems.open(path, compression_type=compression) as handle:
+            for count, raw in enumerate(lines_in_range(handle, start, end), start=1):
                 try:
-                    yield path, number, raw.decode("utf-8"), None
+                    yield path, (start, count), raw.decode("utf-8"), None
                 except UnicodeDecodeError as error:
-                    yield path, number, raw.decode("utf-8", errors="replace"), f"not valid UTF-8: {error}"
+                    yield path, (start, count), raw.decode("utf-8", errors="replace"), f"not valid UTF-8: {error}"
+        yield beam.pvalue.TaggedOutput(LINE_COUNTS, ((path, start), count))
+
+
+def line_offsets(counts) -> dict[tuple[str, int], int]:
+    """``{(path, range start): lines of that file before the range}`` from ``((path, start), lines)`` counts."""
+    by_path: dict[str, list[tuple[int, int]]] = {}
+    for (path, start), lines in counts:
+        by_path.setdefault(path, []).append((start, lines))
+    offsets = {}
+    for path, ranges in by_path.items():
+        before = 0
+        for start, lines in sorted(ranges):
+            offsets[(path, start)] = before
+            before += lines
+    return offsets
+
+
+def number_line(offsets: dict, path: str, where: tuple[int, int]) -> int:
+    """The 1-based line number in its file of the ``where = (range start, n)`` line of ``path``."""
+    start, n = where
+    return offsets[(path, start)] + n
+
+
+class _NumberLinesFn(beam.DoFn):
+    """A rejection located by ``(range start, n)`` -> the same with its line number in the file
+    (and, for a repeated ProfileId, where the first copy is)."""
+
+    def __init__(self):
+        self._counts_id = None
+        self._offsets: dict = {}
+
+    def process(self, pending, counts):
+        if self._counts_id != id(counts):   # one table per side input, not per record
+            self._offsets, self._counts_id = line_offsets(counts), id(counts)
+        record = dict(pending)
+        record["line"] = number_line(self._offsets, record["file"], record["line"])
+        first = record.pop("first", None)
+        if first is not None:
+            record["reason"] += f" (first seen at {first[0]}:{number_line(self._offsets, *first)})"
+        yield record
 
 
 @beam.typehints.with_output_types(typing.Tuple[str, typing.Any])
@@ -128,28 +223,31 @@ class _ParseFn(beam.DoFn):
         self._bad = Metrics.counter("read", "records_rejected")
 
     def process(self, element):
-        path, number, text, decode_error = element
+        path, where, text, decode_error = element
         if text.strip():  # blank lines (e.g. a trailing newline) are not records
             self._read.inc()
             profile, reason = (None, decode_error) if decode_error else parse_profile_line(text)
             if profile is None:
                 self._bad.inc()
-                yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, number, reason, text))
+                yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, where, reason, text))
             else:
                 # The line travels as text (cheaper to shuffle than the dict) and is read again
-                # once its id is known to be the first.
-                yield profile["ProfileId"], (path, number, text)
+                # once its id is known to be the first. ``where`` places it in its file.
+                yield profile["ProfileId"], (path, where, text)
 
 
 def keep_first(profile_id: str, records: list) -> tuple[tuple, list[tuple]]:
-    """Of the ``(path, line, text)`` records of one ProfileId, the first by (file, line) and the others."""
+    """Of the ``(path, where, text)`` records of one ProfileId, the first by (file, place in the file)
+    and the others (``where`` is a line number, or anything that sorts in file order)."""
     ordered = sorted(records, key=lambda record: (record[0], record[1]))
     return ordered[0], ordered[1:]
 
 
 def _duplicate(profile_id: str, first: tuple, duplicate: tuple) -> dict:
-    path, number, text = duplicate
-    return rejection(path, number, f"duplicate ProfileId {profile_id} (first seen at {first[0]}:{first[1]})", text)
+    """A rejection of a repeated ProfileId, located by ``(range start, n)`` until ``_NumberLinesFn``
+    gives it (and ``first``, the first copy's place) line numbers."""
+    path, where, text = duplicate
+    return dict(rejection(path, where, f"duplicate ProfileId {profile_id}", text), first=(first[0], first[1]))
 
 
 # Profiles per batch at most: a bucket of a large input is cut into several (a batch is one
@@ -196,14 +294,19 @@ class ReadProfiles(beam.PTransform):
         self._batches = batches
 
     def expand(self, pbegin):
-        lines = (
+        ranges = (
             pbegin
             | "Patterns" >> beam.Create(self._patterns)
             | "MatchFiles" >> fileio.MatchAll()
-            | "OpenFiles" >> fileio.ReadMatches()
-            | "ReadLines" >> beam.ParDo(_ReadLinesFn())
+            | "SplitFiles" >> beam.ParDo(_SplitFilesFn(RANGES_PER_FILE, MIN_RANGE_BYTES, MAX_RANGE_BYTES))
+            # a plain shuffle spreads the ranges over the workers (the runner would otherwise read
+            # them all where the one file name was matched)
+            | "KeyRanges" >> beam.Map(lambda byte_range: (f"{byte_range[0]}@{byte_range[1]}", byte_range))
+            | "SpreadRanges" >> beam.GroupByKey()
+            | "EachRange" >> beam.FlatMap(lambda kv: kv[1])
         )
-        parsed = lines | "Parse" >> beam.ParDo(_ParseFn()).with_outputs(REJECTED, main="valid")
+        read = ranges | "ReadRanges" >> beam.ParDo(_ReadRangeFn()).with_outputs(LINE_COUNTS, main="lines")
+        parsed = read.lines | "Parse" >> beam.ParDo(_ParseFn()).with_outputs(REJECTED, main="valid")
         unique = (
             parsed.valid
             | "BucketById" >> beam.ParDo(ToBucketsFn(_as_entry))
@@ -211,7 +314,12 @@ class ReadProfiles(beam.PTransform):
             | "KeepFirstOfEachId" >> beam.ParDo(_KeepFirstInBucketFn()).with_outputs(REJECTED, main="profiles")
         )
         profiles = unique.profiles if self._batches else unique.profiles | "EachProfile" >> beam.FlatMap(list)
-        rejected = (parsed[REJECTED], unique[REJECTED]) | "AllRejected" >> beam.Flatten()
+        # rejections are located within their byte range until every range's lines are counted
+        rejected = (
+            (parsed[REJECTED], unique[REJECTED])
+            | "AllRejected" >> beam.Flatten()
+            | "NumberLines" >> beam.ParDo(_NumberLinesFn(), counts=beam.pvalue.AsList(read[LINE_COUNTS]))
+        )
         # the records on either side of the shuffle by ProfileId, for the job's hand-over check
         return {"profiles": profiles, "rejected": rejected, "parsed": parsed.valid, "duplicates": unique[REJECTED]}
 
