@@ -160,6 +160,53 @@ def test_empty_line():
     assert parse_profile_line("   \n") == (None, "empty line")
 
 
+def _random_value(shape, rng, depth=0):
+    """A value for ``shape``: usually of the right kind, sometimes not (a wrong type, a value outside
+    an enum, a string just over its limit, null)."""
+    roll = rng.random()
+    if roll < 0.06:
+        return rng.choice([5, 1.5, True, None, "text", [], {}, [1], {"k": 1}])
+    kind = shape.type_name
+    if kind == "string":
+        if shape.enum:
+            return rng.choice(list(shape.enum) + ["NOT_AN_ENUM"]) if roll < 0.2 else rng.choice(list(shape.enum))
+        limit = shape.metadata.get("max")
+        if limit and roll < 0.1:
+            return "x" * (limit + rng.choice([0, 1]))
+        return rng.choice(["", "ann", "José", "+44 20 7946 0958", "x" * 40])
+    if kind == "structure":
+        names = list(shape.members)
+        chosen = rng.sample(names, k=rng.randint(0, min(len(names), 6 if depth == 0 else 3)))
+        value = {name: _random_value(shape.members[name], rng, depth + 1) for name in chosen}
+        if rng.random() < 0.1:
+            value["UnknownField"] = 5    # not a member: never checked
+        return value
+    if kind == "map":
+        # JSON keys are always strings; some are longer than the key shape allows
+        long_key = "k" * ((shape.key.metadata.get("max") or 10) + 1)
+        return {(long_key if rng.random() < 0.1 else f"k{i}"): _random_value(shape.value, rng, depth + 1)
+                for i in range(rng.randint(0, 3))}
+    if kind == "list":
+        return [_random_value(shape.member, rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    return None
+
+
+def test_quick_shape_check_agrees_with_the_full_walk_on_random_profiles():
+    import random
+
+    rng = random.Random(11)
+    shape, check = read_module.profile_shape(), read_module.profile_check()
+    verdicts = {True: 0, False: 0}
+    for _ in range(3000):
+        value = _random_value(shape, rng)
+        if not isinstance(value, dict):
+            continue
+        full = not list(read_module._shape_errors(value, shape, ""))
+        assert check(value) is full, value
+        verdicts[full] += 1
+    assert min(verdicts.values()) > 300, verdicts   # both answers were put to the test
+
+
 def test_rejection_record_is_clipped():
     record = rejection("f.jsonl", 3, "why", "x" * (MAX_RECORD_CHARS + 10))
     assert record["file"] == "f.jsonl" and record["line"] == 3 and record["reason"] == "why"
