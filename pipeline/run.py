@@ -27,7 +27,7 @@ from pipeline.options import ProfileDedupOptions
 from transforms.block import BlockPairs, BlockSizes
 from transforms.buckets import CoGroupInBuckets
 from transforms.choose import Policy
-from transforms.cluster import ConnectedComponents, ResolveClusters
+from transforms.cluster import ConnectedComponents, ResolveClusters, StarComponents
 from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
 from transforms.model import default_model, term_frequency_fields, validate_model
@@ -213,7 +213,8 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     edges = scored | "MatchEdges" >> MatchEdges(threshold)
     review_pairs = scored | "ReviewPairs" >> ReviewPairs(model_view, threshold, review_threshold)
 
-    assignment = edges | "ConnectedComponents" >> ConnectedComponents()
+    assignment = edges | "ConnectedComponents" >> (
+        StarComponents(options.component_rounds) if options.components == "star" else ConnectedComponents())
     review_ends = review_pairs | "ReviewPairEnds" >> beam.FlatMap(
         lambda r: [(r["a"], (r["a"], r["b"])), (r["b"], (r["a"], r["b"]))])
     resolve_keep = keep | {"invalid"}   # choosing fields reads which values normalising could not

@@ -1,4 +1,5 @@
-"""Tests for transforms/cluster.py: union-find, the components CombineFn on 2 workers, resolution."""
+"""Tests for transforms/cluster.py: union-find, the components CombineFn on 2 workers, star
+contraction against it, resolution."""
 from __future__ import annotations
 
 import json
@@ -17,8 +18,12 @@ from transforms.cluster import (
     ConnectedComponents,
     ConnectedComponentsFn,
     ResolveClusters,
+    StarComponents,
     UnionFind,
+    large_star,
     resolve_component,
+    small_star,
+    star_label,
     union_find_components,
 )
 from transforms.compare import Scorer, comparison_vectors
@@ -114,6 +119,72 @@ def test_connected_components_on_two_worker_processes():
                 result.metrics().query(MetricsFilter().with_namespace("test"))["counters"]}
     # partial results from several bundles/workers were merged, not one accumulator fed every edge
     assert counters.get("accumulators_merged", 0) >= 2
+
+
+# ------------------------------------------------------------------ star contraction
+
+
+def test_large_and_small_star_steps():
+    assert sorted(large_star(5, {2, 7, 9})) == [(7, 2), (9, 2)]
+    assert large_star(5, {1, 3}) == []                       # no larger neighbour
+    assert sorted(small_star(5, {2, 3, 7})) == [(3, 2), (5, 2)]
+    assert small_star(5, {7, 9}) == []                       # no smaller neighbour
+
+
+def test_star_label_says_when_a_node_has_settled():
+    assert star_label(1, {4, 6}) == (1, 1, True)    # a centre
+    assert star_label(4, {1}) == (4, 1, True)       # a leaf of it
+    assert star_label(4, {1, 9}) == (4, 1, False)   # still linked to another
+    assert star_label(4, {2}) == (4, 2, True)       # locally settled; its neighbour decides
+
+
+def _simulate(edges, rounds):
+    """The rounds without Beam, to check the steps keep every component."""
+    from collections import defaultdict
+
+    for _ in range(rounds):
+        for step in (large_star, small_star):
+            adj = defaultdict(set)
+            for a, b in edges:
+                adj[a].add(b)
+                adj[b].add(a)
+            edges = {tuple(e) for u, nb in adj.items() for e in step(u, nb)}
+    return edges
+
+
+def _graphs():
+    rng = random.Random(5)
+    ids = [pid(i) for i in range(1, 601)]
+    shuffled = ids[:]
+    rng.shuffle(shuffled)
+    path = [(shuffled[i], shuffled[i + 1]) for i in range(199)]                         # 200 in a line
+    sorted_path = [(ids[200 + i], ids[201 + i]) for i in range(99)]                    # the worst order
+    tree = [(shuffled[300 + i], shuffled[300 + rng.randrange(i)]) for i in range(1, 150)]
+    clique = [(a, b) for k, a in enumerate(ids[450:460]) for b in ids[451 + k:460]]
+    pairs = [(ids[460 + 2 * i], ids[461 + 2 * i]) for i in range(40)] + [(ids[461], ids[460])]  # repeated
+    return path + sorted_path + tree + clique + pairs
+
+
+def test_star_rounds_keep_the_components():
+    edges = _graphs()
+    assert union_find_components(_simulate(set(edges), 2)) == union_find_components(edges)
+
+
+@pytest.mark.parametrize("rounds", [12, 2])
+def test_star_components_match_the_union_find_on_two_worker_processes(rounds):
+    # 12 rounds settle every graph here; 2 leave the long paths unsettled, and the union-find finishes
+    edges = _graphs()
+    expected = sorted((m, group[0]) for group in union_find_components(edges) for m in group)
+    options = PipelineOptions(["--runner=FnApiRunner", "--direct_running_mode=multi_processing",
+                               "--direct_num_workers=2"])
+    p = beam.Pipeline(options=options)
+    assignment = p | beam.Create(edges, reshuffle=True) | beam.Reshuffle() | StarComponents(rounds)
+    assert_that(assignment, equal_to(expected))
+    result = p.run()
+    result.wait_until_finish()
+    unsettled = sum(c.committed for c in result.metrics().query(
+        MetricsFilter().with_namespace("components").with_name("unsettled_nodes"))["counters"])
+    assert (unsettled > 0) == (rounds == 2), unsettled
 
 
 # ------------------------------------------------------------------ resolution

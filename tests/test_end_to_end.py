@@ -199,3 +199,18 @@ def test_a_run_whose_counts_disagree_fails_and_says_the_plan_is_incomplete(tmp_p
     assert "lost data between steps, so this plan is incomplete" in message and "blocking entries" in message
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts_add_up"] is False and len(summary["handover_problems"]) == 1
+
+
+def test_star_components_give_the_same_plan_as_the_union_find(sample_run, tmp_path):
+    # the same plan whether every group settles in the rounds or some are finished by the union-find
+    profiles, _, out, _ = sample_run
+    for rounds in ("1", "16"):
+        star_out = tmp_path / f"star{rounds}"
+        result = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(star_out),
+                                 "--domain_name", "e2e-test", "--components", "star", "--component_rounds", rounds,
+                                 *RUNNER], capture_output=True, text=True, cwd=ROOT)
+        assert result.returncode == 0, result.stderr[-3000:]
+        for name in ("merge_plan.jsonl", "clusters.jsonl", "review.jsonl"):
+            assert sorted((star_out / name).read_text().splitlines()) == sorted((out / name).read_text().splitlines()), name
+        if rounds == "16":
+            assert "components.unsettled_nodes" not in result.stderr
