@@ -170,6 +170,11 @@ def test_star_rounds_keep_the_components():
     assert union_find_components(_simulate(set(edges), 2)) == union_find_components(edges)
 
 
+def test_star_components_of_no_edges_are_none():
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        assert_that(p | beam.Create([]) | StarComponents(2), equal_to([]))
+
+
 @pytest.mark.parametrize("rounds", [12, 2])
 def test_star_components_match_the_union_find_on_two_worker_processes(rounds):
     # 12 rounds settle every graph here; 2 leave the long paths unsettled, and the union-find finishes

@@ -151,14 +151,14 @@ def _star_step(step, element) -> list[tuple]:
 
 class StarComponents(beam.PTransform):
     """Match edges ``(a, b)`` between two different profiles -> ``(profile id, component id)``, as
-    ``ConnectedComponents`` gives them,
-    in ``rounds`` rounds of large-star / small-star contraction (two shuffles each) unrolled in the
-    graph, so that no worker holds more than one profile's links.
+    ``ConnectedComponents`` gives them, in ``rounds`` rounds of large-star / small-star contraction
+    (two shuffles each) unrolled in the graph, so that no worker holds more than one profile's links.
 
     A path of n profiles needs about 1.5 log2(n) rounds in the worst order (17 for 100,000; a random
-    order needs fewer). If any component has not settled after ``rounds``, its labels are not used:
-    the contracted edges go through the union-find instead (counted as ``components.unsettled_nodes``),
-    so the answer is always right and only its memory depends on the rounds.
+    order needs fewer). If any node has not settled after ``rounds`` (counted as
+    ``components.unsettled_nodes``), no label is used: the contracted edges, which have the same
+    components, go through the union-find instead. The answer is always the same; only where the
+    memory goes depends on the rounds.
     """
 
     def __init__(self, rounds: int = 16):
