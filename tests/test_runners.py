@@ -258,6 +258,7 @@ def test_direct_runner_multi_processing(work, profiles, reference):
     assert "Downloading prism" not in result.stderr, "the DirectRunner tried to download Prism"
     assert "Falling back to DirectRunner" in result.stderr, result.stderr[-3000:]
     assert "'direct_running_mode': 'multi_processing'" in result.stderr
+    assert "multi_processing mode has lost data between steps in some runs" in result.stderr
     assert_same_plan("DirectRunner", out, reference)
 
 
