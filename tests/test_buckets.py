@@ -10,8 +10,25 @@ from collections import Counter
 import apache_beam as beam
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.buckets import BucketBuffer, CoGroupInBuckets, CountInBuckets, bucket_of, count_bucket, group_bucket
+from transforms.buckets import (
+    BucketBuffer,
+    CoGroupInBuckets,
+    CountInBuckets,
+    FromSideInput,
+    bucket_of,
+    count_bucket,
+    group_bucket,
+)
 from transforms.packing import pack_compressed
+
+
+def test_from_side_input_works_out_once_per_side_input_object():
+    calls = []
+    table = FromSideInput(lambda side: calls.append(len(side)) or {k: v for k, v in side})
+    first, second = [("a", 1)], [("a", 1), ("b", 2)]
+    assert table(first) == {"a": 1} and table(first) == {"a": 1}
+    assert table(second) == {"a": 1, "b": 2}
+    assert calls == [1, 2]
 
 
 def test_bucket_of_is_stable_across_processes():

@@ -39,8 +39,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
-from transforms.buckets import (DEFAULT_BUCKETS, BucketBuffer, CountInBuckets, group_bucket, in_global_window,
-                               key_hash)
+from transforms.buckets import (DEFAULT_BUCKETS, BucketBuffer, CountInBuckets, FromSideInput, group_bucket,
+                               in_global_window, key_hash)
 from transforms.packing import pack, records, unpack
 
 KEY_SEPARATOR = "\x1f"
@@ -221,8 +221,7 @@ class _AttachKeysFn(beam.DoFn):
         self._fields = packed_fields(keep_fields)
         self._buckets = buckets
         self._members: BucketBuffer | None = None
-        self._shared_id = None
-        self._shared = np.zeros(0, dtype=np.uint32)
+        self._filter = FromSideInput(shared_key_filter)
         self._skipped = Metrics.counter("block", "keys_without_pairs")
 
     def start_bundle(self):
@@ -230,12 +229,11 @@ class _AttachKeysFn(beam.DoFn):
         self._sent = 0
 
     def process(self, element, shared_hashes):
-        if self._shared_id != id(shared_hashes):
-            self._shared, self._shared_id = shared_key_filter(shared_hashes), id(shared_hashes)
+        shared = self._filter(shared_hashes)
         skipped = 0
         batch = records(element)
         key_lists = [block_keys(features, self._rules) for features in batch]
-        for features, keys, pairing in zip(batch, key_lists, pairing_keys_of_many(key_lists, self._shared)):
+        for features, keys, pairing in zip(batch, key_lists, pairing_keys_of_many(key_lists, shared)):
             skipped += len(keys) - len(pairing)
             if not pairing:
                 continue
@@ -336,6 +334,12 @@ class BlockSizes(beam.PTransform):
         return {"capped": sized.capped, "large": sized[_LargeBlocksFn.LARGE], "shared": sized[_LargeBlocksFn.SHARED]}
 
 
+def _capped_and_windowed(rules: list[dict], max_block_size: int, large: dict) -> tuple[frozenset, frozenset]:
+    """Capped and windowed keys from the ``(key, size)`` side input of large blocks."""
+    capped = frozenset(k for k, size in large.items() if size > block_limit(rules, k, max_block_size))
+    return capped, frozenset(large) - capped
+
+
 class _PairsInBlockFn(beam.DoFn):
     """A bucket of blocks -> batches of owned pairs (capped blocks make none), and the number
     of entries the bucket held (``ENTRIES``).
@@ -350,8 +354,7 @@ class _PairsInBlockFn(beam.DoFn):
         self._batch_size = batch_size
         self._fields = fields
         self._names = [rule["name"] for rule in rules]
-        self._large_id = None
-        self._sets: tuple = (frozenset(), frozenset())
+        self._split = FromSideInput(functools.partial(_capped_and_windowed, rules, max_block_size))
         self._buffer: list = []
         self._pairs = Metrics.counter("block", "candidate_pairs")
         self._usec = Metrics.counter("block", "busy_usec")
@@ -359,13 +362,6 @@ class _PairsInBlockFn(beam.DoFn):
     def start_bundle(self):
         self._buffer = []
 
-    def _split(self, large: dict) -> tuple[frozenset, frozenset]:
-        """Capped and windowed keys from the ``(key, size)`` side input (worked out once per input)."""
-        if self._large_id != id(large):
-            capped = frozenset(k for k, size in large.items() if size > block_limit(self._rules, k, self._max))
-            self._sets = (capped, frozenset(large) - capped)
-            self._large_id = id(large)
-        return self._sets
 
     def process(self, element, large_blocks):
         _, batches = element

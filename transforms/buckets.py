@@ -82,6 +82,25 @@ def in_global_window(value) -> WindowedValue:
     return WindowedValue(value, GlobalWindow().max_timestamp(), (GlobalWindow(),))
 
 
+class FromSideInput:
+    """What a DoFn works out from a side input (a dict, a sorted array...), worked out once per side
+    input object the runner hands it, not once per element: ``derived = self._table(side_input)``.
+
+    The side input is known by its ``id``, not kept: keeping it would hold a second copy alive
+    between bundles. Within one run a side input's content never changes, so an id reused by a
+    later copy stands for the same content."""
+
+    def __init__(self, derive):
+        self._derive = derive
+        self._source_id = None
+        self._value = None
+
+    def __call__(self, side_input):
+        if self._source_id != id(side_input):
+            self._value, self._source_id = self._derive(side_input), id(side_input)
+        return self._value
+
+
 def group_bucket(batches: Iterable[bytes]) -> dict:
     """The packed batches of one bucket -> ``{key: [values]}``, values in arrival order."""
     groups: dict = {}

@@ -144,7 +144,13 @@ def _both_ways(edge) -> list[tuple]:
     return [(a, b), (b, a)] if a != b else []
 
 
-def _star_step(step, element) -> list[tuple]:
+def _neighbourhoods(edges, name: str):
+    """``(node, its neighbours)`` for every node of the ``edges``, grouped in a shuffle named ``name``."""
+    return edges | f"{name}Links" >> beam.FlatMap(_both_ways) | f"{name}Group" >> beam.GroupByKey()
+
+
+def _at_node(step, element):
+    """``step(node, neighbours)`` of one grouped node."""
     node, neighbours = element
     return step(node, set(neighbours))
 
@@ -171,18 +177,9 @@ class StarComponents(beam.PTransform):
         current = edges
         for r in range(1, self._rounds + 1):
             for name, step in (("LargeStar", large_star), ("SmallStar", small_star)):
-                current = (
-                    current
-                    | f"{name}{r}Links" >> beam.FlatMap(_both_ways)
-                    | f"{name}{r}Group" >> beam.GroupByKey()
-                    | f"{name}{r}" >> beam.FlatMap(functools.partial(_star_step, step))
-                )
-        labels = (
-            current
-            | "LabelLinks" >> beam.FlatMap(_both_ways)
-            | "LabelGroup" >> beam.GroupByKey()
-            | "Label" >> beam.Map(lambda element: star_label(element[0], set(element[1])))
-        )
+                current = _neighbourhoods(current, f"{name}{r}") | f"{name}{r}" >> beam.FlatMap(
+                    functools.partial(_at_node, step))
+        labels = _neighbourhoods(current, "Label") | "Label" >> beam.Map(functools.partial(_at_node, star_label))
         unsettled = (
             labels
             | "Unsettled" >> beam.Map(_unsettled)

@@ -23,7 +23,7 @@ import pycountry
 from anyascii import anyascii
 from apache_beam.metrics import Metrics
 
-from transforms.buckets import CountInBuckets
+from transforms.buckets import CountInBuckets, FromSideInput
 from transforms.packing import count_records, like, records
 
 PHONE_FIELDS = ("PhoneNumber", "MobilePhoneNumber", "HomePhoneNumber", "BusinessPhoneNumber")
@@ -514,16 +514,19 @@ def _minimum_of(minimum: dict[str, int], key: str) -> int:
     return minimum[key.split(_VALUE_SEPARATOR, 1)[0]]
 
 
+def _counts_table(counts) -> dict:
+    """The side input of per-bucket ``(key, count)`` lists as one dict."""
+    return {key: n for bucket in counts for key, n in bucket}
+
+
 class _AttachFrequenciesFn(beam.DoFn):
     def __init__(self, fields: list[str]):
         self._fields = fields
-        self._counts_id = None
+        self._table = FromSideInput(_counts_table)
         self._counts: dict = {}
 
     def process(self, element, counts, total):
-        if self._counts_id != id(counts):   # one dict per side input, not per element
-            self._counts = {key: n for bucket in counts for key, n in bucket}
-            self._counts_id = id(counts)
+        self._counts = self._table(counts)
         yield like(element, [self._attach(features, max(total, 1)) for features in records(element)])
 
     def _attach(self, features: dict, total: int) -> dict:

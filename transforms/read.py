@@ -21,7 +21,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
-from transforms.buckets import ToBucketsFn, group_bucket
+from transforms.buckets import FromSideInput, ToBucketsFn, group_bucket
 
 REJECTED = "rejected"
 PROFILE_ID_RE = re.compile(r"^[a-f0-9]{32}$")
@@ -244,17 +244,15 @@ class _NumberLinesFn(beam.DoFn):
     (and, for a repeated ProfileId, where the first copy is)."""
 
     def __init__(self):
-        self._counts_id = None
-        self._offsets: dict = {}
+        self._offsets = FromSideInput(line_offsets)
 
     def process(self, pending, counts):
-        if self._counts_id != id(counts):   # one table per side input, not per record
-            self._offsets, self._counts_id = line_offsets(counts), id(counts)
+        offsets = self._offsets(counts)
         record = dict(pending)
-        record["line"] = number_line(self._offsets, record["file"], record["line"])
+        record["line"] = number_line(offsets, record["file"], record["line"])
         first = record.pop("first", None)
         if first is not None:
-            record["reason"] += f" (first seen at {first[0]}:{number_line(self._offsets, *first)})"
+            record["reason"] += f" (first seen at {first[0]}:{number_line(offsets, *first)})"
         yield record
 
 
@@ -341,8 +339,10 @@ class ReadProfiles(beam.PTransform):
             | "Patterns" >> beam.Create(self._patterns)
             | "MatchFiles" >> fileio.MatchAll()
             | "SplitFiles" >> beam.ParDo(_SplitFilesFn(RANGES_PER_FILE, MIN_RANGE_BYTES, MAX_RANGE_BYTES))
-            # a plain shuffle spreads the ranges over the workers (the runner would otherwise read
-            # them all where the one file name was matched)
+            # a plain GroupByKey spreads the ranges over the workers (the runner would otherwise read
+            # them all where the one file name was matched); not beam.Reshuffle, whose window and
+            # timestamp steps this batch job has no use for, and GroupByKey runs on every runner
+            # the job supports
             | "KeyRanges" >> beam.Map(lambda byte_range: (f"{byte_range[0]}@{byte_range[1]}", byte_range))
             | "SpreadRanges" >> beam.GroupByKey()
             | "EachRange" >> beam.FlatMap(lambda kv: kv[1])
