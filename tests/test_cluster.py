@@ -26,7 +26,7 @@ from transforms.cluster import (
     star_label,
     union_find_components,
 )
-from transforms.compare import Scorer, comparison_vectors
+from transforms.compare import Scorer, compare_batch, comparison_vectors, score_batch
 
 # ------------------------------------------------------------------ union-find
 
@@ -274,6 +274,36 @@ def test_chained_strangers_are_split(guards):
     for group in merged_groups(records):
         assert not {pid(1), pid(3)} <= set(group), f"A and C merged through B: {group}"
     assert_each_profile_once(records, [a, b, c])
+
+
+def test_main_vouches_for_members_whose_names_disagree_only_with_each_other():
+    # Liz and Betty are both nicknames of the main's Elizabeth: Liz and Betty disagree on the first
+    # name (and on their emails) and alone score far below any threshold, but each matches the
+    # main, which agrees with each of them on the first name (one value per profile). The emails
+    # are sets: a main holding both cannot vouch for them, so one disagreement is left, not two.
+    home = {"Address1": "5 Mill Lane", "City": "Birmingham", "PostalCode": "B1 1AA", "Country": "GB"}
+    m = person(1, FirstName="Elizabeth", LastName="Kelly", BirthDate="1980-10-09", EmailAddress="liz.k@example.com",
+               PhoneNumber="+44 20 7946 0018", Gender="FEMALE", Address=home)
+    a = person(2, FirstName="Liz", LastName="Kelly", BirthDate="1980-10-09", EmailAddress="liz.k@example.com",
+               PhoneNumber=None)
+    c = person(3, FirstName="Betty", LastName="Kelly", EmailAddress="bettyk@example.org",
+               PhoneNumber="+44 20 7946 0018", Gender="FEMALE", Address=home)
+    scorer = Scorer(fitted_model())
+
+    def probability(x, y):
+        batch = score_batch(scorer, compare_batch(scorer.model, [(member(x)[1], member(y)[1], ("test",))]))
+        return float(batch["probabilities"][0])
+
+    assert probability(m, a) >= MATCH and probability(m, c) >= MATCH
+    assert probability(a, c) < 0.01
+    assert merged_groups(resolve([m, a, c], scorer)) == [[pid(1), pid(2), pid(3)]]
+    # a main without a first name cannot vouch for theirs: two disagreements, strangers again
+    no_name = dict(m, FirstName=None)
+    del no_name["FirstName"]
+    assert probability(no_name, a) >= MATCH and probability(no_name, c) >= MATCH
+    records = resolve([no_name, a, c], scorer)
+    assert [len(g) for g in merged_groups(records)] == [2]
+    assert_each_profile_once(records, [no_name, a, c])
 
 
 def test_family_behind_a_shared_contact_is_split_when_the_main_has_no_birth_date():

@@ -465,6 +465,43 @@ def test_similar_emails_with_other_digits_are_not_a_typo():
     # two Patricia Thornfields: the same name with other digits is a namesake, not a typo
     assert level("patricia.thornfield50@example.com", "patricia.thornfield50815@example.com") == "else"
     assert level("john.smith1980@example.com", "john.smith1908@example.com") == "else"
+    # the digits are read in order: a letter typed inside a number leaves them the same
+    assert level("e.page13@dyer-williams.com", "e.page1i3@dyer-wiliams.com") == "levenshtein >= 0.88"
+    assert level("e.page13@dyer-williams.com", "e.page1i4@dyer-williams.com") == "else"
+
+
+def test_first_name_one_typo_is_its_own_level_apart_from_a_loose_likeness():
+    model = default_model()
+
+    def level(a, b):
+        return by_label(model, "first_name", features({"ProfileId": pid(1), "FirstName": a}),
+                        features({"ProfileId": pid(2), "FirstName": b}))
+
+    # one typo in a short name scores below Jaro-Winkler 0.92
+    assert distance.JaroWinkler.normalized_similarity("ryan", "rgan") < 0.92
+    assert level("Ryan", "Rgan") == "one typo"
+    assert level("Donna", "Domna") == "one typo"
+    assert level("Marco", "Mwrco") == "one typo"
+    # longer names with one typo keep the near-match level, which comes first
+    assert level("Bartholomew", "Bartholomow") == "jaro-winkler >= 0.92"
+    # two different names of one household: only loosely alike
+    assert level("Mary", "Mandy") == "jaro-winkler >= 0.80"
+    assert level("Kevin", "Mary") == "else"
+
+
+def test_city_with_a_typo():
+    model = default_model()
+
+    def level(a, b):
+        return by_label(model, "location", features({"ProfileId": pid(1), "Address": {"City": a}}),
+                        features({"ProfileId": pid(2), "Address": {"City": b}}))
+
+    assert level("London", "london ") == "city"
+    assert level("London", "Londdon") == "city with a typo"
+    assert level("Newcastle-upon-Tyne", "Newcastle-pon-Tyne") == "city with a typo"
+    assert level("Peterborough", "Peterborouhg") == "city with a typo"
+    assert level("London", "Lincoln") == "else"
+    assert level("Leeds", "Leicester") == "else"
 
 
 def test_generation_guard_lifted_by_the_account_and_swapped_names():
@@ -526,6 +563,26 @@ def test_household_guard_needs_a_missing_first_name_and_nothing_personal():
     elsewhere = features({"ProfileId": pid(3), "LastName": "Hale",
                           "Address": {"City": "York", "PostalCode": "YO1 7HH", "Country": "GB"}})
     assert household not in scorer.guards(comparison_vectors(model, [mary], [elsewhere])[0])
+
+
+def test_household_guard_also_when_first_names_are_only_loosely_alike():
+    # Mary and Mandy Hale at one address, nothing personal in common: two members of a household,
+    # though their first names score Jaro-Winkler >= 0.80. One typo of her own name is not that.
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    mary = mary_hale("mary.hale@example.com")
+
+    def guards_with(first_name):
+        other = features({"ProfileId": pid(2), "FirstName": first_name, "LastName": "Hale", "Address": HALE_HOME,
+                          "EmailAddress": "hale.family@example.com"})
+        return scorer.guards(comparison_vectors(model, [mary], [other])[0])
+
+    household = "a family name and a household"
+    assert household in guards_with("Mandy")
+    assert household not in guards_with("Mray")     # one typo of Mary
+    assert household not in guards_with("Mary")
+    assert household not in guards_with("Kevin")    # unrelated: the different-first-names guard says so
+    assert "different first names" in guards_with("Kevin")
 
 
 def test_household_guard_sees_through_a_shared_household_email():

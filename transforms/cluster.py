@@ -340,8 +340,14 @@ class _PairFacts:
 
     def __init__(self, probability, allowed, hard_ok, guards_of, pattern_of, scorer):
         self.probability = probability
-        else_levels = np.array([len(c["levels"]) - 1 for c in scorer.model["comparisons"]])
-        self.disagree = (pattern_of == else_levels).sum(axis=2) >= 2
+        comparisons = scorer.model["comparisons"]
+        self.else_levels = np.array([len(c["levels"]) - 1 for c in comparisons])
+        self.disagreeing = pattern_of == self.else_levels
+        # A comparison of one value per profile (a name, a birth date) can be vouched for by a
+        # main that agrees with both members on it; one of sets (phones, emails, postcodes)
+        # cannot: a main holding two people's numbers agrees with each of them.
+        self.one_value = np.array([not any(level["kind"] == "overlap" for level in c["levels"])
+                                   for c in comparisons])
         self.allowed = allowed
         self.hard_ok = hard_ok
         self.guards_of = guards_of
@@ -351,10 +357,11 @@ class _PairFacts:
     def compatible(self, i: int, k: int, main: int, member_threshold: float) -> bool:
         """May members i and k (neither the main) be merged into the same main?
 
-        Never with a hard conflict, nor when they disagree on at least two fields
-        and match each other with a probability below ``STRANGERS`` (two people
-        who each look like the main; two sparse or noisy profiles with little to
-        compare stay allowed). A guard between them blocks only when the main
+        Never with a hard conflict, nor when they match each other with a probability
+        below ``STRANGERS`` and disagree on at least two fields the main does not
+        settle (two people who each look like the main; two sparse or noisy profiles
+        with little to compare stay allowed, and so do two typo-ridden copies of the
+        main's names). A guard between them blocks only when the main
         cannot settle it: when the main has no value for a field the guard looks at
         (two birth dates a generation apart under a main without one; the guard's
         ``main_settles`` comparisons). When the main has the field, each of them was
@@ -362,13 +369,24 @@ class _PairFacts:
         """
         if not self.hard_ok[i, k]:
             return False
-        if self.probability[i, k] < STRANGERS and self.disagree[i, k]:
+        if self.probability[i, k] < STRANGERS and self.unsettled_disagreements(i, k, main) >= 2:
             return False  # clearly different people, each merely like the main
         for guard in self.guards_of.get((i, k), ()):
             for column in self.scorer.settling_columns(guard):
                 if self.pattern_of[main, i][column] == 0 or self.pattern_of[main, k][column] == 0:
                     return False
         return True
+
+
+    def unsettled_disagreements(self, i: int, k: int, main: int) -> int:
+        """How many fields members i and k disagree on (their "else" level) that the main does
+        not settle. The main settles a field of one value per profile when it agrees with each
+        of them there (a level other than null and else): "Alfie Kelly" as main vouches for
+        "Alfie eKelly" and "Kelly Alfie" being one person's names, though those two disagree."""
+        to_i, to_k = self.pattern_of[main, i], self.pattern_of[main, k]
+        vouched = (self.one_value & (to_i != 0) & (to_k != 0)
+                   & (to_i != self.else_levels) & (to_k != self.else_levels))
+        return int((self.disagreeing[i, k] & ~vouched).sum())
 
 
 def _group_around(main: int, component: list[int], pairs: _PairFacts, member_threshold: float,

@@ -27,7 +27,7 @@ _SCORERS = {
 }
 
 
-_DIGIT_RUNS = re.compile(r"\d+")
+_NOT_DIGITS = re.compile(r"\D+")
 
 
 def _first(value):
@@ -201,10 +201,11 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         hit = _similar(batch, rows, field, field, condition["scorer"], condition["threshold"])
         if condition.get("same_digits") and hit.any():
             # digits tell namesakes' addresses apart (john.smith1980 / john.smith1994): a value
-            # that is similar but carries other digits is not a typo of the other
+            # that is similar but carries other digits is not a typo of the other. The digits are
+            # read in order, so a letter typed inside a number (page13 / page1i3) is still a typo.
             left, right = batch.firsts(0, field)[rows], batch.firsts(1, field)[rows]
             for position in np.flatnonzero(hit):
-                if _DIGIT_RUNS.findall(left[position]) != _DIGIT_RUNS.findall(right[position]):
+                if _NOT_DIGITS.sub("", left[position]) != _NOT_DIGITS.sub("", right[position]):
                     hit[position] = False
         return hit
     raise ValueError(f"unknown comparison level kind {kind!r}")

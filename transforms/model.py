@@ -42,7 +42,7 @@ JOINT_MIN_PROFILES = 25
 # Each level: label, a condition (kind + arguments) and an initial m for EM.
 # Condition kinds (see transforms.compare): null, exact, overlap, member, similarity,
 # member_typo, cross_exact, cross_similarity, same_letters, date_swap, date_within, all, else.
-# A similarity level with "same_digits" also needs the two values' digits to agree.
+# A similarity level with "same_digits" also needs the two values' digits (in order) to agree.
 DEFAULT_COMPARISONS = [
     {
         "name": "first_name",
@@ -60,6 +60,9 @@ DEFAULT_COMPARISONS = [
                 {"kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.92},
                 {"kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 2},
             ]},
+            # a typo in a short name (Ryan / Rgan) scores below 0.92; apart from the looser band
+            # below, where unrelated names of one household land too (Mary / Mandy)
+            {"label": "one typo", "kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 1, "m": 0.03},
             {"label": "jaro-winkler >= 0.80", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80, "m": 0.05},
             {"label": "nickname with a typo", "kind": "member_typo", "fields": ["first", "first_variants"], "m": 0.02},
             {"label": "same letters reordered", "kind": "all", "m": 0.01, "of": [
@@ -138,6 +141,10 @@ DEFAULT_COMPARISONS = [
                 {"kind": "exact", "field": "city"},
             ]},
             {"label": "city", "kind": "exact", "field": "city", "m": 0.1},
+            {"label": "city with a typo", "kind": "all", "m": 0.03, "of": [
+                {"kind": "similarity", "field": "city", "scorer": "jaro_winkler", "threshold": 0.9},
+                {"kind": "similarity", "field": "city", "scorer": "damerau_levenshtein_distance", "threshold": 2},
+            ]},
             {"label": "else", "kind": "else", "m": 0.15},
         ],
     },
@@ -272,10 +279,11 @@ DEFAULT_GUARDS = [
     },
     {
         "name": "a family name and a household",
-        "description": "One first name is missing, the street address agrees and nothing personal does (no "
+        "description": "One first name is missing or only loosely like the other (Mary / Mandy: not the same, "
+                       "a nickname or one typo), the street address agrees and nothing personal does (no "
                        "birth date within a month, no email, no account number): a last name with an address "
                        "(and perhaps a landline) is what the members of a household share.",
-        "when": {"first_name": ["null"], "location": ["postcode and street", "postcode", "street and city"],
+        "when": {"first_name": ["null", "jaro-winkler >= 0.80"], "location": ["postcode and street", "postcode", "street and city"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
                  "email": ["null", "same household address", "else"], "account_number": ["null", "else"]},
     },
