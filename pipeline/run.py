@@ -18,7 +18,6 @@ import sys
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
 from apache_beam.runners.runner import PipelineState
 
@@ -29,7 +28,6 @@ from transforms.block import BlockPairs, BlockSizes
 from transforms.buckets import CoGroupInBuckets
 from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters, StarComponents
-from transforms.keyfilter import FilterOfKeys
 from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
 from transforms.model import default_model, term_frequency_fields, validate_model
@@ -160,16 +158,6 @@ def _pair_stats(packed):
         yield "rule", rule, n
 
 
-def _wanted(batch, id_field: str, keys, counter=None) -> list[dict]:
-    """The records of a batch whose id the filter of wanted ids might hold (``counter``
-    counts the others)."""
-    batch = records(batch)
-    hits = keys.might_contain([record[id_field] for record in batch])
-    if counter is not None:
-        counter.inc(len(batch) - int(hits.sum()))
-    return [record for record, hit in zip(batch, hits) if hit]
-
-
 def _with_profiles(element):
     """A review pair with its two profiles (a first), in the order of its ids."""
     (a, b), grouped = element
@@ -230,22 +218,12 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     review_ends = review_pairs | "ReviewPairEnds" >> beam.FlatMap(
         lambda r: [(r["a"], (r["a"], r["b"])), (r["b"], (r["a"], r["b"]))])
     resolve_keep = keep | {"invalid"}   # choosing fields reads which values normalising could not
-    # Only profiles linked into a group or in a review pair are needed from here on (about half):
-    # a filter of their ids keeps the others out of the join's shuffle (transforms.keyfilter).
-    not_needed = Metrics.counter("cluster", "profiles_not_joined")
-    wanted = beam.pvalue.AsSingleton(
-        (assignment | "LinkedIds" >> beam.Map(lambda kv: kv[0]),
-         review_ends | "ReviewedIds" >> beam.Map(lambda kv: kv[0]))
-        | "WantedIds" >> beam.Flatten()
-        | "FilterOfWantedIds" >> FilterOfKeys())
     joined = (
-        # Packed once here and unpacked only where used.
-        {"profile": profiles | "KeyWantedProfiles" >> beam.Map(
-            lambda batch, keys: [(pr["ProfileId"], pack(pr)) for pr in _wanted(batch, "ProfileId", keys, not_needed)],
-            wanted),
-         "features": features | "KeyWantedFeatures" >> beam.Map(
-             lambda batch, keys: [(f["id"], pack({k: v for k, v in f.items() if k in resolve_keep}))
-                                  for f in _wanted(batch, "id", keys)], wanted),
+        # Packed once here and unpacked only where used: most profiles are in no component.
+        {"profile": profiles | "KeyProfiles" >> beam.Map(
+            lambda batch: [(pr["ProfileId"], pack(pr)) for pr in records(batch)]),
+         "features": features | "KeyFeatures" >> beam.Map(
+             lambda batch: [(f["id"], pack({k: v for k, v in f.items() if k in resolve_keep})) for f in records(batch)]),
          "component": assignment,
          "review": review_ends}
         | "JoinComponents" >> CoGroupInBuckets()

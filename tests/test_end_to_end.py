@@ -76,10 +76,6 @@ def test_counts_add_up(sample_run):
     assert summary["profiles_merged_away"] == sum(len(r["ProfileIdsToBeMerged"]) for r in plan)
     assert len(_lines(out / "rejected.jsonl")) == summary["records_rejected"]
     assert sum(summary["candidate_pairs_per_rule"].values()) >= summary["candidate_pairs"] > 0
-    # profiles in no group and no review pair stay out of the last join: all but the filter's
-    # few false positives (about 1%) of those left alone
-    not_joined = json.loads((out / "metrics.json").read_text())["cluster.profiles_not_joined"]
-    assert 0.95 * summary["profiles_left_alone"] <= not_joined <= summary["profiles_left_alone"]
 
 
 def test_no_merge_across_profile_types(sample_run):
