@@ -377,12 +377,11 @@ class _PairFacts:
                     return False
         return True
 
-
     def unsettled_disagreements(self, i: int, k: int, main: int) -> int:
         """How many fields members i and k disagree on (their "else" level) that the main does
         not settle. The main settles a field of one value per profile when it agrees with each
-        of them there (a level other than null and else): "Alfie Kelly" as main vouches for
-        "Alfie eKelly" and "Kelly Alfie" being one person's names, though those two disagree."""
+        of them there (a level other than null and else): "Sofia Russell" as main vouches for
+        "foSia Russell" and "Russell Sofia" being one person's names, though those two disagree."""
         to_i, to_k = self.pattern_of[main, i], self.pattern_of[main, k]
         vouched = (self.one_value & (to_i != 0) & (to_k != 0)
                    & (to_i != self.else_levels) & (to_k != self.else_levels))
