@@ -15,7 +15,9 @@ truth are reported and ignored.  If ``--plan`` is not a file, the files
 matching ``<plan>*`` are read (Beam writes sharded ``-00000-of-00004`` files).
 
 Printed: plan sanity counts, pair counts, pairwise precision / recall / F1,
-B-cubed precision / recall / F1, and as the LAST line exactly::
+B-cubed precision / recall / F1 (with ``--why_missed``, also the true pairs the
+plan does not join, counted by why, from the ``review.jsonl`` written beside the
+plan), and as the LAST line exactly::
 
     F1=0.9512 precision=0.9900 recall=0.9153
 
@@ -225,6 +227,67 @@ def read_truth(path: str) -> dict:
 
 
 # --------------------------------------------------------------------------
+# Why true pairs were missed (from the job's review output)
+# --------------------------------------------------------------------------
+
+SPLIT_OFF = "split off from its group: does not match the main well enough, or conflicts with a member"
+HELD = "in a group held for review: larger than --max_cluster_size"
+NOT_LINKED = "not linked: scored below --review_threshold, or never a candidate pair"
+# True clusters larger than this are left out of the per-pair breakdown (their pairs are
+# still in the scores above): enumerating them would cost the square of their size.
+MAX_EXPLAINED_CLUSTER = 1000
+
+
+def read_review(path: str) -> tuple[dict, dict]:
+    """From ``review.jsonl`` (or its shards): ``{(a, b): reason}`` for reviewed pairs (ids
+    sorted; the first reason the job gave) and ``{profile id: reason}`` for profiles split
+    off from a group or in a held group."""
+    pairs: dict = {}
+    profiles: dict = {}
+    for fname in _plan_files(path):
+        with open(fname, "rb") as f:
+            for raw in f:
+                if not raw.strip():
+                    continue
+                record = orjson.loads(raw)
+                kind = record.get("kind")
+                if kind == "pair":
+                    reasons = record.get("reasons") or ["reviewed"]
+                    reason = reasons[0]
+                    if reason.startswith("probability "):
+                        reason = "scored below --match_threshold (in review)"
+                    pairs[tuple(sorted((record["a"], record["b"])))] = reason
+                elif kind == "split_off":
+                    profiles.setdefault(record["profile"], SPLIT_OFF)
+                elif kind == "held_cluster":
+                    for pid in record.get("members", []):
+                        profiles[pid] = HELD
+    return pairs, profiles
+
+
+def missed_pair_reasons(pred: dict, truth: dict, pair_reasons: dict, profile_reasons: dict) -> Counter:
+    """True pairs in different predicted clusters, counted by reason: the pair's own review
+    record first, then either profile being split off or held, else not linked."""
+    members: dict = {}
+    for pid, label in truth.items():
+        members.setdefault(label, []).append(pid)
+    counts: Counter = Counter()
+    for group in members.values():
+        if len(group) > MAX_EXPLAINED_CLUSTER:
+            counts[f"in a true cluster of more than {MAX_EXPLAINED_CLUSTER} profiles (not broken down)"] += \
+                _pairs(len(group))
+            continue
+        group.sort()
+        for i, a in enumerate(group):
+            for b in group[i + 1:]:
+                if a in pred and b in pred and pred[a] == pred[b]:
+                    continue
+                reason = pair_reasons.get((a, b)) or profile_reasons.get(a) or profile_reasons.get(b) or NOT_LINKED
+                counts[reason] += 1
+    return counts
+
+
+# --------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------
 
@@ -233,7 +296,7 @@ def last_line(scores: dict) -> str:
                                                    scores["recall"])
 
 
-def report(pred: dict, truth: dict, plan_stats: Counter | None = None) -> list[str]:
+def report(pred: dict, truth: dict, plan_stats: Counter | None = None, missed: Counter | None = None) -> list[str]:
     lines = []
     if plan_stats is not None:
         unknown = sum(1 for pid in pred if pid not in truth)
@@ -262,6 +325,9 @@ def report(pred: dict, truth: dict, plan_stats: Counter | None = None) -> list[s
                  % (pw["precision"], pw["recall"], pw["f1"]))
     lines.append("B-cubed:  precision=%.4f recall=%.4f F1=%.4f"
                  % (b3["precision"], b3["recall"], b3["f1"]))
+    if missed is not None:
+        lines.append("missed true pairs by reason: %d" % sum(missed.values()))
+        lines.extend("  %7d  %s" % (n, reason) for reason, n in sorted(missed.items(), key=lambda kv: (-kv[1], kv[0])))
     lines.append(last_line(pw))
     return lines
 
@@ -271,10 +337,18 @@ def main(argv=None) -> int:
                                  description="Pairwise and B-cubed scores of a merge plan.")
     ap.add_argument("--plan", required=True, help="merge plan JSONL (MergeProfiles requests)")
     ap.add_argument("--truth", required=True, help="truth CSV: profile_id,cluster_id")
+    ap.add_argument("--why_missed", action="store_true",
+                    help="also count the true pairs the plan does not join by why (reviewed pair and its "
+                         "first reason, split off, held, or not linked), from the job's review output")
+    ap.add_argument("--review", help="the job's review.jsonl (default: review.jsonl beside --plan)")
     args = ap.parse_args(argv)
     truth = read_truth(args.truth)
     pred, stats = read_plan(args.plan)
-    for line in report(pred, truth, stats):
+    missed = None
+    if args.why_missed:
+        review = args.review or os.path.join(os.path.dirname(os.path.abspath(args.plan)), "review.jsonl")
+        missed = missed_pair_reasons(pred, truth, *read_review(review))
+    for line in report(pred, truth, stats, missed):
         print(line)
     return 0
 
