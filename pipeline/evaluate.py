@@ -163,12 +163,12 @@ class _UnionFind:
             self.parent[rb] = ra
 
 
-def _plan_files(path: str) -> list[str]:
+def _jsonl_files(path: str) -> list[str]:
     if os.path.isfile(path):
         return [path]
     files = sorted(f for f in glob.glob(glob.escape(path) + "*") if os.path.isfile(f))
     if not files:
-        raise FileNotFoundError(f"no plan file at {path!r} (nor {path}*)")
+        raise FileNotFoundError(f"no file at {path!r} (nor {path}*)")
     return files
 
 
@@ -178,7 +178,7 @@ def read_plan(path: str) -> tuple[dict, Counter]:
     stats: Counter = Counter()
     merged_away: Counter = Counter()
     mains: set = set()
-    for fname in _plan_files(path):
+    for fname in _jsonl_files(path):
         with open(fname, "rb") as f:
             for lineno, raw in enumerate(f, 1):
                 if not raw.strip():
@@ -233,6 +233,7 @@ def read_truth(path: str) -> dict:
 SPLIT_OFF = "split off from its group: does not match the main well enough, or conflicts with a member"
 HELD = "in a group held for review: larger than --max_cluster_size"
 NOT_LINKED = "not linked: scored below --review_threshold, or never a candidate pair"
+BELOW_MATCH = "scored below --match_threshold (in review)"
 # True clusters larger than this are left out of the per-pair breakdown (their pairs are
 # still in the scores above): enumerating them would cost the square of their size.
 MAX_EXPLAINED_CLUSTER = 1000
@@ -244,7 +245,7 @@ def read_review(path: str) -> tuple[dict, dict]:
     off from a group or in a held group."""
     pairs: dict = {}
     profiles: dict = {}
-    for fname in _plan_files(path):
+    for fname in _jsonl_files(path):
         with open(fname, "rb") as f:
             for raw in f:
                 if not raw.strip():
@@ -254,8 +255,8 @@ def read_review(path: str) -> tuple[dict, dict]:
                 if kind == "pair":
                     reasons = record.get("reasons") or ["reviewed"]
                     reason = reasons[0]
-                    if reason.startswith("probability "):
-                        reason = "scored below --match_threshold (in review)"
+                    if reason.startswith("probability "):   # "probability 0.9 is below --match_threshold 0.95"
+                        reason = BELOW_MATCH
                     pairs[tuple(sorted((record["a"], record["b"])))] = reason
                 elif kind == "split_off":
                     profiles.setdefault(record["profile"], SPLIT_OFF)

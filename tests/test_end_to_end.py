@@ -214,3 +214,20 @@ def test_star_components_give_the_same_plan_as_the_union_find(sample_run, tmp_pa
             assert sorted((star_out / name).read_text().splitlines()) == sorted((out / name).read_text().splitlines()), name
         if rounds == "16":
             assert "components.unsettled_nodes" not in result.stderr
+
+
+def test_why_missed_reads_the_jobs_own_review_output(sample_run):
+    # the breakdown of the real review.jsonl: every missed true pair counted once, and the job's
+    # threshold reason recognised (no raw "probability ..." text left as a reason of its own)
+    _, truth, out, _ = sample_run
+    result = subprocess.run([sys.executable, "-m", "pipeline.evaluate", "--plan", str(out / "merge_plan.jsonl"),
+                             "--truth", str(truth), "--why_missed"], capture_output=True, text=True, cwd=ROOT,
+                            check=True)
+    lines = result.stdout.strip().splitlines()
+    false_negatives = int(next(l for l in lines if l.startswith("pairs: ")).split("false_negative=")[1])
+    start = next(i for i, l in enumerate(lines) if l.startswith("missed true pairs by reason: "))
+    assert int(lines[start].rsplit(" ", 1)[1]) == false_negatives > 0
+    reasons = {line.split(None, 1)[1]: int(line.split(None, 1)[0]) for line in lines[start + 1:-1]}
+    assert sum(reasons.values()) == false_negatives
+    assert "scored below --match_threshold (in review)" in reasons
+    assert not any(reason.startswith("probability") for reason in reasons), reasons

@@ -158,9 +158,11 @@ def test_read_truth_requires_header(tmp_path):
 
 def test_why_missed_counts_each_missed_true_pair_by_its_reason(tmp_path, capsys):
     # true people: X = a b c, Y = d e, Z = f g, W = h i; the plan merges a and b only
-    ids = {name: _hex(ch) for name, ch in zip("abcdefghi", "abcdef012")}
+    # (and V = j k, a pair reviewed only for its score)
+    ids = {name: _hex(ch) for name, ch in zip("abcdefghijk", "abcdef01234")}
     truth = tmp_path / "truth.csv"
-    people = {"a": "X", "b": "X", "c": "X", "d": "Y", "e": "Y", "f": "Z", "g": "Z", "h": "W", "i": "W"}
+    people = {"a": "X", "b": "X", "c": "X", "d": "Y", "e": "Y", "f": "Z", "g": "Z", "h": "W", "i": "W",
+              "j": "V", "k": "V"}
     truth.write_text("profile_id,cluster_id\n" + "".join(f"{ids[k]},{v}\n" for k, v in people.items()))
     out = tmp_path / "out"
     out.mkdir()
@@ -169,6 +171,7 @@ def test_why_missed_counts_each_missed_true_pair_by_its_reason(tmp_path, capsys)
         # d and e: stopped by a guard (its first reason), though also below the threshold
         {"kind": "pair", "a": ids["e"], "b": ids["d"],
          "reasons": ["guard: different first names", "probability 0.9000 is below --match_threshold 0.95"]},
+        {"kind": "pair", "a": ids["j"], "b": ids["k"], "reasons": ["probability 0.9100 is below --match_threshold 0.95"]},
         # a reviewed pair of two different people: not a missed true pair
         {"kind": "pair", "a": ids["a"], "b": ids["h"], "reasons": ["probability 0.6 is below --match_threshold 0.95"]},
         {"kind": "split_off", "profile": ids["c"], "reason": "does not match ..."},
@@ -179,14 +182,14 @@ def test_why_missed_counts_each_missed_true_pair_by_its_reason(tmp_path, capsys)
     missed = evaluate.missed_pair_reasons(pred, evaluate.read_truth(str(truth)),
                                           *evaluate.read_review(str(out / "review.jsonl")))
     assert missed == {evaluate.SPLIT_OFF: 2, "guard: different first names": 1, evaluate.HELD: 1,
-                      evaluate.NOT_LINKED: 1}
+                      evaluate.NOT_LINKED: 1, evaluate.BELOW_MATCH: 1}
     # the CLI finds review.jsonl beside the plan; the breakdown adds up to the false negatives
     # and comes before the last line, which stays the scores
     assert evaluate.main(["--plan", str(out / "merge_plan.jsonl"), "--truth", str(truth), "--why_missed"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert "false_negative=5" in "\n".join(lines)
-    assert "missed true pairs by reason: 5" in lines
-    assert lines[lines.index("missed true pairs by reason: 5") + 1].split() == ["2", *evaluate.SPLIT_OFF.split()]
+    assert "false_negative=6" in "\n".join(lines)
+    assert "missed true pairs by reason: 6" in lines
+    assert lines[lines.index("missed true pairs by reason: 6") + 1].split() == ["2", *evaluate.SPLIT_OFF.split()]
     assert re.fullmatch(r"F1=\d\.\d{4} precision=\d\.\d{4} recall=\d\.\d{4}", lines[-1])
     # without the flag nothing about reasons is printed
     evaluate.main(["--plan", str(out / "merge_plan.jsonl"), "--truth", str(truth)])

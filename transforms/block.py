@@ -350,7 +350,6 @@ class _PairsInBlockFn(beam.DoFn):
 
     def __init__(self, rules, max_block_size, batch_size, fields):
         self._rules = rules
-        self._max = max_block_size
         self._batch_size = batch_size
         self._fields = fields
         self._names = [rule["name"] for rule in rules]
@@ -361,7 +360,6 @@ class _PairsInBlockFn(beam.DoFn):
 
     def start_bundle(self):
         self._buffer = []
-
 
     def process(self, element, large_blocks):
         _, batches = element

@@ -523,14 +523,12 @@ class _AttachFrequenciesFn(beam.DoFn):
     def __init__(self, fields: list[str]):
         self._fields = fields
         self._table = FromSideInput(_counts_table)
-        self._counts: dict = {}
 
     def process(self, element, counts, total):
-        self._counts = self._table(counts)
-        yield like(element, [self._attach(features, max(total, 1)) for features in records(element)])
+        table = self._table(counts)
+        yield like(element, [self._attach(features, table, max(total, 1)) for features in records(element)])
 
-    def _attach(self, features: dict, total: int) -> dict:
-        counts = self._counts
+    def _attach(self, features: dict, counts: dict, total: int) -> dict:
         tf = {}
         for field in self._fields:
             shares = {}
