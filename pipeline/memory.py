@@ -8,7 +8,7 @@ its high-water mark, fragmented, for the rest of the run. Fixing both thresholds
 128 KiB keeps large buffers in their own mappings, returned when freed.
 
 At 100,000 profiles in one process this took the blocking step's peak from 1.20 GB to
-0.99 GB and resolving's from 0.91 GB to 0.75 GB (see README, Performance).
+0.99 GB and resolving's from 0.91 GB to 0.75 GB (see benchmarks/HISTORY.md).
 """
 from __future__ import annotations
 
