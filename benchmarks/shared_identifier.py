@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import csv
 import itertools
 import json
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.evaluate import read_truth  # noqa: E402
 from transforms.compare import comparison_vectors  # noqa: E402
 from transforms.model import default_model  # noqa: E402
 from transforms.normalize import profile_features  # noqa: E402
@@ -80,10 +80,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with open(args.profiles, encoding="utf-8") as lines:
         features = [profile_features(json.loads(line), args.default_region, ()) for line in lines if line.strip()]
-    truth = None
-    if args.truth:
-        with open(args.truth, newline="", encoding="utf-8") as handle:
-            truth = {row["profile_id"]: row["cluster_id"] for row in csv.DictReader(handle)}
+    truth = read_truth(args.truth) if args.truth else None
     pairs = shared_value_pairs(features, args.field, args.max_block_size)
     print(f"{len(features):,} profiles, {len(pairs):,} pairs sharing a value of {args.field!r}")
     print(f"| {'pairs':<32} | {'count':>7} | {'share':>6} | {'one person':>10} |")

@@ -172,39 +172,43 @@ def _jsonl_files(path: str) -> list[str]:
     return files
 
 
+def _jsonl_lines(path: str) -> Iterable[tuple[str, int, bytes]]:
+    """``(file, line number, raw line)`` of every non-blank line of a JSONL file or its shards."""
+    for fname in _jsonl_files(path):
+        with open(fname, "rb") as f:
+            for lineno, raw in enumerate(f, 1):
+                if raw.strip():
+                    yield fname, lineno, raw
+
+
 def read_plan(path: str) -> tuple[dict, Counter]:
     """Predicted clusters {id: root id} from a merge plan, plus sanity counts."""
     uf = _UnionFind()
     stats: Counter = Counter()
     merged_away: Counter = Counter()
     mains: set = set()
-    for fname in _jsonl_files(path):
-        with open(fname, "rb") as f:
-            for lineno, raw in enumerate(f, 1):
-                if not raw.strip():
-                    continue
-                try:
-                    req = orjson.loads(raw)
-                    main = req["MainProfileId"]
-                    others = req["ProfileIdsToBeMerged"]
-                    if not isinstance(main, str) or not isinstance(others, list):
-                        raise TypeError("wrong field types")
-                except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-                    raise ValueError(f"{fname}:{lineno}: not a MergeProfiles request ({exc})") \
-                        from exc
-                stats["requests"] += 1
-                if not 1 <= len(others) <= MAX_MERGE_IDS:
-                    stats["requests_with_bad_id_count"] += 1
-                for pid in [main, *others]:
-                    if not isinstance(pid, str) or not _ID.match(pid):
-                        stats["malformed_ids"] += 1
-                mains.add(main)
-                uf.find(main)
-                for pid in others:
-                    if pid == main:
-                        stats["self_merges"] += 1
-                    merged_away[pid] += 1
-                    uf.union(main, pid)
+    for fname, lineno, raw in _jsonl_lines(path):
+        try:
+            req = orjson.loads(raw)
+            main = req["MainProfileId"]
+            others = req["ProfileIdsToBeMerged"]
+            if not isinstance(main, str) or not isinstance(others, list):
+                raise TypeError("wrong field types")
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"{fname}:{lineno}: not a MergeProfiles request ({exc})") from exc
+        stats["requests"] += 1
+        if not 1 <= len(others) <= MAX_MERGE_IDS:
+            stats["requests_with_bad_id_count"] += 1
+        for pid in [main, *others]:
+            if not isinstance(pid, str) or not _ID.match(pid):
+                stats["malformed_ids"] += 1
+        mains.add(main)
+        uf.find(main)
+        for pid in others:
+            if pid == main:
+                stats["self_merges"] += 1
+            merged_away[pid] += 1
+            uf.union(main, pid)
     stats["ids_merged_away"] = len(merged_away)
     stats["ids_merged_away_twice"] = sum(1 for v in merged_away.values() if v > 1)
     stats["mains_merged_away_elsewhere"] = sum(1 for m in mains if m in merged_away)
@@ -245,24 +249,20 @@ def read_review(path: str) -> tuple[dict, dict]:
     off from a group or in a held group."""
     pairs: dict = {}
     profiles: dict = {}
-    for fname in _jsonl_files(path):
-        with open(fname, "rb") as f:
-            for raw in f:
-                if not raw.strip():
-                    continue
-                record = orjson.loads(raw)
-                kind = record.get("kind")
-                if kind == "pair":
-                    reasons = record.get("reasons") or ["reviewed"]
-                    reason = reasons[0]
-                    if reason.startswith("probability "):   # "probability 0.9 is below --match_threshold 0.95"
-                        reason = BELOW_MATCH
-                    pairs[tuple(sorted((record["a"], record["b"])))] = reason
-                elif kind == "split_off":
-                    profiles.setdefault(record["profile"], SPLIT_OFF)
-                elif kind == "held_cluster":
-                    for pid in record.get("members", []):
-                        profiles[pid] = HELD
+    for _, _, raw in _jsonl_lines(path):
+        record = orjson.loads(raw)
+        kind = record.get("kind")
+        if kind == "pair":
+            reasons = record.get("reasons") or ["reviewed"]
+            reason = reasons[0]
+            if reason.startswith("probability "):   # "probability 0.9 is below --match_threshold 0.95"
+                reason = BELOW_MATCH
+            pairs[tuple(sorted((record["a"], record["b"])))] = reason
+        elif kind == "split_off":
+            profiles.setdefault(record["profile"], SPLIT_OFF)
+        elif kind == "held_cluster":
+            for pid in record.get("members", []):
+                profiles[pid] = HELD
     return pairs, profiles
 
 

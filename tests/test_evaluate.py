@@ -128,8 +128,8 @@ def test_read_plan_reads_sharded_files(tmp_path):
 
 def test_read_plan_rejects_garbage(tmp_path):
     plan = tmp_path / "plan.jsonl"
-    plan.write_bytes(b'{"MainProfileId": "x"}\n')
-    with pytest.raises(ValueError):
+    plan.write_bytes(b'\n{"MainProfileId": "x"}\n')
+    with pytest.raises(ValueError, match=r"plan\.jsonl:2: not a MergeProfiles request"):   # blank lines still count
         evaluate.read_plan(str(plan))
 
 
