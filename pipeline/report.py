@@ -357,6 +357,7 @@ class Views:
         to_main.sort(key=lambda e: e.get("weight") if isinstance(e.get("weight"), (int, float)) else math.inf)
         shown = to_main if max_edges is None else to_main[:max_edges]
         weakest = _weakest_main_edge(record)
+        vouched = {str(v.get("profile")): v for v in record.get("vouched") or [] if isinstance(v, dict)}
         return {
             "anchor": f"c{next(self._anchors)}",
             "kind": "merge",
@@ -372,7 +373,7 @@ class Views:
             "hidden_columns": hidden_columns,
             "rows": rows,
             "empty_fields": empty,
-            "edges": [self.edge(e) for e in shown],
+            "edges": [self.edge(e, vouched=vouched) for e in shown],
             "edges_total": len(edges),
             "edges_hidden": len(to_main) - len(shown),
             "requests": len(record.get("requests") or []),
@@ -393,7 +394,7 @@ class Views:
         return {"field": field, "cells": cells, "reason": self.r.text(str(choice.get("reason", ""))),
                 "source_hidden": source is not None and source not in ids}
 
-    def edge(self, edge: dict, title: str | None = None) -> dict:
+    def edge(self, edge: dict, title: str | None = None, vouched: dict | None = None) -> dict:
         fields = edge.get("fields") if isinstance(edge.get("fields"), dict) else {}
         order = [c for c in self.comparison_order if c in fields] + sorted(c for c in fields if c not in self.comparison_order)
         steps, nodata, notes = [], [], []
@@ -420,7 +421,18 @@ class Views:
             "probability": probability if isinstance(probability, (int, float)) else None,
             "chart": chart, "nodata": nodata, "notes": [self.r.text(n) for n in notes],
             "blocked_by": [self.r.text(str(x)) for x in edge.get("blocked_by") or []],
+            **self._settled(edge, vouched or {}),
         }
+
+    def _settled(self, edge: dict, vouched: dict) -> dict:
+        """How a guard on this edge was settled by another member (``vouched`` of its group, by profile)."""
+        settled_by = edge.get("settled_by")
+        if not settled_by:
+            return {"settled_by": None}
+        about = next((v for v in (vouched.get(str(edge.get("a"))), vouched.get(str(edge.get("b")))) if v), {})
+        evidence = about.get("evidence") if isinstance(about.get("evidence"), dict) else {}
+        return {"settled_by": str(settled_by), "settled_about": short_id(str(about.get("profile", ""))),
+                "settled_evidence": ", ".join(f"{k} \u00b7 {v}" for k, v in sorted(evidence.items())) or "personal evidence"}
 
     def block_key(self, rule: str, key: str) -> str:
         """A capped block's key (``value + value``, one per field of the rule); contact

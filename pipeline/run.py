@@ -76,6 +76,12 @@ def weight_bin(weight: float) -> float:
     return min(max(HISTOGRAM_BIN * (weight // HISTOGRAM_BIN), low), high - HISTOGRAM_BIN)
 
 
+def _kinds_of_cluster(record: dict) -> list[str]:
+    """A cluster record's kind, and "vouched" once per member a guard kept from the main
+    that another member vouched for (``transforms.cluster``)."""
+    return [record["kind"]] + ["vouched"] * len(record.get("vouched") or ())
+
+
 def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, histogram, thresholds):
     """Assemble summary.json from the counts (all small side inputs)."""
     statuses = dict(statuses)
@@ -96,6 +102,7 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
         "clusters": kinds.get("merge", 0),
         "clusters_held": kinds.get("held", 0),
         "profiles_split_off": kinds.get("split", 0),
+        "profiles_vouched_for_by_a_member": kinds.get("vouched", 0),
         "candidate_pairs": counts["pairs"],
         "candidate_pairs_per_rule": dict(sorted(rules)),
         "capped_blocks": len(capped),
@@ -281,7 +288,8 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
         | "RulesOfBatch" >> beam.FlatMap(lambda s: [(s[1], s[2])] if s[0] == "rule" else [])
         | "PairsPerRule" >> beam.CombinePerKey(sum)
     )
-    kinds = clusters | "KindOfCluster" >> beam.Map(lambda r: r["kind"]) | "ClustersPerKind" >> beam.combiners.Count.PerElement()
+    kinds = (clusters | "KindOfCluster" >> beam.FlatMap(_kinds_of_cluster)
+             | "ClustersPerKind" >> beam.combiners.Count.PerElement())
     statuses = _profile_statuses(clusters, review_pairs)
     histogram = (
         scored

@@ -477,3 +477,111 @@ def test_main_does_not_settle_the_namesakes_guard_for_a_member_without_a_first_n
     records = resolve([m, a, c], scorer)
     assert [len(g) for g in merged_groups(records)] == [2]
     assert_each_profile_once(records, [m, a, c])
+
+
+# A household at one address: the main and A (a copy of it with a birth date and an email) are
+# one person; C has no first name, shares A's birth date and email and the address, and has
+# nothing personal to compare with the main (which has no birth date and no email).
+HOME = {"Address1": "8 Elm Road", "City": "Leeds", "PostalCode": "LS1 4AP", "Country": "GB"}
+DEFAULT_MEMBER = 0.5  # --cluster_member_threshold's default
+
+
+def _household(**of_c):
+    m = person(1, PhoneNumber="+44 113 496 0123", EmailAddress=None, Address=HOME)
+    a = person(2, PhoneNumber="+44 113 496 0123", EmailAddress="j.smith.leeds@example.com",
+               BirthDate="1971-04-02", Address=HOME)
+    c = person(3, FirstName=None, PhoneNumber=None, EmailAddress="j.smith.leeds@example.com",
+               BirthDate="1971-04-02", Address=HOME)
+    c.update(of_c)
+    return m, a, {k: v for k, v in c.items() if v is not None}
+
+
+def _resolve_default(profiles, scorer, member_threshold=DEFAULT_MEMBER):
+    return resolve_component([member(p) for p in profiles], scorer, POLICY, MATCH, member_threshold, MAX, "d")
+
+
+def _probability(scorer, x, y):
+    batch = score_batch(scorer, compare_batch(scorer.model, [(member(x)[1], member(y)[1], ("test",))]))
+    return float(batch["probabilities"][0])
+
+
+def test_member_vouches_for_a_profile_the_main_has_nothing_personal_to_compare_with():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    m, a, c = _household()
+    pattern = comparison_vectors(model, [member(c)[1]], [member(m)[1]])[0]
+    assert list(scorer.guards(pattern)) == ["a family name and a household"]
+    assert DEFAULT_MEMBER <= _probability(scorer, c, m) < MATCH
+    assert _probability(scorer, c, a) >= MATCH and _probability(scorer, a, m) >= MATCH
+    assert merged_groups(_resolve_default([m, c], scorer)) == []  # alone, the guard holds
+
+    records = _resolve_default([m, a, c], scorer)
+    [group] = [r for r in records if r["kind"] == "merge"]
+    assert sorted(group["members"]) == [pid(1), pid(2), pid(3)] and group["main"] == pid(1)
+    [vouched] = group["vouched"]
+    assert vouched["profile"] == pid(3) and vouched["by"] == pid(2)
+    assert vouched["guards"] == ["a family name and a household"]
+    assert vouched["evidence"] == {"birth_date": "exact", "email": "same address"}
+    [to_main] = [e for e in group["edges"] if {e["a"], e["b"]} == {pid(1), pid(3)}]
+    assert to_main["settled_by"] == pid(2) and to_main["blocked_by"] == ["guard: a family name and a household"]
+    assert all("settled_by" not in e for e in group["edges"] if pid(3) not in (e["a"], e["b"]))
+    assert_each_profile_once(records, [m, a, c])
+
+
+@pytest.mark.parametrize("case", ["main disagrees on the email", "member agrees on no settling level",
+                                  "member disagrees on a settling field",
+                                  "a loose first name", "below the member threshold", "guard not member-settled"])
+def test_member_does_not_vouch(case):
+    model = fitted_model(default_guards=True)
+    member_threshold = DEFAULT_MEMBER
+    m, a, c = _household()
+    if case == "main disagrees on the email":
+        # the main has an email, and it is not C's (C shares the landline, to match the main well enough)
+        m["EmailAddress"] = "someone.else@example.org"
+        c["PhoneNumber"] = m["PhoneNumber"]
+    elif case == "member agrees on no settling level":
+        # A agrees with C on the birth date and the email, but only an account number would settle it
+        for guard in model["guards"]:
+            if guard.get("member_settles"):
+                guard["member_settles"]["by"] = {"account_number": ["exact"]}
+    elif case == "member disagrees on a settling field":
+        # a twin: A's birth date and landline, an email of its own
+        c.update(EmailAddress="jane.w@example.org", PhoneNumber=m["PhoneNumber"])
+    elif case == "a loose first name":
+        c["FirstName"] = "Jonah"  # like John, not John: the guard is about a difference, not a lack
+    elif case == "below the member threshold":
+        member_threshold = 0.9  # C must still match the main itself well enough
+    else:
+        for guard in model["guards"]:
+            guard.pop("member_settles", None)
+    scorer = Scorer(model)
+    assert _probability(scorer, c, a) >= MATCH
+    # C matches the main well enough but for the guard (the threshold case: only but for the threshold)
+    assert _probability(scorer, c, m) >= (DEFAULT_MEMBER if case == "below the member threshold" else member_threshold)
+    records = _resolve_default([m, a, c], scorer, member_threshold)
+    assert [len(group) for group in merged_groups(records)] == [2]
+    assert all("vouched" not in r for r in records)
+    assert_each_profile_once(records, [m, a, c])
+
+
+def test_a_main_without_a_first_name_is_vouched_for_by_no_member():
+    # X has no first name (a household member sharing the landline); K and I are one person (the
+    # same birth date and email), and K, without an address, matches X on the phone and last name
+    # alone. Around X, I (a first name, the address) trips the household guard; K must not vouch
+    # for I there: the guard is settled for a profile that lacks the first name, under a main that has one
+    x = person(1, FirstName=None, PhoneNumber="+44 113 496 0123", EmailAddress=None, Address=HOME, Gender="MALE",
+               Attributes={"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6"})
+    k = person(2, PhoneNumber="+44 113 496 0123", EmailAddress="j.smith.leeds@example.com", BirthDate="1971-04-02",
+               Gender="MALE")
+    i = person(3, PhoneNumber="+44 113 496 0123", EmailAddress="j.smith.leeds@example.com", BirthDate="1971-04-02",
+               Address=HOME)
+    x = {key: v for key, v in x.items() if v is not None}
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    assert list(scorer.guards(comparison_vectors(model, [member(i)[1]], [member(x)[1]])[0])) == \
+        ["a family name and a household"]
+    assert _probability(scorer, k, x) >= MATCH and _probability(scorer, i, k) >= MATCH
+    records = _resolve_default([x, k, i], scorer)
+    assert [len(group) for group in merged_groups(records)] == [2]
+    assert all("vouched" not in r for r in records)
+    assert_each_profile_once(records, [x, k, i])

@@ -384,3 +384,29 @@ def test_all_pages(out):
     assert 'href="report_all_2.html"' in (out / "report_all.html").read_text(encoding="utf-8")
     write_report_all(str(out), page_size=records)  # fewer pages: the old ones go
     assert [p.name for p in out.glob("report_all*.html")] == ["report_all.html"]
+
+
+def test_a_guard_settled_by_a_member_reads_as_settled(tmp_path):
+    """A member kept in spite of a guard with the main (another member vouched for it): its edge
+    to the main says which member settled the guard and on what, not "blocked"."""
+    from pipeline.report import short_id
+    from tests.test_cluster import _household, _resolve_default
+    from tests.helpers import fitted_model
+    from transforms.compare import Scorer
+
+    records = _resolve_default(list(_household()), Scorer(fitted_model(default_guards=True)))
+    [group] = [r for r in records if r["kind"] == "merge"]
+    [vouched] = group["vouched"]
+    out = tmp_path / "vouched"
+    out.mkdir()
+    with (out / "clusters.jsonl").open("w") as handle:
+        for record in records:
+            handle.write(json.dumps(record) + "\n")
+    text = Path(write_report_all(str(out))).read_text(encoding="utf-8")
+    caption = re.search(r"guard: a family name and a household: settled by member <code>(\w+)</code>, "
+                        r"which matches (\S+) on ([^<]+)</span>", text)
+    assert caption, "the settled edge is not explained"
+    assert caption.group(1) == vouched["by"]
+    assert html.unescape(caption.group(2)) == short_id(vouched["profile"])
+    assert html.unescape(caption.group(3)) == "birth_date \u00b7 exact, email \u00b7 same address"
+    assert "blocked: guard" not in text

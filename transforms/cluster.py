@@ -284,7 +284,7 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
             "a": ids[i], "b": ids[j], "weight": round(float(weights[k]), 3), "probability": round(p, 6),
             "fields": scorer.explain(patterns[k], frequencies[k]), "blocked_by": hard + [f"guard: {g}" for g in guards],
         }
-    pairs = _PairFacts(probability, allowed, hard_ok, guards_of, pattern_of, scorer)
+    pairs = _PairFacts(probability, allowed, hard_ok, guards_of, pattern_of, scorer, features)
     linked = (probability >= match_threshold) & allowed
 
     out = []
@@ -308,28 +308,35 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
             ranked = sorted(component, key=lambda i: rank_key(members[i][0], policy))
             best_kept, main = None, None
             for candidate in ranked:
-                kept = _group_around(candidate, component, pairs, member_threshold, ids)
+                kept, vouched = _group_around(candidate, component, pairs, member_threshold, ids, match_threshold)
                 if best_kept is None or len(kept) > len(best_kept):
-                    best_kept, main = kept, candidate
+                    best_kept, best_vouched, main = kept, vouched, candidate
             kept = sorted(best_kept)
             main_profile = members[main][0]
             main_reason = rank_reason(main_profile, policy)
             if main != ranked[0]:
                 main_reason += (f"; chosen over {ids[ranked[0]]} (ranked first by --main_policy) because it "
-                                f"matches more members directly ({len(kept)} profiles)")
+                                f"keeps more members together ({len(kept)} profiles)")
             left_out = [i for i in component if i not in kept]
             group_profiles = [members[i][0] for i in kept]
             invalid = {ids[i]: frozenset(members[i][1]["invalid"]) for i in kept} \
                 if all("invalid" in members[i][1] for i in kept) else None
             choices = choose_fields(group_profiles, main_profile, policy, invalid)
             requests = plan_requests(domain_name, ids[main], [ids[i] for i in kept], choices)
-            out.append({
+            group_edges = []
+            for i, j in itertools.combinations(kept, 2):
+                edge = edges[(min(i, j), max(i, j))]
+                voucher = best_vouched.get(j) if i == main else best_vouched.get(i) if j == main else None
+                group_edges.append(edge if voucher is None else dict(edge, settled_by=ids[voucher]))
+            record = {
                 "kind": "merge", "main": ids[main], "main_reason": main_reason,
                 "members": [ids[i] for i in kept], "profiles": group_profiles,
-                "edges": [edges[(min(i, j), max(i, j))] for i, j in itertools.combinations(kept, 2)],
-                "choices": choices, "requests": requests,
+                "edges": group_edges, "choices": choices, "requests": requests,
                 "split_off": [ids[i] for i in left_out],
-            })
+            }
+            if best_vouched:
+                record["vouched"] = [_vouching(ids, edges, pairs, main, i, k) for i, k in sorted(best_vouched.items())]
+            out.append(record)
             next_round.extend(left_out)
         remaining = sorted(next_round)
     return out
@@ -338,7 +345,7 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
 class _PairFacts:
     """What resolution needs to know about every pair of a component's members."""
 
-    def __init__(self, probability, allowed, hard_ok, guards_of, pattern_of, scorer):
+    def __init__(self, probability, allowed, hard_ok, guards_of, pattern_of, scorer, features=None):
         self.probability = probability
         comparisons = scorer.model["comparisons"]
         self.else_levels = np.array([len(c["levels"]) - 1 for c in comparisons])
@@ -353,6 +360,44 @@ class _PairFacts:
         self.guards_of = guards_of
         self.pattern_of = pattern_of
         self.scorer = scorer
+        self.settling = {}
+        for guard in scorer.model.get("guards", []):
+            spec = scorer.member_settling(guard["name"])
+            if spec:
+                self.settling[guard["name"]] = spec
+        # lacks[i, c]: member i has no value for comparison c (every field of its null level empty)
+        features = features or []
+        self.lacks = np.array([[not any(f.get(field) for field in c["levels"][0].get("fields", ()))
+                                for c in comparisons] for f in features], dtype=bool).reshape(len(features), len(comparisons))
+
+    def awaits_member(self, i: int, main: int) -> list | None:
+        """When every guard between i and the main is one a kept member may settle, i lacks
+        what its ``profile_lacks`` names and the main has it, and i and the main have nothing to
+        compare on the personal fields that would settle it (the main has no birth date, no
+        email, ...): the "by" levels of those guards, of each of which a member must fit one
+        with i. Otherwise None."""
+        guards = self.guards_of.get((i, main), ())
+        if not guards or not all(g in self.settling for g in guards):
+            return None
+        to_main = self.pattern_of[i, main]
+        needs = []
+        for guard in guards:
+            lacking, by = self.settling[guard]
+            if any(not self.lacks[i, column] or self.lacks[main, column] for column in lacking) \
+                    or any(to_main[column] != 0 for column in by):
+                return None
+            needs.append(by)
+        return needs
+
+    def settles(self, k: int, i: int, needs: list) -> bool:
+        """Does member k vouch for i: no guard or hard conflict between them, and they agree on a
+        personal field at one of each guard's "by" levels and disagree on none of those fields
+        (twins share a birth date, not an email)?"""
+        if not self.allowed[i, k]:
+            return False
+        pattern = self.pattern_of[i, k]
+        return all(any(pattern[column] in levels for column, levels in by.items())
+                   and not any(pattern[column] == self.else_levels[column] for column in by) for by in needs)
 
     def compatible(self, i: int, k: int, main: int, member_threshold: float) -> bool:
         """May members i and k (neither the main) be merged into the same main?
@@ -388,19 +433,59 @@ class _PairFacts:
         return int((self.disagreeing[i, k] & ~vouched).sum())
 
 
+def _vouching(ids: list[str], edges: dict, pairs: _PairFacts, main: int, i: int, k: int) -> dict:
+    """Why member i is in its main's group although a guard stands between them."""
+    fields = edges[(min(i, k), max(i, k))]["fields"]
+    columns = sorted({column for by in pairs.awaits_member(i, main) or [] for column in by})
+    names = [pairs.scorer.model["comparisons"][column]["name"] for column in columns]
+    return {
+        "profile": ids[i], "by": ids[k], "guards": list(pairs.guards_of[(i, main)]),
+        "evidence": {name: fields[name]["level"] for name in names if fields[name]["level"] != "null"},
+        "reason": (f"the main has nothing personal to compare with {ids[i]}; member {ids[k]} matches it "
+                   f"with no guard and on personal evidence, which settles the guard"),
+    }
+
+
 def _group_around(main: int, component: list[int], pairs: _PairFacts, member_threshold: float,
-                  ids: list[str]) -> list[int]:
+                  ids: list[str], match_threshold: float = 1.0) -> tuple[list[int], dict[int, int]]:
     """Members kept with ``main``: each matches the main directly (probability at least
     ``member_threshold``, no hard conflict, no guard) and is compatible with every
-    member kept before it (most probable first)."""
+    member kept before it (most probable first).
+
+    A member whose only obstacles with the main are guards about missing evidence
+    (the model's ``member_settles`` guards: a household's last name and address, with
+    no birth date, email or account number to compare) is kept when a kept member
+    matches it at ``match_threshold`` or above with no guard between them and agrees
+    with it on such personal evidence (the same birth date or email, say): that member
+    supplies what the main lacks. It must still match the main at ``member_threshold``
+    and be compatible with every kept member. Returns the kept members and, for those
+    kept this way, the member that vouched for each."""
     kept = [main]
+    waiting = []
     probability = pairs.probability
     for i in sorted((c for c in component if c != main), key=lambda c: (-probability[c, main], ids[c])):
-        if probability[i, main] < member_threshold or not pairs.allowed[i, main]:
+        if probability[i, main] < member_threshold or not pairs.hard_ok[i, main]:
+            continue
+        if not pairs.allowed[i, main]:
+            needs = pairs.awaits_member(i, main)
+            if needs:
+                waiting.append((i, needs))
             continue
         if all(pairs.compatible(i, k, main, member_threshold) for k in kept[1:]):
             kept.append(i)
-    return kept
+    vouched: dict[int, int] = {}
+    progress = True
+    while waiting and progress:
+        progress = False
+        for entry in list(waiting):
+            i, needs = entry
+            voucher = next((k for k in kept[1:] if probability[i, k] >= match_threshold and pairs.settles(k, i, needs)), None)
+            if voucher is not None and all(pairs.compatible(i, k, main, member_threshold) for k in kept[1:]):
+                kept.append(i)
+                vouched[i] = voucher
+                waiting.remove(entry)
+                progress = True
+    return kept, vouched
 
 
 # ------------------------------------------------------------------ Beam wiring
@@ -440,6 +525,7 @@ class _ResolveFn(beam.DoFn):
         self._merged = Metrics.counter("cluster", "clusters_planned")
         self._held = Metrics.counter("cluster", "clusters_held")
         self._split = Metrics.counter("cluster", "profiles_split_off")
+        self._vouched = Metrics.counter("cluster", "profiles_vouched_for_by_a_member")
         self._requests = Metrics.counter("cluster", "merge_requests")
         self._usec = Metrics.counter("cluster", "busy_usec")
 
@@ -504,6 +590,7 @@ class _ResolveFn(beam.DoFn):
             if record["kind"] == "merge":
                 self._merged.inc()
                 self._requests.inc(len(record["requests"]))
+                self._vouched.inc(len(record.get("vouched") or ()))
                 for request in record["requests"]:
                     yield PLAN, request
             elif record["kind"] == "held":

@@ -324,6 +324,10 @@ class Scorer:
             guard["name"]: sorted(self._index(c) for c in guard.get("main_settles", guard["when"]))
             for guard in model.get("guards", [])
         }
+        self._member_settles = {
+            guard["name"]: ([self._index(c) for c in guard["member_settles"].get("profile_lacks", ())],
+                            self._compile(guard["member_settles"]["by"]))
+            for guard in model.get("guards", []) if guard.get("member_settles")}
 
     def _compile(self, conditions: dict) -> dict:
         return {self._index(c): {self._level_index(c, label) for label in labels} for c, labels in conditions.items()}
@@ -422,6 +426,13 @@ class Scorer:
         """The comparison columns a main needs a value for to settle a guard between two of its members:
         the guard's ``main_settles`` comparisons, or every comparison of its "when"."""
         return self._settles[name]
+
+    def member_settling(self, name: str) -> tuple[list[int], dict] | None:
+        """For a guard a kept member may settle between a profile and the main: the columns of
+        the comparisons the profile must lack and the main have (``profile_lacks``), and the
+        levels (column -> level indices) of which the member must fit one with the profile
+        (``by``); None for other guards."""
+        return self._member_settles.get(name)
 
     def explain(self, pattern, frequencies=None) -> dict:
         """Field-by-field account of one pattern: level label and weight added."""

@@ -226,6 +226,11 @@ DEFAULT_BLOCKING_RULES = [
     {"name": "account_number", "fields": ["account"]},
 ]
 
+# What one person's profiles share and a household's rarely do: a kept member that matches a
+# profile at --match_threshold on one of these (see "member_settles" below) vouches for it.
+# Not the account number: in many CRMs a household shares one (benchmarks/shared_identifier.py).
+PERSONAL_AGREEMENT = {"birth_date": ["exact", "one typo", "day and month swapped"], "email": ["same address"]}
+
 # A pair whose levels fit a guard's "when" (every comparison listed at one of the
 # listed levels) is never merged automatically, unless it also fits its "unless";
 # it goes to review instead. Between two members of a cluster (neither the main),
@@ -234,6 +239,13 @@ DEFAULT_BLOCKING_RULES = [
 # cannot tell that two members born a generation apart are one person. A guard
 # about missing evidence rather than disagreement lists none: each member already
 # matched the main, guards included.
+#
+# A guard with "member_settles" may also be settled between a profile and the main itself,
+# when the profile lacks what "profile_lacks" names (optional) and the main has it, and the
+# two have nothing to compare on the "by" comparisons (the main has no birth date and no
+# email, say): a kept member that matches the profile at --match_threshold with no guard
+# between them, and agrees with it at one of the "by" levels, supplies the evidence the main
+# lacks (transforms.cluster).
 DEFAULT_GUARDS = [
     {
         "name": "different first names",
@@ -272,20 +284,25 @@ DEFAULT_GUARDS = [
         "description": "Names agree (perhaps the city too) but there is no birth date to compare and no "
                        "phone, email, street address or account number in common: namesakes look like this. "
                        "It says the pair has too little evidence, not that the two differ: between two members "
-                       "who each match the main on something besides names, the main settles it.",
+                       "who each match the main on something besides names, the main settles it; between a profile "
+                       "and the main, a member that shares its birth date or email does.",
         "when": {"birth_date": ["null"], "phone": ["null", "else"], "email": ["null", "else"],
                  "location": ["null", "city", "else"], "account_number": ["null", "else"]},
         "main_settles": [],
+        "member_settles": {"by": PERSONAL_AGREEMENT},
     },
     {
         "name": "a family name and a household",
         "description": "One first name is missing or only loosely like the other (Mary / Mandy: not the same, "
                        "a nickname or one typo), the street address agrees and nothing personal does (no "
                        "birth date within a month, no email, no account number): a last name with an address "
-                       "(and perhaps a landline) is what the members of a household share.",
+                       "(and perhaps a landline) is what the members of a household share. When the profile has no "
+                       "first name, the main has one and no birth date or email to compare, a member that shares "
+                       "the profile's birth date or email settles it.",
         "when": {"first_name": ["null", "jaro-winkler >= 0.80"], "location": ["postcode and street", "postcode", "street and city"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
                  "email": ["null", "same household address", "else"], "account_number": ["null", "else"]},
+        "member_settles": {"profile_lacks": ["first_name"], "by": PERSONAL_AGREEMENT},
     },
     {
         "name": "different genders",
