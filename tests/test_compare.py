@@ -278,6 +278,13 @@ def test_default_model_levels_on_realistic_pairs():
     assert by_label(model, "phone", a, b) == "null"
     c = features({"ProfileId": pid(3), "FirstName": "Smith", "LastName": "Bob"})
     assert by_label(model, "first_name", a, c) == "swapped with last name"
+    # swapped, and one of the two names mistyped: Jaro-Winkler gives "sma" / "sam" only 0.56
+    d = features({"ProfileId": pid(4), "FirstName": "Webb", "LastName": "Sam"})
+    e = features({"ProfileId": pid(5), "FirstName": "Sma", "LastName": "Webb"})
+    assert by_label(model, "first_name", d, e) == by_label(model, "last_name", d, e) == "swapped with one typo"
+    # both names must be swapped: one typo of the other's last name alone is a different first name
+    f = features({"ProfileId": pid(6), "FirstName": "Webb", "LastName": "Tom"})
+    assert by_label(model, "first_name", f, e) == "else"
 
 
 def test_empty_batch():
@@ -523,6 +530,13 @@ def test_generation_guard_lifted_by_the_account_and_swapped_names():
     b = features({"ProfileId": pid(2), "FirstName": "Berry", "LastName": "Emily", "BirthDate": "1938-01-01",
                   "AccountNumber": "6459366"})
     assert generation not in scorer.guards(comparison_vectors(model, [a], [b])[0])
+    # the same with a typo in a short swapped name (Jaro-Winkler: "amy" / "aym" is far below 0.88)
+    amy = features({"ProfileId": pid(3), "FirstName": "Amy", "LastName": "Berry", "BirthDate": "1978-05-27",
+                    "AccountNumber": "6459366"})
+    c = features({"ProfileId": pid(4), "FirstName": "Berry", "LastName": "Aym", "BirthDate": "1938-01-01",
+                  "AccountNumber": "6459366"})
+    assert by_label(model, "first_name", amy, c) == "swapped with one typo"
+    assert generation not in scorer.guards(comparison_vectors(model, [amy], [c])[0])
 
 
 def test_settling_columns_default_to_the_guards_when():

@@ -70,6 +70,8 @@ DEFAULT_COMPARISONS = [
                 {"kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 2},
             ]},
             {"label": "like the other's last name", "kind": "cross_similarity", "fields": ["first", "last"], "scorer": "jaro_winkler", "threshold": 0.88, "m": 0.01},
+            # Jaro-Winkler is harsh on short names: "sma webb" against "webb sam" is one transposition
+            {"label": "swapped with one typo", "kind": "cross_similarity", "fields": ["first", "last"], "scorer": "damerau_levenshtein_distance", "threshold": 1, "m": 0.005},
             {"label": "else", "kind": "else", "m": 0.04},
         ],
     },
@@ -84,6 +86,7 @@ DEFAULT_COMPARISONS = [
             {"label": "jaro-winkler >= 0.92", "kind": "similarity", "field": "last", "scorer": "jaro_winkler", "threshold": 0.92, "m": 0.1},
             {"label": "jaro-winkler >= 0.80", "kind": "similarity", "field": "last", "scorer": "jaro_winkler", "threshold": 0.80, "m": 0.05},
             {"label": "like the other's first name", "kind": "cross_similarity", "fields": ["last", "first"], "scorer": "jaro_winkler", "threshold": 0.88, "m": 0.01},
+            {"label": "swapped with one typo", "kind": "cross_similarity", "fields": ["last", "first"], "scorer": "damerau_levenshtein_distance", "threshold": 1, "m": 0.005},
             {"label": "else", "kind": "else", "m": 0.05},
         ],
     },
@@ -263,9 +266,9 @@ DEFAULT_GUARDS = [
         "when": {"birth_date": ["else"]},
         "unless": {"account_number": ["exact", "one typo"],
                    "first_name": ["exact", "nickname", "jaro-winkler >= 0.92", "swapped with last name",
-                                  "like the other's last name"],
+                                  "like the other's last name", "swapped with one typo"],
                    "last_name": ["exact", "jaro-winkler >= 0.92", "swapped with first name",
-                                 "like the other's first name"]},
+                                 "like the other's first name", "swapped with one typo"]},
     },
     {
         "name": "namesakes: different phones",
