@@ -345,7 +345,7 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
 class _PairFacts:
     """What resolution needs to know about every pair of a component's members."""
 
-    def __init__(self, probability, allowed, hard_ok, guards_of, pattern_of, scorer, features=None):
+    def __init__(self, probability, allowed, hard_ok, guards_of, pattern_of, scorer, features):
         self.probability = probability
         comparisons = scorer.model["comparisons"]
         self.else_levels = np.array([len(c["levels"]) - 1 for c in comparisons])
@@ -366,7 +366,6 @@ class _PairFacts:
             if spec:
                 self.settling[guard["name"]] = spec
         # lacks[i, c]: member i has no value for comparison c (every field of its null level empty)
-        features = features or []
         self.lacks = np.array([[not any(f.get(field) for field in c["levels"][0].get("fields", ()))
                                 for c in comparisons] for f in features], dtype=bool).reshape(len(features), len(comparisons))
 
@@ -447,14 +446,14 @@ def _vouching(ids: list[str], edges: dict, pairs: _PairFacts, main: int, i: int,
 
 
 def _group_around(main: int, component: list[int], pairs: _PairFacts, member_threshold: float,
-                  ids: list[str], match_threshold: float = 1.0) -> tuple[list[int], dict[int, int]]:
+                  ids: list[str], match_threshold: float) -> tuple[list[int], dict[int, int]]:
     """Members kept with ``main``: each matches the main directly (probability at least
     ``member_threshold``, no hard conflict, no guard) and is compatible with every
     member kept before it (most probable first).
 
     A member whose only obstacles with the main are guards about missing evidence
     (the model's ``member_settles`` guards: a household's last name and address, with
-    no birth date, email or account number to compare) is kept when a kept member
+    no first name on the profile and no birth date or email to compare) is kept when a kept member
     matches it at ``match_threshold`` or above with no guard between them and agrees
     with it on such personal evidence (the same birth date or email, say): that member
     supplies what the main lacks. It must still match the main at ``member_threshold``
