@@ -196,6 +196,28 @@ def test_profile_features_read_national_phones_with_the_address_country(country,
     assert features["invalid"] == ()
 
 
+def test_a_national_number_invalid_in_the_region_is_read_in_the_country_of_the_profiles_other_numbers():
+    # no address: the "+81" mobile says where "03-1234-5678" is; the default region (US) cannot read it
+    profile = {"ProfileId": pid(1), "MobilePhoneNumber": "+81 90-1234-5678", "HomePhoneNumber": "03-1234-5678"}
+    features = profile_features(profile, default_region="US")
+    assert features["phones"] == ("+819012345678", "+81312345678") and features["invalid"] == ()
+    # alone, it stays invalid: flagged, never guessed
+    alone = profile_features({"ProfileId": pid(1), "HomePhoneNumber": "03-1234-5678"}, default_region="US")
+    assert alone["phones"] == () and alone["invalid"] == ("HomePhoneNumber",)
+    # the region still comes first: a number valid there is read there, whatever the other numbers say
+    gb = profile_features({"ProfileId": pid(1), "MobilePhoneNumber": "+1 415 555 2671",
+                           "HomePhoneNumber": "020 7946 0018"}, default_region="GB")
+    assert gb["phones"] == ("+14155552671", "+442079460018")
+    # a non-geographic number (+800) names no country to read the others in
+    free = profile_features({"ProfileId": pid(1), "PhoneNumber": "+800 1234 5678", "HomePhoneNumber": "03-1234-5678"},
+                            default_region="US")
+    assert free["phones"] == ("+80012345678",) and free["invalid"] == ("HomePhoneNumber",)
+    # the field order of the phones and of the invalid fields is kept
+    mixed = profile_features({"ProfileId": pid(1), "PhoneNumber": "03-1234-5678", "MobilePhoneNumber": "12",
+                              "HomePhoneNumber": "+81 90-1234-5678"}, default_region="US")
+    assert mixed["phones"] == ("+81312345678", "+819012345678") and mixed["invalid"] == ("MobilePhoneNumber",)
+
+
 def test_profile_features_default_region_when_no_country():
     profile = {"ProfileId": pid(1), "PhoneNumber": "020 7946 0958"}
     assert profile_features(profile, "GB")["phones"] == ("+442079460958",)

@@ -5,7 +5,10 @@ runs once per profile. The features are used for blocking and comparison only: t
 merge plan never rewrites a customer's data, it only chooses whose value wins.
 
 Invalid values are flagged, never guessed: a phone that does not parse as a valid
-number for its region is kept out of the phone features and counted in ``invalid``.
+number for its region (the profile's address country, else ``--default_region``) nor,
+written nationally, for the country of another of the profile's own numbers (a "+81"
+mobile next to "03-3888-1613" says where that landline is) is kept out of the phone
+features and counted in ``invalid``.
 """
 from __future__ import annotations
 
@@ -219,6 +222,13 @@ def normalize_phone(raw: Any, region: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=65536)
+def phone_region(e164: str) -> str:
+    """The region (ISO-2) of a number in E.164 form; "" when it has none (a non-geographic code)."""
+    region = phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))
+    return region if region and region != phonenumbers.UNKNOWN_REGION and region != "001" else ""
+
+
 # ------------------------------------------------------------------------- emails
 
 
@@ -348,15 +358,18 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
     region = profile_region(profile, default_region)
     invalid: list[str] = []
 
+    read = [(field, raw, normalize_phone(raw, region)) for field in PHONE_FIELDS if (raw := profile.get(field))]
+    if any(e164 is None for _, _, e164 in read):
+        # a number not valid in the profile's region may be national in the country of its other numbers
+        others = list(dict.fromkeys(r for r in (phone_region(e164) for _, _, e164 in read if e164) if r != region))
+        read = [(field, raw, e164 or next(filter(None, (normalize_phone(raw, other) for other in others)), None))
+                for field, raw, e164 in read]
     phones = []
-    for field in PHONE_FIELDS:
-        raw = profile.get(field)
-        if raw:
-            e164 = normalize_phone(raw, region)
-            if e164:
-                phones.append(e164)
-            else:
-                invalid.append(field)
+    for field, _, e164 in read:
+        if e164:
+            phones.append(e164)
+        else:
+            invalid.append(field)
 
     emails, users = [], []
     for field in EMAIL_FIELDS:
