@@ -545,8 +545,9 @@ def test_member_does_not_vouch(case):
             if guard.get("member_settles"):
                 guard["member_settles"]["by"] = {"account_number": ["exact"]}
     elif case == "member disagrees on a settling field":
-        # a twin: A's birth date and landline, an email of its own
-        c.update(EmailAddress="jane.w@example.org", PhoneNumber=m["PhoneNumber"])
+        # a twin: A's birth date and mobile (a family plan), an email of its own
+        c.update(EmailAddress="jane.w@example.org", MobilePhoneNumber="+44 7911 123456")
+        a["MobilePhoneNumber"] = "+44 7911 123456"
     elif case == "a loose first name":
         c["FirstName"] = "Jonah"  # like John, not John: the guard is about a difference, not a lack
     elif case == "below the member threshold":
@@ -569,11 +570,11 @@ def test_a_main_without_a_first_name_is_vouched_for_by_no_member():
     # same birth date and email), and K, without an address, matches X on the phone and last name
     # alone. Around X, I (a first name, the address) trips the household guard; K must not vouch
     # for I there: the guard is settled for a profile that lacks the first name, under a main that has one
-    x = person(1, FirstName=None, PhoneNumber="+44 113 496 0123", EmailAddress=None, Address=HOME, Gender="MALE",
+    x = person(1, FirstName=None, PhoneNumber="+44 7911 123456", EmailAddress=None, Address=HOME, Gender="MALE",
                Attributes={"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6"})
-    k = person(2, PhoneNumber="+44 113 496 0123", EmailAddress="j.smith.leeds@example.com", BirthDate="1971-04-02",
+    k = person(2, PhoneNumber="+44 7911 123456", EmailAddress="j.smith.leeds@example.com", BirthDate="1971-04-02",
                Gender="MALE")
-    i = person(3, PhoneNumber="+44 113 496 0123", EmailAddress="j.smith.leeds@example.com", BirthDate="1971-04-02",
+    i = person(3, PhoneNumber="+44 7911 123456", EmailAddress="j.smith.leeds@example.com", BirthDate="1971-04-02",
                Address=HOME)
     x = {key: v for key, v in x.items() if v is not None}
     model = fitted_model(default_guards=True)

@@ -756,3 +756,29 @@ def test_validate_model_checks_blocking_rule_sizes(setting, value):
     model["blocking_rules"][0][setting] = value
     with pytest.raises(ValueError, match=setting):
         validate_model(model, fitted=False)
+
+
+def test_a_shared_fixed_line_is_its_own_phone_level_and_guarded_without_a_first_name():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    guard = "a family name and a fixed line"
+    landline, mobile = "+44 113 496 0123", "+44 7911 123456"
+    named = features({"ProfileId": pid(1), "FirstName": "Ann", "LastName": "Hale", "HomePhoneNumber": landline,
+                      "MobilePhoneNumber": mobile})
+    nameless = features({"ProfileId": pid(2), "LastName": "Hale", "PhoneNumber": landline})
+    assert by_label(model, "phone", named, nameless) == "same fixed line"
+    assert guard in scorer.guards(comparison_vectors(model, [named], [nameless])[0])
+    # the mobile too: one person's number, no guard
+    with_mobile = features({"ProfileId": pid(3), "LastName": "Hale", "PhoneNumber": landline, "MobilePhoneNumber": mobile})
+    assert by_label(model, "phone", named, with_mobile) == "same number"
+    assert guard not in scorer.guards(comparison_vectors(model, [named], [with_mobile])[0])
+    # a first name on both sides, or a birth date in common: not what the guard is about
+    ann = features({"ProfileId": pid(4), "FirstName": "Ann", "LastName": "Hale", "PhoneNumber": landline})
+    assert guard not in scorer.guards(comparison_vectors(model, [named], [ann])[0])
+    dated = [features({"ProfileId": pid(5 + n), "LastName": "Hale", "PhoneNumber": landline, "BirthDate": "1970-02-03",
+                       **({"FirstName": "Ann"} if n else {})}) for n in range(2)]
+    assert guard not in scorer.guards(comparison_vectors(model, [dated[1]], [dated[0]])[0])
+    # a US number may be a mobile: not a fixed line
+    us = [features({"ProfileId": pid(7 + n), "LastName": "Hale", "PhoneNumber": "+1 415 555 2671",
+                    **({"FirstName": "Ann"} if n else {})}) for n in range(2)]
+    assert by_label(model, "phone", us[1], us[0]) == "same number"

@@ -543,3 +543,13 @@ def test_normalize_and_term_frequencies_take_batches_and_keep_them():
         assert_that(features | beam.FlatMap(lambda batch: [(f["id"], f["last"], f["tf"]) for f in batch]), equal_to(
             [(f["id"], f["last"], {"last": {f["last"]: (6 if f["last"] == "smith" else 3) / 9}, "first": {"ann": 1.0}})
              for f in one_by_one]), label="Features")
+
+
+def test_fixed_lines_are_told_from_numbers_one_person_carries():
+    profile = {"ProfileId": pid(1), "PhoneNumber": "020 7946 0018", "MobilePhoneNumber": "07911 123456",
+               "BusinessPhoneNumber": "+1 415 555 2671"}
+    features = profile_features(profile, default_region="GB")
+    assert features["phones"] == ("+442079460018", "+447911123456", "+14155552671")
+    assert features["fixed_lines"] == ("+442079460018",)
+    # a US number may be either (the plan cannot tell): it is not counted as a household's line
+    assert features["phones_personal"] == ("+447911123456", "+14155552671")

@@ -122,10 +122,12 @@ DEFAULT_COMPARISONS = [
     {
         "name": "phone",
         "description": "Any phone in E.164 form",
-        "term_frequency": {"field": "phones", "levels": ["same number"]},
+        "term_frequency": {"field": "phones", "levels": ["same number", "same fixed line"]},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["phones"]},
-            {"label": "same number", "kind": "overlap", "field": "phones", "m": 0.8},
+            # the same number, not only a fixed line (a household's or an office's)
+            {"label": "same number", "kind": "overlap", "field": "phones_personal", "m": 0.7},
+            {"label": "same fixed line", "kind": "overlap", "field": "fixed_lines", "m": 0.1},
             {"label": "else", "kind": "else", "m": 0.2},
         ],
     },
@@ -303,6 +305,15 @@ DEFAULT_GUARDS = [
                        "first name, the main has one and no birth date or email to compare, a member that shares "
                        "the profile's birth date or email settles it.",
         "when": {"first_name": ["null", "jaro-winkler >= 0.80"], "location": ["postcode and street", "postcode", "street and city"],
+                 "birth_date": ["null", "within a year", "within 15 years", "else"],
+                 "email": ["null", "same household address", "else"], "account_number": ["null", "else"]},
+        "member_settles": {"profile_lacks": ["first_name"], "by": PERSONAL_AGREEMENT},
+    },
+    {
+        "name": "a family name and a fixed line",
+        "description": "One profile has no first name, and all the two share is a last name and a fixed line "
+                       "(no address, birth date, email or account number in common): a household's landline.",
+        "when": {"first_name": ["null"], "phone": ["same fixed line"], "location": ["null", "city", "else"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
                  "email": ["null", "same household address", "else"], "account_number": ["null", "else"]},
         "member_settles": {"profile_lacks": ["first_name"], "by": PERSONAL_AGREEMENT},

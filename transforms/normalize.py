@@ -58,6 +58,7 @@ FEATURE_SOURCES = {
     "first_variants": ("first",), "first_initial": ("first",), "name_pair": ("first", "last"),
     "last_phonetic": ("last",), "dob_year": ("dob",), "email_users": ("emails",), "household_emails": ("emails",),
     "postcodes": ("location",), "address": ("location",), "city": ("location",),
+    "fixed_lines": ("phones",), "phones_personal": ("phones",),
 }
 
 # Placeholders people type when a form insists on a value.
@@ -220,6 +221,13 @@ def normalize_phone(raw: Any, region: str) -> str | None:
         if phonenumbers.is_valid_number(number):
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return None
+
+
+@functools.lru_cache(maxsize=65536)
+def is_fixed_line(e164: str) -> bool:
+    """Is this number a fixed line by its country's numbering plan (a household's or an office's,
+    where a mobile is usually one person's)? Where the plan cannot tell, as in the US and Canada, no."""
+    return phonenumbers.number_type(phonenumbers.parse(e164, None)) == phonenumbers.PhoneNumberType.FIXED_LINE
 
 
 @functools.lru_cache(maxsize=65536)
@@ -416,6 +424,8 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "dob_year": dob[:4],
         "name_pair": "|".join(sorted((first, last))) if first and last else "",
         "phones": _unique(phones),
+        "fixed_lines": _unique(e164 for e164 in phones if is_fixed_line(e164)),
+        "phones_personal": _unique(e164 for e164 in phones if not is_fixed_line(e164)),
         "emails": _unique(emails),
         "email_users": _unique(u for u in users if len(u) >= 4),
         "email_users_specific": _unique(u for u in users if len(u) >= 4 and _beyond_names(u, first, last)),
