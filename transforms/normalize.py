@@ -193,7 +193,6 @@ def profile_region(profile: dict, default_region: str) -> str:
 # ------------------------------------------------------------------------- phones
 
 
-@functools.lru_cache(maxsize=65536)
 def normalize_phone(raw: Any, region: str) -> str | None:
     """E.164 form of a phone number, or None when it is not a valid number.
 
@@ -201,6 +200,16 @@ def normalize_phone(raw: Any, region: str) -> str | None:
     country code, a national trunk prefix (``0`` or ``(0)``), punctuation and
     extensions (dropped from the key: the line is what identifies a person).
     """
+    read = read_phone(raw, region)
+    return read[0] if read else None
+
+
+@functools.lru_cache(maxsize=65536)
+def read_phone(raw: Any, region: str) -> tuple[str, bool] | None:
+    """``(E.164 form, is a fixed line)`` of a phone number, or None when it is not valid
+    (see ``normalize_phone``). A fixed line, by its country's numbering plan, is a
+    household's or an office's, where a mobile is usually one person's; where the plan
+    cannot tell (the US, Canada) a number is not counted as one."""
     if not isinstance(raw, str):
         return None
     text = raw.strip()
@@ -219,15 +228,9 @@ def normalize_phone(raw: Any, region: str) -> str | None:
         except phonenumbers.NumberParseException:
             continue
         if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
+                    phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE)
     return None
-
-
-@functools.lru_cache(maxsize=65536)
-def is_fixed_line(e164: str) -> bool:
-    """Is this number a fixed line by its country's numbering plan (a household's or an office's,
-    where a mobile is usually one person's)? Where the plan cannot tell, as in the US and Canada, no."""
-    return phonenumbers.number_type(phonenumbers.parse(e164, None)) == phonenumbers.PhoneNumberType.FIXED_LINE
 
 
 @functools.lru_cache(maxsize=65536)
@@ -357,7 +360,8 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
     """The matching features of one valid profile.
 
     Returns a flat dict of plain values (strings and tuples), cheap to pickle:
-    ``id``, ``type`` (ProfileType), names, ``dob``, ``phones`` (E.164),
+    ``id``, ``type`` (ProfileType), names, ``dob``, ``phones`` (E.164; ``fixed_lines`` those
+    the numbering plan calls fixed lines, ``phones_personal`` the others),
     ``emails`` (matching keys), ``email_users`` (local parts), ``postcodes``,
     ``address`` (first address line key), ``city``, ``country``, ``gender``,
     ``business``, ``identifiers`` (values of the fields that must not conflict) and
@@ -366,16 +370,18 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
     region = profile_region(profile, default_region)
     invalid: list[str] = []
 
-    read = [(field, raw, normalize_phone(raw, region)) for field in PHONE_FIELDS if (raw := profile.get(field))]
-    if any(e164 is None for _, _, e164 in read):
+    read = [(field, raw, read_phone(raw, region)) for field in PHONE_FIELDS if (raw := profile.get(field))]
+    if any(phone is None for _, _, phone in read):
         # a number not valid in the profile's region may be national in the country of its other numbers
-        others = list(dict.fromkeys(r for r in (phone_region(e164) for _, _, e164 in read if e164) if r != region))
-        read = [(field, raw, e164 or next(filter(None, (normalize_phone(raw, other) for other in others)), None))
-                for field, raw, e164 in read]
-    phones = []
-    for field, _, e164 in read:
-        if e164:
-            phones.append(e164)
+        others = list(dict.fromkeys(r for r in (phone_region(phone[0]) for _, _, phone in read if phone) if r != region))
+        read = [(field, raw, phone or next(filter(None, (read_phone(raw, other) for other in others)), None))
+                for field, raw, phone in read]
+    phones, fixed_lines = [], []
+    for field, _, phone in read:
+        if phone:
+            phones.append(phone[0])
+            if phone[1]:
+                fixed_lines.append(phone[0])
         else:
             invalid.append(field)
 
@@ -424,8 +430,8 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "dob_year": dob[:4],
         "name_pair": "|".join(sorted((first, last))) if first and last else "",
         "phones": _unique(phones),
-        "fixed_lines": _unique(e164 for e164 in phones if is_fixed_line(e164)),
-        "phones_personal": _unique(e164 for e164 in phones if not is_fixed_line(e164)),
+        "fixed_lines": _unique(fixed_lines),
+        "phones_personal": _unique(e164 for e164 in phones if e164 not in fixed_lines),
         "emails": _unique(emails),
         "email_users": _unique(u for u in users if len(u) >= 4),
         "email_users_specific": _unique(u for u in users if len(u) >= 4 and _beyond_names(u, first, last)),
