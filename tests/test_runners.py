@@ -47,8 +47,8 @@ SERVICE_TIMEOUT = 60.0  # seconds for a service to listen
 OUTPUTS = ("merge_plan.jsonl", "clusters.jsonl", "review.jsonl", "rejected.jsonl", "model.json", "summary.json",
            "report.html")
 SUMMARY_COUNTS = ("records_read", "records_rejected", "profiles_valid", "profiles_in_merges", "profiles_merged_away",
-                  "profiles_under_review", "merge_requests", "clusters", "clusters_held", "profiles_split_off", "profiles_vouched_for_by_a_member",
-                  "candidate_pairs", "candidate_pairs_per_rule", "capped_blocks", "pairs_matched", "pairs_for_review")
+                  "profiles_under_review", "merge_requests", "clusters", "clusters_held", "profiles_split_off",
+                  "profiles_vouched_for_by_a_member", "candidate_pairs", "candidate_pairs_per_rule", "capped_blocks", "pairs_matched", "pairs_for_review")
 TIMINGS: dict[str, float] = {}
 
 
