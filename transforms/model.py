@@ -312,7 +312,9 @@ DEFAULT_GUARDS = [
     {
         "name": "a family name and a fixed line",
         "description": "One profile has no first name, and all the two share is a last name and a fixed line "
-                       "(no address, birth date, email or account number in common): a household's landline.",
+                       "(no address, birth date, email or account number in common): a household's landline. When the "
+                       "main has one and no birth date or email to compare, a member that shares the profile's birth "
+                       "date or email settles it.",
         "when": {"first_name": ["null"], "phone": ["same fixed line"], "location": ["null", "city", "else"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
                  "email": ["null", "same household address", "else"], "account_number": ["null", "else"]},
