@@ -327,7 +327,7 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
             for i, j in itertools.combinations(kept, 2):
                 edge = edges[(min(i, j), max(i, j))]
                 voucher = best_vouched.get(j) if i == main else best_vouched.get(i) if j == main else None
-                group_edges.append(edge if voucher is None else dict(edge, settled_by=ids[voucher]))
+                group_edges.append(edge if voucher is None else dict(edge, settled_by=ids[voucher[0]]))
             record = {
                 "kind": "merge", "main": ids[main], "main_reason": main_reason,
                 "members": [ids[i] for i in kept], "profiles": group_profiles,
@@ -335,7 +335,8 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
                 "split_off": [ids[i] for i in left_out],
             }
             if best_vouched:
-                record["vouched"] = [_vouching(ids, edges, pairs, main, i, k) for i, k in sorted(best_vouched.items())]
+                record["vouched"] = [_vouching(ids, edges, pairs, main, i, k, needs)
+                                     for i, (k, needs) in sorted(best_vouched.items())]
             out.append(record)
             next_round.extend(left_out)
         remaining = sorted(next_round)
@@ -360,14 +361,12 @@ class _PairFacts:
         self.guards_of = guards_of
         self.pattern_of = pattern_of
         self.scorer = scorer
-        self.settling = {}
-        for guard in scorer.model.get("guards", []):
-            spec = scorer.member_settling(guard["name"])
-            if spec:
-                self.settling[guard["name"]] = spec
-        # lacks[i, c]: member i has no value for comparison c (every field of its null level empty)
-        self.lacks = np.array([[not any(f.get(field) for field in c["levels"][0].get("fields", ()))
-                                for c in comparisons] for f in features], dtype=bool).reshape(len(features), len(comparisons))
+        self.features = features
+        self._null_fields = [c["levels"][0].get("fields", ()) for c in comparisons]
+
+    def lacks(self, i: int, column: int) -> bool:
+        """Has member i no value for comparison ``column`` (every field of its null level empty)?"""
+        return not any(self.features[i].get(field) for field in self._null_fields[column])
 
     def awaits_member(self, i: int, main: int) -> list | None:
         """When every guard between i and the main is one a kept member may settle, i lacks
@@ -375,14 +374,13 @@ class _PairFacts:
         compare on the personal fields that would settle it (the main has no birth date, no
         email, ...): the "by" levels of those guards, of each of which a member must fit one
         with i. Otherwise None."""
-        guards = self.guards_of.get((i, main), ())
-        if not guards or not all(g in self.settling for g in guards):
+        specs = [self.scorer.member_settling(guard) for guard in self.guards_of.get((i, main), ())]
+        if not specs or not all(specs):
             return None
         to_main = self.pattern_of[i, main]
         needs = []
-        for guard in guards:
-            lacking, by = self.settling[guard]
-            if any(not self.lacks[i, column] or self.lacks[main, column] for column in lacking) \
+        for lacking, by in specs:
+            if any(not self.lacks(i, column) or self.lacks(main, column) for column in lacking) \
                     or any(to_main[column] != 0 for column in by):
                 return None
             needs.append(by)
@@ -432,10 +430,11 @@ class _PairFacts:
         return int((self.disagreeing[i, k] & ~vouched).sum())
 
 
-def _vouching(ids: list[str], edges: dict, pairs: _PairFacts, main: int, i: int, k: int) -> dict:
-    """Why member i is in its main's group although a guard stands between them."""
+def _vouching(ids: list[str], edges: dict, pairs: _PairFacts, main: int, i: int, k: int, needs: list) -> dict:
+    """Why member i is in its main's group although a guard stands between them (member k
+    vouched for it on one of ``needs``' levels)."""
     fields = edges[(min(i, k), max(i, k))]["fields"]
-    columns = sorted({column for by in pairs.awaits_member(i, main) or [] for column in by})
+    columns = sorted({column for by in needs for column in by})
     names = [pairs.scorer.model["comparisons"][column]["name"] for column in columns]
     return {
         "profile": ids[i], "by": ids[k], "guards": list(pairs.guards_of[(i, main)]),
@@ -446,7 +445,7 @@ def _vouching(ids: list[str], edges: dict, pairs: _PairFacts, main: int, i: int,
 
 
 def _group_around(main: int, component: list[int], pairs: _PairFacts, member_threshold: float,
-                  ids: list[str], match_threshold: float) -> tuple[list[int], dict[int, int]]:
+                  ids: list[str], match_threshold: float) -> tuple[list[int], dict[int, tuple[int, list]]]:
     """Members kept with ``main``: each matches the main directly (probability at least
     ``member_threshold``, no hard conflict, no guard) and is compatible with every
     member kept before it (most probable first).
@@ -458,7 +457,7 @@ def _group_around(main: int, component: list[int], pairs: _PairFacts, member_thr
     with it on such personal evidence (the same birth date or email, say): that member
     supplies what the main lacks. It must still match the main at ``member_threshold``
     and be compatible with every kept member. Returns the kept members and, for those
-    kept this way, the member that vouched for each."""
+    kept this way, the member that vouched for each and the levels it had to fit."""
     kept = [main]
     waiting = []
     probability = pairs.probability
@@ -472,7 +471,7 @@ def _group_around(main: int, component: list[int], pairs: _PairFacts, member_thr
             continue
         if all(pairs.compatible(i, k, main, member_threshold) for k in kept[1:]):
             kept.append(i)
-    vouched: dict[int, int] = {}
+    vouched: dict[int, tuple[int, list]] = {}
     progress = True
     while waiting and progress:
         progress = False
@@ -481,7 +480,7 @@ def _group_around(main: int, component: list[int], pairs: _PairFacts, member_thr
             voucher = next((k for k in kept[1:] if probability[i, k] >= match_threshold and pairs.settles(k, i, needs)), None)
             if voucher is not None and all(pairs.compatible(i, k, main, member_threshold) for k in kept[1:]):
                 kept.append(i)
-                vouched[i] = voucher
+                vouched[i] = (voucher, needs)
                 waiting.remove(entry)
                 progress = True
     return kept, vouched
