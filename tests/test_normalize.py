@@ -553,3 +553,38 @@ def test_fixed_lines_are_told_from_numbers_one_person_carries():
     assert features["fixed_lines"] == ("+442079460018",)
     # a US number may be either (the plan cannot tell): it is not counted as a household's line
     assert features["phones_personal"] == ("+447911123456", "+14155552671")
+
+
+def test_a_phone_is_read_exactly_when_phonenumbers_calls_it_valid():
+    # read_phone takes "has a type" for "valid" (one number_type call instead of is_valid_number
+    # and number_type): over generated numbers of many countries, in every region they may be read
+    # in, both say the same, and "fixed line" is number_type's.
+    import phonenumbers
+
+    from benchmarks.generate import generate
+    from transforms.normalize import PHONE_FIELDS, read_phone
+
+    checked = valid = 0
+    for profile, _ in generate(400, seed=11):
+        for raw in filter(None, (profile.get(field) for field in PHONE_FIELDS)):
+            for region in ("US", "GB", "DE", "IN", "JP", "BR"):
+                read_phone.cache_clear()
+                got = read_phone(raw, region)
+                if got is None:
+                    continue
+                number = phonenumbers.parse(got[0], None)
+                assert phonenumbers.is_valid_number(number), (raw, region)
+                assert got[1] == (phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE)
+                valid += 1
+            for text in (raw.strip(), "+" + "".join(ch for ch in raw if ch.isdigit())):
+                try:
+                    number = phonenumbers.parse(text, "US")
+                except phonenumbers.NumberParseException:
+                    continue
+                checked += 1
+                if phonenumbers.is_valid_number(number):
+                    assert read_phone(text, "US") == (phonenumbers.format_number(number, 0), (
+                        phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE)), text
+                elif text.startswith("+"):
+                    assert read_phone(text, "US") is None, text
+    assert checked > 300 and valid > 300

@@ -29,6 +29,11 @@ from apache_beam.metrics import Metrics
 from transforms.buckets import CountInBuckets, FromSideInput
 from transforms.packing import count_records, like, records
 
+# phonenumbers compiles its metadata's patterns through the re module's cache, which
+# holds 512 and drops the oldest when full: a domain with numbers from many countries
+# recompiles them again and again. Newer releases can keep them all (a few hundred).
+getattr(phonenumbers, "enable_pattern_cache", lambda: None)()
+
 PHONE_FIELDS = ("PhoneNumber", "MobilePhoneNumber", "HomePhoneNumber", "BusinessPhoneNumber")
 EMAIL_FIELDS = ("EmailAddress", "PersonalEmailAddress", "BusinessEmailAddress")
 ADDRESS_FIELDS = ("Address", "ShippingAddress", "MailingAddress", "BillingAddress")
@@ -227,9 +232,13 @@ def read_phone(raw: Any, region: str) -> tuple[str, bool] | None:
             number = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException:
             continue
-        if phonenumbers.is_valid_number(number):
+        # A number is valid exactly when its numbering plan gives it a type: one
+        # number_type call does what is_valid_number and number_type would each do
+        # again (find the number's region, match its patterns).
+        kind = phonenumbers.number_type(number)
+        if kind != phonenumbers.PhoneNumberType.UNKNOWN:
             return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-                    phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE)
+                    kind == phonenumbers.PhoneNumberType.FIXED_LINE)
     return None
 
 
