@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import random
 import subprocess
 import sys
 from collections import Counter
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.buckets import (
@@ -19,7 +21,7 @@ from transforms.buckets import (
     count_bucket,
     group_bucket,
 )
-from transforms.packing import pack_compressed
+from transforms.packing import pack_compressed, unpack_compressed
 
 
 def test_from_side_input_works_out_once_per_side_input_object():
@@ -41,13 +43,21 @@ def test_bucket_of_is_stable_across_processes():
     assert all(0 <= b < 512 for b in here)
 
 
-def test_buffer_and_group_give_every_key_its_values():
+@pytest.mark.parametrize("many", [False, True])
+def test_buffer_and_group_give_every_key_its_values(many):
     rng = random.Random(3)
     pairs = [(f"k{rng.randrange(300)}", n) for n in range(5000)]
     buffer = BucketBuffer(buckets=16, flush_at=700)
     batches = []
-    for key, value in pairs:
-        batches.extend(buffer.add(key, value))
+    if many:   # in uneven slices, each larger than the buffer holds at times
+        for start, end in itertools.pairwise([0, 3, 1000, 1001, 2900, 5000]):
+            out = buffer.add_many(pairs[start:end])
+            # the buffer flushes as it fills (700 entries each time), not once per call
+            assert sum(len(unpack_compressed(blob)) for _, blob in out) % 700 == 0
+            batches.extend(out)
+    else:
+        for key, value in pairs:
+            batches.extend(buffer.add(key, value))
     flushed_early = len(batches)
     batches.extend(buffer.drain())
     assert flushed_early > 0 and buffer.drain() == []

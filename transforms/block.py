@@ -263,8 +263,7 @@ class _AttachKeysFn(beam.DoFn):
                 payload = pack({k: v for k, v in features.items() if k != "id"})
             member = (features["id"], tuple(pairing), payload)
             self._sent += len(pairing)
-            for key in pairing:
-                yield from self._members.add(key, member)
+            yield from self._members.add_many([(key, member) for key in pairing])
         self._skipped.inc(skipped)
 
     def finish_bundle(self):

@@ -67,9 +67,24 @@ class BucketBuffer:
         self._size = 0
 
     def add(self, key: str, value) -> list[tuple[int, list]]:
-        self._lists.setdefault(bucket_of(key, self.buckets), []).append((key, value))
-        self._size += 1
-        return self.drain() if self._size >= self._flush_at else []
+        return self.add_many(((key, value),))
+
+    def add_many(self, entries: Iterable[tuple[str, object]]) -> list[tuple[int, list]]:
+        """``add`` for each ``(key, value)`` of ``entries`` (one call for a profile's or a batch's
+        entries: this runs for every entry of every shuffle by bucket)."""
+        out: list = []
+        lists, buckets, crc32 = self._lists, self.buckets, zlib.crc32
+        for key, value in entries:
+            bucket = crc32(key.encode("utf-8", "surrogatepass")) % buckets   # bucket_of, inlined
+            items = lists.get(bucket)
+            if items is None:
+                items = lists[bucket] = []
+            items.append((key, value))
+            self._size += 1
+            if self._size >= self._flush_at:
+                out.extend(self.drain())
+                lists = self._lists
+        return out
 
     def drain(self) -> list[tuple[int, bytes]]:
         batches = [(bucket, pack_compressed(items)) for bucket, items in sorted(self._lists.items())]
@@ -124,8 +139,7 @@ class ToBucketsFn(beam.DoFn):
         self._buffer = BucketBuffer(self._buckets)
 
     def process(self, element):
-        for key, value in self._entries(element):
-            yield from self._buffer.add(key, value)
+        yield from self._buffer.add_many(self._entries(element))
 
     def finish_bundle(self):
         for batch in self._buffer.drain():

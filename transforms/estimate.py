@@ -277,11 +277,14 @@ def expectation_maximisation(model: dict, histogram: list[tuple[tuple[str, tuple
 def pattern_counts(batch: dict) -> Counter:
     """``(rule, pattern) -> pairs`` of a compared batch (``compare.compare_batch``): every pair
     under ``ALL_PAIRS`` and under each blocking rule that made it a candidate."""
+    # a batch holds thousands of pairs but few distinct (rules, pattern) combinations: count
+    # those first (in C), then spread each over its rules
+    combos = Counter(zip(batch["rules"], map(tuple, batch["patterns"].tolist())))
     counts: Counter = Counter()
-    for rules, pattern in zip(batch["rules"], map(tuple, batch["patterns"].tolist())):
-        counts[(ALL_PAIRS, pattern)] += 1
+    for (rules, pattern), n in combos.items():
+        counts[(ALL_PAIRS, pattern)] += n
         for rule in rules:
-            counts[(rule, pattern)] += 1
+            counts[(rule, pattern)] += n
     return counts
 
 
