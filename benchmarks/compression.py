@@ -33,7 +33,7 @@ from transforms.packing import pack  # noqa: E402
 
 
 def bucket_chunks(profiles: int, seed: int, chunk: int = 100, buckets: int = 512) -> list[bytes]:
-    """Pickled ``[(key, (id, keys, packed features)), ...]`` lists, as blocking flushes them."""
+    """Pickled ``[(key, packed features), ...]`` lists, as blocking flushes them."""
     model = default_model()
     rules = model["blocking_rules"]
     keep = frozenset({"id", "type", "identifiers", "tf"}).union(
@@ -43,9 +43,9 @@ def bucket_chunks(profiles: int, seed: int, chunk: int = 100, buckets: int = 512
     for profile, _ in generate(profiles, seed):
         features = dict(profile_features(profile), tf={})
         keys = block_keys(features, rules)
-        member = (features["id"], keys, pack(tuple(features.get(field) for field in fields)))
+        payload = pack(tuple(keys if field == "keys" else features.get(field) for field in fields))
         for key in keys:
-            lists.setdefault(bucket_of(key, buckets), []).append((key, member))
+            lists.setdefault(bucket_of(key, buckets), []).append((key, payload))
     return [pickle.dumps(items[i:i + chunk], protocol=pickle.HIGHEST_PROTOCOL)
             for items in lists.values() for i in range(0, len(items), chunk)]
 

@@ -22,13 +22,10 @@ from transforms.block import (
     owned_pairs,
     pairing_keys,
     pairing_keys_of_many,
-    _PairsInBlockFn,
-    packed_fields,
     rule_of,
     shared_key_filter,
 )
 from transforms.buckets import key_hash
-from transforms.packing import pack, pack_compressed
 
 S = KEY_SEPARATOR
 RULES = [
@@ -311,7 +308,7 @@ def test_default_rules_pair_a_mistyped_last_name_at_the_same_street():
     assert not set(block_keys(a, DEFAULT_BLOCKING_RULES)) & set(block_keys(c, DEFAULT_BLOCKING_RULES))
 
 
-def test_block_pairs_with_kept_fields_carry_those_features_only():
+def test_block_pairs_with_kept_fields_carry_those_features_and_their_keys():
     members = [feat(n, phones=("+1",), dob="1980-01-01", last_phonetic="SM0", extra=f"x{n}") for n in (1, 2)]
     keep = frozenset({"id", "phones", "dob", "last_phonetic"})
     with beam.Pipeline(runner="FnApiRunner") as p:
@@ -319,9 +316,9 @@ def test_block_pairs_with_kept_fields_carry_those_features_only():
 
         def check(batches):
             [[(left, right, rules)]] = batches
-            assert set(left) == keep and set(right) == keep   # their keys were for blocking only
+            assert set(left) == keep | {"keys"} and "extra" not in left
             assert (left["id"], right["id"], rules) == (pid(1), pid(2), ("phone", "dob+last"))
-            assert left["phones"] == ("+1",) and right["dob"] == "1980-01-01"
+            assert left["phones"] == ("+1",) and left["keys"] == block_keys(members[0], RULES)
 
         assert_that(out["pairs"], check)
 
@@ -457,30 +454,3 @@ def test_block_pairs_are_the_same_whatever_the_number_of_shuffle_parts_and_then_
     then = json.loads((tmp_path / "then.json").read_text())
     assert {tag for tag, _ in then} == {"seen"}
     assert sorted((a, b, tuple(r)) for _, batch in then for a, b, r in batch) == one
-
-
-def test_a_block_unpacks_only_the_members_of_the_pairs_it_owns():
-    # 1, 2 and 3 share a postcode and a last name; 1 and 2 also a phone, 1 and 3 an email. The
-    # postcode block owns only the pair of 2 and 3, and never unpacks 1 (whose payload here would
-    # not even unpickle); the phone block owns the pair of 1 and 2 and unpacks both.
-    keep = frozenset({"id", "phones", "emails"})
-    fields = packed_fields(keep)
-    place = dict(postcodes=("n1",), last_phonetic="SM0")
-    one = feat(1, phones=("+1",), emails=("a@x",), **place)
-    two, three = feat(2, phones=("+1",), **place), feat(3, emails=("a@x",), **place)
-
-    def member(features, payload=None):
-        return features["id"], block_keys(features, RULES), payload or pack(tuple(features.get(f) for f in fields))
-
-    def pairs_of(key, members):
-        fn = _PairsInBlockFn(RULES, 10, 100, fields)
-        fn.start_bundle()
-        out = list(fn.process((0, [pack_compressed([(key, m) for m in members])]), {})) + list(fn.finish_bundle())
-        return [pair for o in out if hasattr(o, "value") and isinstance(o.value, list) for pair in o.value]
-
-    [(left, right, rules)] = pairs_of(f"3{S}n1{S}SM0", [member(one, b"not a pickle"), member(two), member(three)])
-    assert (left["id"], right["id"], rules) == (pid(2), pid(3), ("postcode+last",))
-    assert right == {"id": pid(3), "phones": (), "emails": ("a@x",)}
-    [(left, right, rules)] = pairs_of(f"0{S}+1", [member(one), member(two)])
-    assert (left["id"], right["id"], rules) == (pid(1), pid(2), ("phone", "postcode+last"))
-    assert left == {"id": pid(1), "phones": ("+1",), "emails": ("a@x",)}

@@ -20,8 +20,7 @@ Keys are shuffled in buckets (``transforms.buckets``): a profile's nine or so
 keys would otherwise be nine elements each, most of them shared with nobody.
 Block sizes are counted from the keys alone (a light shuffle), so the blocks
 themselves are read once, by the step that pairs them; a member's features are
-packed once for all its keys and unpacked only in the blocks that own one of its pairs (its id
-and the keys that can pair travel beside the packed features and say which block that is).
+packed once for all its keys and unpacked only in blocks that make pairs.
 
 Pairs leave this step in *batches* (lists of a few thousand pairs gathered across
 the blocks of a bundle), not one element each: comparing and scoring work on whole
@@ -113,53 +112,38 @@ def owned_pairs(block_key: str, members: list[dict], capped, windowed=(),
                 window: int = 0) -> Iterable[tuple[dict, dict, tuple[int, ...]]]:
     """Pairs of a block that this block owns, each pair of the whole job made by exactly one block.
 
-    ``members`` carry their sorted keys in ``keys``; ``capped`` is any container of keys whose
-    blocks make no pairs, ``windowed`` of keys whose blocks pair only neighbours. Yields
-    ``(left, right, rules)`` (see ``owned_index_pairs``, which says which pairs are owned).
+    ``members`` carry their sorted keys in ``keys`` (and may carry the same as a
+    set in ``keys_set``); ``capped`` is any container of keys whose blocks make no
+    pairs, ``windowed`` of keys whose blocks pair only neighbours. The owner of a
+    pair is its smallest shared key that pairs everyone (neither capped nor
+    windowed), else its smallest shared windowed key. With ``window`` > 0 this
+    block is windowed: it looks only at members within ``window`` places of each
+    other in ``window_order`` (a pair its owner's window misses is not made: that
+    is what keeps a large block's cost linear). Yields ``(left, right, rules)``
+    ordered by ProfileId (left id < right id), where ``rules`` are the indices of
+    every rule that shares a key with them (the owner first), which estimation needs.
     """
     if window:
-        order = sorted(range(len(members)), key=lambda i: window_order(members[i]))
+        ordered = sorted(members, key=window_order)
+        candidates = ((i, j) for i in range(len(ordered)) for j in range(i + 1, min(i + 1 + window, len(ordered))))
     else:
-        order = sorted(range(len(members)), key=lambda i: members[i]["id"])
-    for i, j, rules in owned_index_pairs(block_key, [m["id"] for m in members], [m["keys"] for m in members],
-                                         order, capped, windowed, window):
-        yield members[i], members[j], rules
-
-
-def owned_index_pairs(block_key: str, ids: list[str], key_lists: list[tuple[str, ...]], order: list[int],
-                      capped, windowed=(), window: int = 0) -> Iterable[tuple[int, int, tuple[int, ...]]]:
-    """The pairs a block owns, from its members' ids and sorted keys alone (so that a member is
-    only unpacked when it is in a pair), as indices into ``ids``.
-
-    The owner of a pair is its smallest shared key that pairs everyone (neither capped nor
-    windowed), else its smallest shared windowed key. ``order`` is the members' order in the
-    block: by id, or, when ``window`` > 0 (a windowed block), by ``window_order``, in which
-    case only members within ``window`` places of each other are paired (a pair its owner's
-    window misses is not made: that is what keeps a large block's cost linear). A member's
-    keys may leave out keys nobody else holds. Yields ``(i, j, rules)`` with ``ids[i] < ids[j]``,
-    where ``rules`` are the indices of every rule that shares a key with them (the owner first),
-    which estimation needs.
-    """
-    size = len(order)
-    if window:
-        candidates = ((a, b) for a in range(size) for b in range(a + 1, min(a + 1 + window, size)))
-    else:
-        candidates = ((a, b) for a in range(size) for b in range(a + 1, size))
-    key_sets = [frozenset(keys) for keys in key_lists]
-    for a, b in candidates:
-        i, j = order[a], order[b]
-        if ids[i] == ids[j]:
+        ordered = sorted(members, key=lambda f: f["id"])
+        candidates = ((i, j) for i in range(len(ordered)) for j in range(i + 1, len(ordered)))
+    key_sets = [f.get("keys_set") or frozenset(f["keys"]) for f in ordered]
+    for i, j in candidates:
+        left, right = ordered[i], ordered[j]
+        if left["id"] == right["id"]:
             continue
         right_keys = key_sets[j]
-        shared = [k for k in key_lists[i] if k in right_keys and k not in capped] if capped else \
-            [k for k in key_lists[i] if k in right_keys]
+        shared = [k for k in left["keys"] if k in right_keys and k not in capped] if capped else \
+            [k for k in left["keys"] if k in right_keys]
         if not shared:
             continue
         owner = next((k for k in shared if k not in windowed), shared[0]) if windowed else shared[0]
         if owner == block_key:
-            if ids[i] > ids[j]:
-                i, j = j, i
-            yield i, j, tuple(sorted({rule_of(k) for k in shared}))
+            if left["id"] > right["id"]:
+                left, right = right, left
+            yield left, right, tuple(sorted({rule_of(k) for k in shared}))
 
 
 def hard_conflicts(left: dict, right: dict) -> list[str]:
@@ -255,15 +239,13 @@ class _AttachKeysFn(beam.DoFn):
                 continue
             # Only what comparing needs travels through the shuffle, packed once for all its keys,
             # as a tuple of values in a fixed field order when the fields are known: the names would
-            # be a third of it. Beside it, unpacked, go the id and the keys that can pair: they say
-            # which block owns each pair, so a block unpacks only the members it pairs.
+            # be a third of it. A member carries all its keys: they say which block owns each pair.
             if self._fields:
-                payload = pack(tuple(features.get(field) for field in self._fields))
+                payload = pack(tuple(keys if field == "keys" else features.get(field) for field in self._fields))
             else:
-                payload = pack({k: v for k, v in features.items() if k != "id"})
-            member = (features["id"], tuple(pairing), payload)
+                payload = pack(dict(features, keys=keys))
             self._sent += len(pairing)
-            yield from self._members.add_many([(key, member) for key in pairing])
+            yield from self._members.add_many([(key, payload) for key in pairing])
         self._skipped.inc(skipped)
 
     def finish_bundle(self):
@@ -273,9 +255,9 @@ class _AttachKeysFn(beam.DoFn):
 
 
 def packed_fields(keep_fields) -> tuple[str, ...]:
-    """The field order of a block member's packed features (the kept ones but its id, which
-    travels beside them); empty when every feature is kept (they then travel as a dict)."""
-    return tuple(sorted(set(keep_fields) - {"keys", "id"})) if keep_fields else ()
+    """The field order of packed block members (their kept features, then their keys);
+    empty when every feature is kept (members then travel as dicts)."""
+    return tuple(sorted(set(keep_fields) - {"keys"})) + ("keys",) if keep_fields else ()
 
 
 def capped_blocks(sizes: dict, rules: list[dict], max_block_size: int) -> list[dict]:
@@ -357,21 +339,6 @@ def _capped_and_windowed(rules: list[dict], max_block_size: int, large: dict) ->
     return capped, frozenset(large) - capped
 
 
-class _Unpacked:
-    """A block's members, each unpacked on first use and only once."""
-
-    def __init__(self, members: list, unpack_member):
-        self._members = members
-        self._unpack = unpack_member
-        self._done: dict[int, dict] = {}
-
-    def get(self, index: int) -> dict:
-        record = self._done.get(index)
-        if record is None:
-            record = self._done[index] = self._unpack(self._members[index])
-        return record
-
-
 class _PairsInBlockFn(beam.DoFn):
     """A bucket of blocks -> batches of owned pairs (capped blocks make none), and the number
     of entries the bucket held (``ENTRIES``).
@@ -404,16 +371,9 @@ class _PairsInBlockFn(beam.DoFn):
             if len(members) < 2 or key in capped:
                 continue
             window = self._rules[rule_of(key)]["window"] if key in windowed else 0
-            ids = [member[0] for member in members]
-            if window:   # a windowed block sorts its members by their features: all are unpacked
-                unpacked = [self._record(member) for member in members]
-                order = sorted(range(len(members)), key=lambda i: window_order(unpacked[i]))
-                get = unpacked.__getitem__
-            else:        # else only those in a pair this block owns (about half, on generated data)
-                order = sorted(range(len(members)), key=ids.__getitem__)
-                get = _Unpacked(members, self._record).get
-            pairs = [(get(i), get(j), tuple(names[r] for r in rules)) for i, j, rules in
-                     owned_index_pairs(key, ids, [member[1] for member in members], order, capped, windowed, window)]
+            members = [self._record(m) for m in members]
+            pairs = [(left, right, tuple(names[r] for r in rules)) for left, right, rules in
+                     owned_pairs(key, members, capped, windowed, window)]
             self._pairs.inc(len(pairs))
             self._buffer.extend(pairs)
             if len(self._buffer) >= self._batch_size:
@@ -424,12 +384,9 @@ class _PairsInBlockFn(beam.DoFn):
                 started = time.perf_counter()
         self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
 
-    def _record(self, member) -> dict:
-        member_id, _, payload = member
+    def _record(self, payload) -> dict:
         record = unpack(payload)
-        record = dict(zip(self._fields, record)) if isinstance(record, tuple) else record
-        record["id"] = member_id
-        return record
+        return dict(zip(self._fields, record)) if isinstance(record, tuple) else record
 
     def finish_bundle(self):
         if self._buffer:
