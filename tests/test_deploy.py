@@ -255,3 +255,13 @@ def test_airflow_dag_runs_the_job_with_options_that_exist():
     assert ast.literal_eval(apply["apply"]) is True
     assert {"output", "domain_name", "aws_region"} <= set(apply)
     assert "schedule=" in source and ">>" in source
+
+
+def test_the_readme_options_table_names_every_job_option():
+    # README, --help and the code stay in agreement: an option added to ProfileDedupOptions
+    # without a line in the README's Options section fails here.
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Options"):readme.index("\n## ", readme.index("## Options") + 1)]
+    named = set(re.findall(r"`(--[a-z_]+)", section))
+    missing = sorted(action.option_strings[0] for action in _option_actions() if action.option_strings[0] not in named)
+    assert not missing, f"options missing from the README's Options section: {missing}"
