@@ -42,3 +42,34 @@ def test_records_of_a_record_or_a_batch_and_outputs_in_the_same_shape():
     assert records([]) == []
     assert like(one, [{"id": "A"}]) == {"id": "A"}
     assert like(batch, [1, 2]) == [1, 2]
+
+
+def test_the_garbage_collector_runs_less_often_in_every_process_that_runs_a_step():
+    import gc
+    import subprocess
+    import sys
+
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from transforms.packing import GC_THRESHOLDS, collect_garbage_less_often, count_records
+
+    # a fresh interpreter has the defaults until it imports the package
+    probe = "import gc; a = gc.get_threshold(); import transforms; print(a, gc.get_threshold())"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == f"(700, 10, 10) {GC_THRESHOLDS}"
+    # a user's own thresholds are kept
+    keep = "import gc; gc.set_threshold(1000, 5, 5); import transforms; print(gc.get_threshold())"
+    out = subprocess.run([sys.executable, "-c", keep], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "(1000, 5, 5)"
+    assert collect_garbage_less_often() is False and gc.get_threshold() == GC_THRESHOLDS
+    # and Beam's worker processes have them once they run a step of the package (here
+    # count_records, sent by reference: the worker imports it); the lambda after it, in the
+    # same fused step, imports nothing of the project
+    options = PipelineOptions(["--runner", "FnApiRunner", "--direct_running_mode", "multi_processing",
+                               "--direct_num_workers", "2"])
+    with beam.Pipeline(options=options) as p:
+        seen = (p | beam.Create([[1], [2, 3], [4], [5]]) | beam.Reshuffle() | beam.Map(count_records)
+                | beam.Map(lambda n: (n, __import__("gc").get_threshold())))
+        assert_that(seen, equal_to([(1, GC_THRESHOLDS), (2, GC_THRESHOLDS), (1, GC_THRESHOLDS), (1, GC_THRESHOLDS)]))

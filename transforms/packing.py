@@ -7,6 +7,7 @@ field. Packed records are only ever read back by this job's own transforms.
 """
 from __future__ import annotations
 
+import gc
 import pickle
 import threading
 
@@ -15,6 +16,28 @@ import zstandard
 # One zstd compressor and decompressor per thread (they may not be shared between threads, and
 # making one costs about as much as compressing a bucket list).
 _CODECS = threading.local()
+
+
+# CPython's default thresholds of the cyclic garbage collector, and the job's.
+DEFAULT_GC_THRESHOLDS = (700, 10, 10)
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def collect_garbage_less_often() -> bool:
+    """Run Python's cyclic garbage collector less often in this process; True if changed.
+
+    The job unpacks millions of short-lived dicts and tuples (block members, pairs, group
+    members) while it holds large batches. With the default thresholds a young collection
+    runs every 700 net allocations and an older one every 7,000, each walking every object
+    of its generations; reference counting frees this job's objects anyway (its data makes
+    no cycles). Unpacking and rebuilding 30,000 profiles' features as dicts, next to 150,000
+    live ones: 8.2 and 9.9 µs each with the defaults, 4.9 and 4.6 µs with these. Thresholds
+    someone already changed are theirs and are kept. ``transforms/__init__.py`` calls this,
+    so every process that runs one of the job's steps (the launcher, each worker) has it."""
+    if gc.get_threshold() != DEFAULT_GC_THRESHOLDS:
+        return False
+    gc.set_threshold(*GC_THRESHOLDS)
+    return True
 
 
 def pack(record) -> bytes:
