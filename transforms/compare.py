@@ -9,6 +9,7 @@ added or removed. Pure functions: no Beam here.
 from __future__ import annotations
 
 import math
+import operator
 import re
 import time
 
@@ -52,13 +53,15 @@ class _Batch:
     def column(self, side: int, field: str) -> np.ndarray:
         key = (side, field)
         if key not in self._columns:
-            self._columns[key] = np.fromiter((r[field] for r in self.sides[side]), dtype=object, count=self.n)
+            self._columns[key] = np.fromiter(map(operator.itemgetter(field), self.sides[side]), dtype=object,
+                                             count=self.n)
         return self._columns[key]
 
     def empty(self, side: int, field: str) -> np.ndarray:
         key = (side, field)
         if key not in self._empty:
-            self._empty[key] = np.fromiter((not v for v in self.column(side, field)), dtype=bool, count=self.n)
+            # bool() of each value, in C: "", (), None and 0 are empty, as ``not v`` says
+            self._empty[key] = ~self.column(side, field).astype(bool)
         return self._empty[key]
 
     def firsts(self, side: int, field: str) -> np.ndarray:
