@@ -221,11 +221,21 @@ def _components(ids: list[int], linked: np.ndarray) -> list[list[int]]:
     return sorted(forest.components())
 
 
+@functools.lru_cache(maxsize=128)
+def upper_pairs(n: int) -> tuple[np.ndarray, np.ndarray, list[int], list[int]]:
+    """Every pair (i < j) of ``n`` members in ``np.triu_indices`` order, as read-only arrays and as
+    lists. Components are small and their sizes repeat, and ``np.triu_indices`` builds an n x n mask
+    each call (a tenth of resolving went there)."""
+    left, right = np.triu_indices(n, k=1)
+    left.flags.writeable = right.flags.writeable = False
+    return left, right, left.tolist(), right.tolist()
+
+
 def member_pairs(members: list[tuple[dict, dict]]) -> tuple[list, list[dict], list[dict]]:
     """A component's members in ProfileId order, and the features of every pair of them
     (left and right lists, in ``np.triu_indices`` order), as ``resolve_component`` scores them."""
     members = sorted(members, key=lambda m: m[0]["ProfileId"])
-    left_idx, right_idx = np.triu_indices(len(members), k=1)
+    _, _, left_idx, right_idx = upper_pairs(len(members))
     return members, [members[i][1] for i in left_idx], [members[j][1] for j in right_idx]
 
 
@@ -242,8 +252,9 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
     ``"split"`` (a profile linked into the component that does not match the main
     of any group well enough: left alone, for review).
 
-    ``compared`` may hold the ``(patterns, frequencies)`` of ``member_pairs``,
-    computed by the caller for many components at once.
+    ``compared`` may hold the ``(patterns, frequencies)`` of ``member_pairs``, or
+    ``(patterns, frequencies, weights, guards)`` with ``Scorer.weights`` and ``Scorer.guard_lists``
+    of them, computed by the caller for many components at once.
     """
     members = sorted(members, key=lambda m: m[0]["ProfileId"])
     ids = [m[0]["ProfileId"] for m in members]
@@ -255,25 +266,31 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
         }]
     n = len(members)
     features = [m[1] for m in members]
-    left_idx, right_idx = np.triu_indices(n, k=1)
+    left_idx, right_idx, lefts, rights = upper_pairs(n)
     if compared is None:
         _, left, right = member_pairs(members)
         patterns = comparison_vectors(scorer.model, left, right)
         compared = patterns, term_frequencies(scorer.model, left, right, patterns)
-    patterns, frequencies = compared
-    weights = scorer.weights(patterns, frequencies)
+    if len(compared) == 2:
+        patterns, frequencies = compared
+        compared = patterns, frequencies, scorer.weights(patterns, frequencies), scorer.guard_lists(patterns)
+    patterns, frequencies, weights, guard_rows = compared
+    weights = weights.tolist()
+    probabilities = [scorer.probability(w) for w in weights]
     probability = np.zeros((n, n))
+    probability[left_idx, right_idx] = probabilities
+    probability[right_idx, left_idx] = probabilities
     pattern_of = np.zeros((n, n, patterns.shape[1]), dtype=np.int8)
+    pattern_of[left_idx, right_idx] = patterns
+    pattern_of[right_idx, left_idx] = patterns
     allowed = np.ones((n, n), dtype=bool)      # no hard conflict and no guard
     hard_ok = np.ones((n, n), dtype=bool)      # no hard conflict
     guards_of: dict = {}
     edges: dict = {}
-    for k, (i, j) in enumerate(zip(left_idx, right_idx)):
-        p = scorer.probability(float(weights[k]))
-        probability[i, j] = probability[j, i] = p
-        pattern_of[i, j] = pattern_of[j, i] = patterns[k]
+    for k, (i, j) in enumerate(zip(lefts, rights)):
+        p = probabilities[k]
         hard = hard_conflicts(features[i], features[j])
-        guards = scorer.guards(patterns[k])
+        guards = list(guard_rows[k])
         if hard:
             hard_ok[i, j] = hard_ok[j, i] = False
         if hard or guards:
@@ -281,7 +298,7 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
         if guards:
             guards_of[(i, j)] = guards_of[(j, i)] = guards
         edges[(i, j)] = {
-            "a": ids[i], "b": ids[j], "weight": round(float(weights[k]), 3), "probability": round(p, 6),
+            "a": ids[i], "b": ids[j], "weight": round(weights[k], 3), "probability": round(p, 6),
             "fields": scorer.explain(patterns[k], frequencies[k]), "blocked_by": hard + [f"guard: {g}" for g in guards],
         }
     pairs = _PairFacts(probability, allowed, hard_ok, guards_of, pattern_of, scorer, features)
@@ -572,9 +589,12 @@ class _ResolveFn(beam.DoFn):
             rights.extend(right)
         patterns = comparison_vectors(scorer.model, lefts, rights)
         frequencies = term_frequencies(scorer.model, lefts, rights, patterns)
+        # weights and guards of the whole batch at once: numpy's cost per call outweighs a component's rows
+        weights, guards = scorer.weights(patterns, frequencies), scorer.guard_lists(patterns)
         resolved = []
         for (component_id, members), span in zip(buffer, spans):
-            compared = (patterns[span[0]:span[1]], frequencies[span[0]:span[1]]) if span else None
+            compared = (patterns[span[0]:span[1]], frequencies[span[0]:span[1]], weights[span[0]:span[1]],
+                        guards[span[0]:span[1]]) if span else None
             resolved.append((component_id, resolve_component(
                 members, scorer, self._policy, self._threshold, self._member_threshold, self._max, self._domain,
                 compared)))
