@@ -46,34 +46,57 @@ from transforms.packing import pack, records, unpack
 KEY_SEPARATOR = "\x1f"
 
 
+# Each rule list's (key prefix, fields), worked out once per list object (block_keys runs twice for
+# every profile). Holding the list keeps its id from being reused by another.
+_COMPILED_RULES: dict[int, tuple[list, tuple]] = {}
+
+
+def _compiled_rules(rules: list[dict]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    entry = _COMPILED_RULES.get(id(rules))
+    if entry is None or entry[0] is not rules:
+        if len(_COMPILED_RULES) >= 64:
+            _COMPILED_RULES.clear()
+        entry = _COMPILED_RULES[id(rules)] = (
+            rules, tuple((f"{index}{KEY_SEPARATOR}", tuple(rule["fields"])) for index, rule in enumerate(rules)))
+    return entry[1]
+
+
 def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:
     """All blocking keys of one profile, as ``"<rule index>\\x1f<value>\\x1f..."`` strings.
 
     A rule yields no key when any of its features is empty; a multi-valued feature
     (a tuple) yields one key per value, and several of them the product.
     """
-    keys = set()
+    keys: list[str] = []
     get = features.get
-    for index, rule in enumerate(rules):
+    for prefix, fields in _compiled_rules(rules):
+        if len(fields) == 1:
+            value = get(fields[0])
+            if not value:
+                continue
+            if isinstance(value, tuple):
+                keys.extend([prefix + v for v in value if v])
+            else:
+                keys.append(prefix + value)
+            continue
+        values = [get(field) for field in fields]
+        if not all(values):
+            continue
+        if not any(isinstance(value, tuple) for value in values):   # most rules: one value per field
+            keys.append(prefix + KEY_SEPARATOR.join(values))
+            continue
         parts = []
-        for field in rule["fields"]:
-            value = get(field)
+        for value in values:
             if isinstance(value, tuple):
                 value = [v for v in value if v]
                 if not value:
                     break
                 parts.append(value)
-            elif value:
+            else:
                 parts.append((value,))
-            else:
-                break
         else:
-            prefix = f"{index}{KEY_SEPARATOR}"
-            if len(parts) == 1:   # most rules: one field, or one value per field
-                keys.update([prefix + value for value in parts[0]])
-            else:
-                keys.update([prefix + KEY_SEPARATOR.join(combo) for combo in itertools.product(*parts)])
-    return tuple(sorted(keys))
+            keys.extend([prefix + KEY_SEPARATOR.join(combo) for combo in itertools.product(*parts)])
+    return tuple(sorted(set(keys)))
 
 
 def rule_of(key: str) -> int:
