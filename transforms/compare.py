@@ -39,43 +39,51 @@ def _first(value):
 
 
 class _Batch:
-    """Columns of a batch of pairs, built once per feature and side and reused by every level."""
+    """Columns of a batch of pairs, built once per feature and side and reused by every level.
 
-    def __init__(self, left: list[dict], right: list[dict]):
+    The caches are keyed by the side's list itself (its id), so the ``flipped`` view of a batch
+    (right as left) reuses the columns the batch has already built."""
+
+    def __init__(self, left: list[dict], right: list[dict], caches: tuple | None = None):
         self.sides = (left, right)
         self.n = len(left)
-        self._columns: dict = {}
-        self._empty: dict = {}
-        self._firsts: dict = {}
-        self._days: dict = {}
+        self._columns, self._empty, self._firsts, self._days = caches or ({}, {}, {}, {})
         self.scores: dict = {}
 
+    def flipped(self) -> "_Batch":
+        """The same pairs with their sides swapped, sharing this batch's columns."""
+        return _Batch(self.sides[1], self.sides[0], (self._columns, self._empty, self._firsts, self._days))
+
     def column(self, side: int, field: str) -> np.ndarray:
-        key = (side, field)
-        if key not in self._columns:
-            self._columns[key] = np.fromiter(map(operator.itemgetter(field), self.sides[side]), dtype=object,
-                                             count=self.n)
-        return self._columns[key]
+        key = (id(self.sides[side]), field)
+        column = self._columns.get(key)
+        if column is None:
+            column = self._columns[key] = np.fromiter(map(operator.itemgetter(field), self.sides[side]),
+                                                      dtype=object, count=self.n)
+        return column
 
     def empty(self, side: int, field: str) -> np.ndarray:
-        key = (side, field)
-        if key not in self._empty:
+        key = (id(self.sides[side]), field)
+        empty = self._empty.get(key)
+        if empty is None:
             # bool() of each value, in C: "", (), None and 0 are empty, as ``not v`` says
-            self._empty[key] = ~self.column(side, field).astype(bool)
-        return self._empty[key]
+            empty = self._empty[key] = ~self.column(side, field).astype(bool)
+        return empty
 
     def firsts(self, side: int, field: str) -> np.ndarray:
-        key = (side, field)
-        if key not in self._firsts:
-            self._firsts[key] = np.fromiter((_first(v) for v in self.column(side, field)), dtype=object,
-                                            count=self.n)
-        return self._firsts[key]
+        key = (id(self.sides[side]), field)
+        firsts = self._firsts.get(key)
+        if firsts is None:
+            firsts = self._firsts[key] = np.fromiter((_first(v) for v in self.column(side, field)), dtype=object,
+                                                     count=self.n)
+        return firsts
 
     def days(self, side: int, field: str) -> np.ndarray:
-        key = (side, field)
-        if key not in self._days:
-            self._days[key] = np.array([v or "NaT" for v in self.column(side, field)], dtype="datetime64[D]")
-        return self._days[key]
+        key = (id(self.sides[side]), field)
+        days = self._days.get(key)
+        if days is None:
+            days = self._days[key] = np.array([v or "NaT" for v in self.column(side, field)], dtype="datetime64[D]")
+        return days
 
     def both_present(self, rows: np.ndarray, *fields: str) -> np.ndarray:
         """Rows (a subset of ``rows``) where every field is non-empty on both sides."""
@@ -117,7 +125,7 @@ def _similar(batch: _Batch, rows: np.ndarray, field_a: str, field_b: str, scorer
 def _swapped_similar(batch: _Batch, rows: np.ndarray, f1: str, f2: str, scorer_name: str, threshold: float):
     """Names entered in each other's fields: a's f1 is like b's f2 and, unless a has no
     f2, a's f2 is like b's f1 (or the same the other way round)."""
-    flipped = _Batch(batch.sides[1], batch.sides[0])
+    flipped = batch.flipped()
     flipped.scores = batch.scores.setdefault(("flipped",), {})  # type: ignore[assignment]
     forward = _similar(batch, rows, f1, f2, scorer_name, threshold) & (
         batch.empty(0, f2)[rows] | _similar(batch, rows, f2, f1, scorer_name, threshold))
