@@ -80,6 +80,29 @@ def test_overlap():
     assert not hit(cond, {"x": ("+1", "+2")}, {"x": ("+3",)})
 
 
+def test_overlap_of_a_batch_agrees_with_sets_pair_by_pair():
+    # one-value tuples are compared as whole columns, the rest value by value: both must say
+    # what set intersection says, including for empty tuples and repeated values
+    rng = random.Random(5)
+    values = ["+1", "+2", "+3", "+4"]
+    def draw():
+        return tuple(rng.choice(values) for _ in range(rng.choice([0, 1, 1, 1, 2, 3])))
+    left = [{"x": draw()} for _ in range(3000)]
+    right = [{"x": draw()} for _ in range(3000)]
+    model = {"comparisons": [{"name": "c", "levels": [
+        dict(NULL), {"label": "tested", "kind": "overlap", "field": "x"}, ELSE]}]}
+    levels = comparison_vectors(model, left, right)[:, 0].tolist()
+    expected = [0 if not a["x"] or not b["x"] else 1 if set(a["x"]) & set(b["x"]) else 2
+                for a, b in zip(left, right)]
+    assert levels == expected
+    assert {0, 1, 2} <= set(levels)
+    # on rows an earlier level left over (not all rows of the batch)
+    model["comparisons"][0]["levels"].insert(1, {"label": "first", "kind": "exact", "field": "x"})
+    levels = comparison_vectors(model, left, right)[:, 0].tolist()
+    assert levels == [0 if e == 0 else 1 if a["x"] == b["x"] else e + 1
+                      for a, b, e in zip(left, right, expected)]
+
+
 def test_member():
     cond = {"kind": "member", "fields": ["x", "v"]}
     bob = {"x": "bob", "v": ("bob", "robert")}

@@ -47,12 +47,12 @@ class _Batch:
     def __init__(self, left: list[dict], right: list[dict], caches: tuple | None = None):
         self.sides = (left, right)
         self.n = len(left)
-        self._columns, self._empty, self._firsts, self._days = caches or ({}, {}, {}, {})
+        self._columns, self._empty, self._firsts, self._days, self._single = caches or ({}, {}, {}, {}, {})
         self.scores: dict = {}
 
     def flipped(self) -> "_Batch":
         """The same pairs with their sides swapped, sharing this batch's columns."""
-        return _Batch(self.sides[1], self.sides[0], (self._columns, self._empty, self._firsts, self._days))
+        return _Batch(self.sides[1], self.sides[0], (self._columns, self._empty, self._firsts, self._days, self._single))
 
     def column(self, side: int, field: str) -> np.ndarray:
         key = (id(self.sides[side]), field)
@@ -78,6 +78,15 @@ class _Batch:
                                                      count=self.n)
         return firsts
 
+    def single(self, side: int, field: str) -> np.ndarray:
+        """Which values are a tuple of exactly one value (most multi-valued features hold one)."""
+        key = (id(self.sides[side]), field)
+        single = self._single.get(key)
+        if single is None:
+            single = self._single[key] = np.fromiter(
+                (type(v) is tuple and len(v) == 1 for v in self.column(side, field)), dtype=bool, count=self.n)
+        return single
+
     def days(self, side: int, field: str) -> np.ndarray:
         key = (id(self.sides[side]), field)
         days = self._days.get(key)
@@ -101,6 +110,20 @@ def _python_test(batch: _Batch, rows: np.ndarray, fields: tuple, test) -> np.nda
     for position in np.flatnonzero(present):
         row = rows[position]
         out[position] = test(left[row], right[row])
+    return out
+
+
+def _overlap(batch: _Batch, rows: np.ndarray, field: str) -> np.ndarray:
+    """Do the two sides' values of a multi-valued field share one, on ``rows``? Pairs where both
+    hold exactly one value (most of them) are compared as whole columns; the rest value by value."""
+    present = batch.both_present(rows, field)
+    single = present & batch.single(0, field)[rows] & batch.single(1, field)[rows]
+    out = np.zeros(len(rows), dtype=bool)
+    out[single] = batch.firsts(0, field)[rows[single]] == batch.firsts(1, field)[rows[single]]
+    rest = np.flatnonzero(present & ~single)
+    if len(rest):
+        left, right = batch.column(0, field)[rows[rest]], batch.column(1, field)[rows[rest]]
+        out[rest] = [not set(a).isdisjoint(b) for a, b in zip(left, right)]
     return out
 
 
@@ -176,7 +199,7 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         return (a == b) & ~batch.empty(0, field)[rows]
     if kind == "overlap":
         field = condition["field"]
-        return _python_test(batch, rows, (field,), lambda a, b: not set(a[field]).isdisjoint(b[field]))
+        return _overlap(batch, rows, field)
     if kind == "member":
         value_field, set_field = condition["fields"]
         return _python_test(batch, rows, (value_field,), lambda a, b: (
