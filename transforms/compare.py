@@ -471,19 +471,28 @@ class Scorer:
     def explain(self, pattern, frequencies=None) -> dict:
         """Field-by-field account of one pattern: level label and weight added."""
         out = {}
-        width = len(self.model["comparisons"])
-        frequencies = [0.0] * width if frequencies is None else [float(x) for x in frequencies]
+        comparisons = self.model["comparisons"]
+        width = len(comparisons)
+        # plain Python numbers: this runs for every edge of every cluster, and numpy's scalars are slow one by one
+        pattern = pattern.tolist() if isinstance(pattern, np.ndarray) else [int(level) for level in pattern]
+        if frequencies is None:
+            frequencies = [0.0] * width
+        else:
+            frequencies = frequencies.tolist() if isinstance(frequencies, np.ndarray) else [float(x) for x in frequencies]
         weights = self._field_weights(pattern, frequencies)
         joint_of = {column: frequencies[extra] for extra, (column, _, _) in enumerate(self._joints, start=width)
                     if extra < len(frequencies)}
-        for i, comparison in enumerate(self.model["comparisons"]):
-            level = int(pattern[i])
-            entry = {"level": comparison["levels"][level]["label"], "weight": round(weights[i], 3)}
-            if entry["weight"] < round(float(self._table[i, level]), 3):
-                if joint_of.get(i) and weights[i] < self._level_weight(i, level, frequencies[i]) - 1e-9:
+        rows = self._rows
+        for i, comparison in enumerate(comparisons):
+            level = pattern[i]
+            weight = round(weights[i], 3)
+            entry = {"level": comparison["levels"][level]["label"], "weight": weight}
+            if weight < round(rows[i][level], 3):
+                joint = joint_of.get(i)
+                if joint and weights[i] < self._level_weight(i, level, frequencies[i]) - 1e-9:
                     other = comparison["term_frequency"]["given"]["comparison"].replace("_", " ")
                     entry["note"] = (f"common together with the same {other}: "
-                                     f"{joint_of[i]:.2%} of profiles share both")
+                                     f"{joint:.2%} of profiles share both")
                 elif frequencies[i]:
                     entry["note"] = f"common value: {frequencies[i]:.2%} of profiles share it"
             out[comparison["name"]] = entry
