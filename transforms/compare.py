@@ -382,7 +382,14 @@ class Scorer:
 
     def _field_weights(self, pattern, frequencies) -> list[float]:
         """Per comparison, the weight one pattern row adds (term frequencies and joint caps applied)."""
-        weights = [self._level_weight(i, int(level), frequencies[i]) for i, level in enumerate(pattern)]
+        rows, m = self._rows, self._m
+        weights = []
+        for i, level in enumerate(pattern):   # _level_weight, inlined: this runs for every explained pair
+            level = int(level)
+            weight, frequency = rows[i][level], frequencies[i]
+            if frequency:
+                weight = min(weight, math.log2(m[i][level] / frequency))
+            weights.append(weight)
         width = len(weights)
         for extra, (column, other, _) in enumerate(self._joints, start=width):
             joint = frequencies[extra] if extra < len(frequencies) else 0.0
