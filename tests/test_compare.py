@@ -444,6 +444,27 @@ def test_explain_lists_every_comparison_with_level_and_weight():
     assert sum(e["weight"] for e in explained.values()) + prior_weight(model) == pytest.approx(scorer.weight(pattern), abs=0.01)
 
 
+def test_explain_reads_numpy_rows_as_it_reads_plain_sequences():
+    # resolving hands explain numpy rows (int8 levels, float frequencies); a person's --model
+    # tooling may hand it lists: both give the same account, notes and capped weights included
+    model = fitted_model()
+    scorer = Scorer(model)
+    width, rng = len(model["comparisons"]), np.random.default_rng(3)
+    sizes = [len(c["levels"]) for c in model["comparisons"]]
+    extra = len(joint_specs(model))
+    patterns = np.stack([rng.integers(0, k, 400) for k in sizes], axis=1).astype(np.int8)
+    frequencies = np.where(rng.random((400, width + extra)) < 0.4, rng.random((400, width + extra)) / 50, 0.0)
+    notes = 0
+    for pattern, shares in zip(patterns, frequencies):
+        explained = scorer.explain(pattern, shares)
+        assert explained == scorer.explain(tuple(int(v) for v in pattern), [float(v) for v in shares])
+        assert sum(e["weight"] for e in explained.values()) + prior_weight(model) == pytest.approx(
+            scorer.weights(pattern[None, :], shares[None, :])[0], abs=0.01)
+        notes += sum("note" in e for e in explained.values())
+    assert notes > 0
+    assert scorer.explain(patterns[0]) == scorer.explain(list(patterns[0]), None)
+
+
 # ------------------------------------------------------------------------ guards
 
 
