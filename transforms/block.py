@@ -47,7 +47,8 @@ KEY_SEPARATOR = "\x1f"
 
 
 # Each rule list's (key prefix, fields), worked out once per list object (block_keys runs twice for
-# every profile). Holding the list keeps its id from being reused by another.
+# every profile). Holding the list keeps its id from being reused by another; a rule list is never
+# changed in place once the job has built it (a list changed after use would not be seen here).
 _COMPILED_RULES: dict[int, tuple[list, tuple]] = {}
 
 
