@@ -45,7 +45,7 @@ def feat(n, **values):
 
 def keyed(features, rules=RULES):
     keys = block_keys(features, rules)
-    return dict(features, keys=keys, keys_set=frozenset(keys))
+    return dict(features, keys=keys)
 
 
 # ------------------------------------------------------------------- block_keys

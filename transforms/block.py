@@ -46,20 +46,8 @@ from transforms.packing import pack, records, unpack
 KEY_SEPARATOR = "\x1f"
 
 
-# Each rule list's (key prefix, fields), worked out once per list object (block_keys runs twice for
-# every profile). Holding the list keeps its id from being reused by another; a rule list is never
-# changed in place once the job has built it (a list changed after use would not be seen here).
-_COMPILED_RULES: dict[int, tuple[list, tuple]] = {}
-
-
-def _compiled_rules(rules: list[dict]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    entry = _COMPILED_RULES.get(id(rules))
-    if entry is None or entry[0] is not rules:
-        if len(_COMPILED_RULES) >= 64:
-            _COMPILED_RULES.clear()
-        entry = _COMPILED_RULES[id(rules)] = (
-            rules, tuple((f"{index}{KEY_SEPARATOR}", tuple(rule["fields"])) for index, rule in enumerate(rules)))
-    return entry[1]
+# "<rule index>\x1f", made once: block_keys runs twice for every profile
+_PREFIXES = tuple(f"{index}{KEY_SEPARATOR}" for index in range(100))
 
 
 def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:
@@ -70,11 +58,13 @@ def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:
     """
     keys: list[str] = []
     get = features.get
-    for prefix, fields in _compiled_rules(rules):
+    for index, rule in enumerate(rules):
+        fields = rule["fields"]
         if len(fields) == 1:
             value = get(fields[0])
             if not value:
                 continue
+            prefix = _PREFIXES[index] if index < 100 else f"{index}{KEY_SEPARATOR}"
             if isinstance(value, tuple):
                 keys.extend([prefix + v for v in value if v])
             else:
@@ -83,6 +73,7 @@ def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:
         values = [get(field) for field in fields]
         if not all(values):
             continue
+        prefix = _PREFIXES[index] if index < 100 else f"{index}{KEY_SEPARATOR}"
         if not any(isinstance(value, tuple) for value in values):   # most rules: one value per field
             keys.append(prefix + KEY_SEPARATOR.join(values))
             continue
@@ -136,8 +127,7 @@ def owned_pairs(block_key: str, members: list[dict], capped, windowed=(),
                 window: int = 0) -> Iterable[tuple[dict, dict, tuple[int, ...]]]:
     """Pairs of a block that this block owns, each pair of the whole job made by exactly one block.
 
-    ``members`` carry their sorted keys in ``keys`` (and may carry the same as a
-    set in ``keys_set``); ``capped`` is any container of keys whose blocks make no
+    ``members`` carry their sorted keys in ``keys``; ``capped`` is any container of keys whose blocks make no
     pairs, ``windowed`` of keys whose blocks pair only neighbours. The owner of a
     pair is its smallest shared key that pairs everyone (neither capped nor
     windowed), else its smallest shared windowed key. With ``window`` > 0 this
@@ -155,7 +145,7 @@ def owned_pairs(block_key: str, members: list[dict], capped, windowed=(),
         candidates = ((i, j) for i in range(len(ordered)) for j in range(i + 1, len(ordered)))
     capped = capped if isinstance(capped, frozenset) else frozenset(capped)
     windowed = windowed if isinstance(windowed, frozenset) else frozenset(windowed)
-    key_sets = [f.get("keys_set") or frozenset(f["keys"]) for f in ordered]
+    key_sets = [frozenset(f["keys"]) for f in ordered]
     rules_of: dict = {}   # a block's pairs mostly share the same keys
     for i, j in candidates:
         left, right = ordered[i], ordered[j]

@@ -239,6 +239,14 @@ def member_pairs(members: list[tuple[dict, dict]]) -> tuple[list, list[dict], li
     return members, [members[i][1] for i in left_idx], [members[j][1] for j in right_idx]
 
 
+def compared_pairs(scorer: Scorer, left: list[dict], right: list[dict]) -> tuple:
+    """``(patterns, frequencies, weights, guards)`` of the pairs ``(left[i], right[i])``, as
+    ``resolve_component`` reads them."""
+    patterns = comparison_vectors(scorer.model, left, right)
+    frequencies = term_frequencies(scorer.model, left, right, patterns)
+    return patterns, frequencies, scorer.weights(patterns, frequencies), scorer.guard_lists(patterns)
+
+
 def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: Policy,
                       match_threshold: float, member_threshold: float, max_cluster_size: int,
                       domain_name: str, compared: tuple | None = None) -> list[dict]:
@@ -252,9 +260,8 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
     ``"split"`` (a profile linked into the component that does not match the main
     of any group well enough: left alone, for review).
 
-    ``compared`` may hold the ``(patterns, frequencies)`` of ``member_pairs``, or
-    ``(patterns, frequencies, weights, guards)`` with ``Scorer.weights`` and ``Scorer.guard_lists``
-    of them, computed by the caller for many components at once.
+    ``compared`` may hold the ``compared_pairs`` of ``member_pairs``, computed by the caller
+    for many components at once.
     """
     members = sorted(members, key=lambda m: m[0]["ProfileId"])
     ids = [m[0]["ProfileId"] for m in members]
@@ -268,12 +275,7 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
     features = [m[1] for m in members]
     left_idx, right_idx, lefts, rights = upper_pairs(n)
     if compared is None:
-        _, left, right = member_pairs(members)
-        patterns = comparison_vectors(scorer.model, left, right)
-        compared = patterns, term_frequencies(scorer.model, left, right, patterns)
-    if len(compared) == 2:
-        patterns, frequencies = compared
-        compared = patterns, frequencies, scorer.weights(patterns, frequencies), scorer.guard_lists(patterns)
+        compared = compared_pairs(scorer, *member_pairs(members)[1:])
     patterns, frequencies, weights, guard_rows = compared
     weights = weights.tolist()
     probabilities = [scorer.probability(w) for w in weights]
@@ -587,14 +589,11 @@ class _ResolveFn(beam.DoFn):
             spans.append((len(lefts), len(lefts) + len(left)))
             lefts.extend(left)
             rights.extend(right)
-        patterns = comparison_vectors(scorer.model, lefts, rights)
-        frequencies = term_frequencies(scorer.model, lefts, rights, patterns)
-        # weights and guards of the whole batch at once: numpy's cost per call outweighs a component's rows
-        weights, guards = scorer.weights(patterns, frequencies), scorer.guard_lists(patterns)
+        # the whole batch at once: numpy's cost per call outweighs a component's rows
+        columns = compared_pairs(scorer, lefts, rights)
         resolved = []
         for (component_id, members), span in zip(buffer, spans):
-            compared = (patterns[span[0]:span[1]], frequencies[span[0]:span[1]], weights[span[0]:span[1]],
-                        guards[span[0]:span[1]]) if span else None
+            compared = tuple(column[span[0]:span[1]] for column in columns) if span else None
             resolved.append((component_id, resolve_component(
                 members, scorer, self._policy, self._threshold, self._member_threshold, self._max, self._domain,
                 compared)))

@@ -41,58 +41,46 @@ def _first(value):
 class _Batch:
     """Columns of a batch of pairs, built once per feature and side and reused by every level.
 
-    The caches are keyed by the side's list itself (its id), so the ``flipped`` view of a batch
+    The cache is keyed by the side's list itself (its id), so the ``flipped`` view of a batch
     (right as left) reuses the columns the batch has already built."""
 
-    def __init__(self, left: list[dict], right: list[dict], caches: tuple | None = None):
+    def __init__(self, left: list[dict], right: list[dict], cache: dict | None = None):
         self.sides = (left, right)
         self.n = len(left)
-        self._columns, self._empty, self._firsts, self._days, self._single = caches or ({}, {}, {}, {}, {})
+        self._cache = {} if cache is None else cache
         self.scores: dict = {}
 
     def flipped(self) -> "_Batch":
         """The same pairs with their sides swapped, sharing this batch's columns."""
-        return _Batch(self.sides[1], self.sides[0], (self._columns, self._empty, self._firsts, self._days, self._single))
+        return _Batch(self.sides[1], self.sides[0], self._cache)
+
+    def _cached(self, kind: str, side: int, field: str, build) -> np.ndarray:
+        key = (kind, id(self.sides[side]), field)
+        value = self._cache.get(key)
+        if value is None:
+            value = self._cache[key] = build()
+        return value
 
     def column(self, side: int, field: str) -> np.ndarray:
-        key = (id(self.sides[side]), field)
-        column = self._columns.get(key)
-        if column is None:
-            column = self._columns[key] = np.fromiter(map(operator.itemgetter(field), self.sides[side]),
-                                                      dtype=object, count=self.n)
-        return column
+        return self._cached("column", side, field, lambda: np.fromiter(
+            map(operator.itemgetter(field), self.sides[side]), dtype=object, count=self.n))
 
     def empty(self, side: int, field: str) -> np.ndarray:
-        key = (id(self.sides[side]), field)
-        empty = self._empty.get(key)
-        if empty is None:
-            # bool() of each value, in C: "", (), None and 0 are empty, as ``not v`` says
-            empty = self._empty[key] = ~self.column(side, field).astype(bool)
-        return empty
+        # bool() of each value, in C: "", (), None and 0 are empty, as ``not v`` says
+        return self._cached("empty", side, field, lambda: ~self.column(side, field).astype(bool))
 
     def firsts(self, side: int, field: str) -> np.ndarray:
-        key = (id(self.sides[side]), field)
-        firsts = self._firsts.get(key)
-        if firsts is None:
-            firsts = self._firsts[key] = np.fromiter((_first(v) for v in self.column(side, field)), dtype=object,
-                                                     count=self.n)
-        return firsts
+        return self._cached("firsts", side, field, lambda: np.fromiter(
+            map(_first, self.column(side, field)), dtype=object, count=self.n))
 
     def single(self, side: int, field: str) -> np.ndarray:
         """Which values are a tuple of exactly one value (most multi-valued features hold one)."""
-        key = (id(self.sides[side]), field)
-        single = self._single.get(key)
-        if single is None:
-            single = self._single[key] = np.fromiter(
-                (type(v) is tuple and len(v) == 1 for v in self.column(side, field)), dtype=bool, count=self.n)
-        return single
+        return self._cached("single", side, field, lambda: np.fromiter(
+            (type(v) is tuple and len(v) == 1 for v in self.column(side, field)), dtype=bool, count=self.n))
 
     def days(self, side: int, field: str) -> np.ndarray:
-        key = (id(self.sides[side]), field)
-        days = self._days.get(key)
-        if days is None:
-            days = self._days[key] = np.array([v or "NaT" for v in self.column(side, field)], dtype="datetime64[D]")
-        return days
+        return self._cached("days", side, field, lambda: np.array(
+            [v or "NaT" for v in self.column(side, field)], dtype="datetime64[D]"))
 
     def both_present(self, rows: np.ndarray, *fields: str) -> np.ndarray:
         """Rows (a subset of ``rows``) where every field is non-empty on both sides."""
@@ -382,14 +370,7 @@ class Scorer:
 
     def _field_weights(self, pattern, frequencies) -> list[float]:
         """Per comparison, the weight one pattern row adds (term frequencies and joint caps applied)."""
-        rows, m = self._rows, self._m
-        weights = []
-        for i, level in enumerate(pattern):   # _level_weight, inlined: this runs for every explained pair
-            level = int(level)
-            weight, frequency = rows[i][level], frequencies[i]
-            if frequency:
-                weight = min(weight, math.log2(m[i][level] / frequency))
-            weights.append(weight)
+        weights = [self._level_weight(i, int(level), frequencies[i]) for i, level in enumerate(pattern)]
         width = len(weights)
         for extra, (column, other, _) in enumerate(self._joints, start=width):
             joint = frequencies[extra] if extra < len(frequencies) else 0.0
