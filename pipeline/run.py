@@ -32,7 +32,7 @@ from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
 from transforms.model import default_model, term_frequency_fields, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
-from transforms.packing import count_records, pack, pack_compressed, records, unpack, unpack_compressed
+from transforms.packing import count_records, pack, pack_compressed, records, unpack
 from transforms.read import ReadProfiles
 
 LOG = logging.getLogger("profile_dedup")
@@ -154,15 +154,38 @@ def handover_problems(counts: dict) -> list[str]:
     return problems
 
 
-def _pair_stats(packed):
-    """A packed compared batch -> ``(what, key, count)``: its pairs (``"pairs"``), its pairs per
+def _pair_stats(batch: dict):
+    """A compared batch -> ``(what, key, count)``: its pairs (``"pairs"``), its pairs per
     comparison pattern and blocking rule (``"pattern"``, for estimation) and per rule (``"rule"``)."""
-    batch = unpack_compressed(packed)
     yield "pairs", None, len(batch["a"])
     for key, n in pattern_counts(batch).items():
         yield "pattern", key, n
     for rule, n in Counter(rule for rules in batch["rules"] for rule in rules).items():
         yield "rule", rule, n
+
+
+_STATS = "stats"
+
+
+def _packed_with_stats(batch: dict):
+    """A compared batch -> the batch packed to wait for the model, and its ``_pair_stats`` (tagged
+    ``_STATS``), counted here while the batch is at hand rather than unpacked again for them."""
+    yield pack_compressed(batch)
+    for stat in _pair_stats(batch):
+        yield beam.pvalue.TaggedOutput(_STATS, stat)
+
+
+class _CompareAndPack(beam.PTransform):
+    """Candidate pair batches -> ``{"pairs": packed compared batches, "stats": their _pair_stats}``."""
+
+    def __init__(self, model: dict):
+        super().__init__()
+        self._model = model
+
+    def expand(self, pairs):
+        packed = (pairs | "ComparePairs" >> ComparePairs(self._model)
+                  | "PackCompared" >> beam.FlatMap(_packed_with_stats).with_outputs(_STATS, main="pairs"))
+        return {"pairs": packed.pairs, _STATS: packed[_STATS]}
 
 
 def _with_profiles(element):
@@ -200,13 +223,12 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
         *(comparison_fields(c, raw=True) for c in base_model["comparisons"]))
     # Every compared pair waits in the runner for the model (estimated from all of them): packed and
     # compressed, a pair takes about 30 bytes instead of 150 while it waits. Pairs are compared and
-    # packed in the step that makes them (BlockPairs' ``then``), before they are gathered.
+    # packed in the step that makes them (BlockPairs' ``then``), before they are gathered; their counts
+    # (pairs per pattern and rule) are taken there too, so the packed pairs are read once, by scoring.
     blocked = features | "BlockPairs" >> BlockPairs(
         base_model["blocking_rules"], options.max_block_size, keep, sizes=sizes,
-        then=lambda: ComparePairs(base_model) | "PackCompared" >> beam.Map(pack_compressed))
-    waiting = blocked["pairs"]
-
-    stats = waiting | "PairStats" >> beam.FlatMap(_pair_stats)
+        then=lambda: _CompareAndPack(base_model))
+    waiting, stats = blocked["pairs"], blocked[_STATS]
     if fixed_model is not None:
         model = p | "GivenModel" >> beam.Create([fixed_model])
     else:

@@ -425,6 +425,13 @@ def test_block_pairs_from_batches_match_block_pairs_from_single_features():
                     label="BatchedCapped")
 
 
+class _PairsAndSizes(beam.PTransform):
+    """A ``then`` that makes two collections: the batches, and how many pairs each holds."""
+
+    def expand(self, batches):
+        return {"pairs": batches, "sizes": batches | beam.Map(len)}
+
+
 def test_block_pairs_are_the_same_whatever_the_number_of_shuffle_parts_and_then_runs_in_each_part(tmp_path):
     rng = random.Random(8)
     members = [city_member(n, rng.choice(["smith", "adams", "jones", "baker"]), phones=(f"+{n % 9}",))
@@ -444,6 +451,14 @@ def test_block_pairs_are_the_same_whatever_the_number_of_shuffle_parts_and_then_
                   | "BlockThen" >> BlockPairs(WINDOWED_RULES, max_block_size=8, parts=3,
                                               then=lambda: beam.Map(lambda batch: ("seen", ids(batch)))))
         assert_that(tagged["pairs"], collect_to(tmp_path / "then.json"), label="SaveThen")
+        # a ``then`` that makes several collections: each is flattened over the parts, under its name
+        several = (p | "CreateSeveral" >> beam.Create(members)
+                   | "BlockSeveral" >> BlockPairs(WINDOWED_RULES, max_block_size=8, parts=3,
+                                                  then=lambda: _PairsAndSizes()))
+        assert_that(several["pairs"] | "IdsSeveral" >> beam.FlatMap(ids), collect_to(tmp_path / "several.json"),
+                    label="SaveSeveral")
+        assert_that(several["sizes"] | "SumSizes" >> beam.CombineGlobally(sum),
+                    collect_to(tmp_path / "sizes.json"), label="SaveSizes")
 
     def load(name):
         return sorted((a, b, tuple(rules)) for a, b, rules in json.loads((tmp_path / name).read_text()))
@@ -451,6 +466,8 @@ def test_block_pairs_are_the_same_whatever_the_number_of_shuffle_parts_and_then_
     one = load("parts1.json")
     assert len(one) > 60 and len(one) == len(set(one))
     assert load("parts3.json") == one and load("parts4.json") == one
+    assert load("several.json") == one
+    assert json.loads((tmp_path / "sizes.json").read_text()) == [len(one)]
     then = json.loads((tmp_path / "then.json").read_text())
     assert {tag for tag, _ in then} == {"seen"}
     assert sorted((a, b, tuple(r)) for _, batch in then for a, b, r in batch) == one

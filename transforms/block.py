@@ -436,7 +436,9 @@ class BlockPairs(beam.PTransform):
     Blocks are shuffled in ``buckets`` buckets (``transforms.buckets``), grouped in ``parts``
     separate ``GroupByKey``s (by bucket), each paired in its own step. ``then`` (if given) makes a
     PTransform applied to each part's batches before the parts are flattened, so that the
-    flattened collection is what it makes (the pipeline compares and packs pairs there).
+    flattened collection is what it makes (the pipeline compares and packs pairs there). If it
+    makes a dict of collections, each is flattened over the parts and returned under its name
+    (``pairs`` among them).
 
     ``sizes`` is the output of ``BlockSizes`` on the same profiles (made here if not given;
     the pipeline gives it from the features before term frequencies, so counting runs early).
@@ -484,7 +486,13 @@ class BlockPairs(beam.PTransform):
             grouped.append(paired[ENTRIES])
             # what the caller does with the pairs runs in each part's own step, before the parts meet:
             # a runner holds the flattened parts in memory until their next step reads them
-            outputs.append(pairs | f"Then{i}" >> self._then() if self._then else pairs)
-        return {"pairs": outputs | "AllParts" >> beam.Flatten(), "capped": sizes["capped"],
-                "entries_sent": keyed[ENTRIES] | "EntriesSent" >> beam.CombineGlobally(sum),
-                "entries_grouped": grouped | "AllGrouped" >> beam.Flatten() | "EntriesGrouped" >> beam.CombineGlobally(sum)}
+            made = pairs | f"Then{i}" >> self._then() if self._then else pairs
+            outputs.append(made if isinstance(made, dict) else {"pairs": made})
+        result = {"capped": sizes["capped"],
+                  "entries_sent": keyed[ENTRIES] | "EntriesSent" >> beam.CombineGlobally(sum),
+                  "entries_grouped": grouped | "AllGrouped" >> beam.Flatten() | "EntriesGrouped" >> beam.CombineGlobally(sum)}
+        for name in outputs[0]:
+            if name in result:
+                raise ValueError(f"BlockPairs: then's output {name!r} would hide BlockPairs' own")
+            result[name] = [made[name] for made in outputs] | f"AllParts{name.title()}" >> beam.Flatten()
+        return result
