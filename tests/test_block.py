@@ -6,6 +6,7 @@ import random
 import json
 
 import apache_beam as beam
+import pytest
 import numpy as np
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.util import assert_that, equal_to
@@ -423,6 +424,25 @@ def test_block_pairs_from_batches_match_block_pairs_from_single_features():
         assert_that(pairs_of(batched, "IdsOfBatched"), equal_to(expected), label="BatchedPairs")
         assert_that(batched["capped"] | beam.Map(lambda c: (c["key"], c["size"])), equal_to([("+9", 7)]),
                     label="BatchedCapped")
+
+
+def test_block_pairs_refuses_a_then_whose_outputs_lack_pairs_or_hide_its_own():
+    members = [city_member(n, "smith", phones=("+1",)) for n in range(1, 5)]
+    for then in (lambda: _Renamed({"batches": "pairs"}), lambda: _Renamed({"pairs": "pairs", "capped": "pairs"})):
+        with pytest.raises(ValueError, match="BlockPairs"):
+            with beam.Pipeline(runner="FnApiRunner") as p:
+                _ = p | beam.Create(members) | BlockPairs(WINDOWED_RULES, max_block_size=8, then=then)
+
+
+class _Renamed(beam.PTransform):
+    """A ``then`` that hands the batches on under other names (``{new name: "pairs"}``)."""
+
+    def __init__(self, names: dict):
+        super().__init__()
+        self._names = names
+
+    def expand(self, batches):
+        return {name: batches | f"As{name}" >> beam.Map(lambda batch: batch) for name in self._names}
 
 
 class _PairsAndSizes(beam.PTransform):

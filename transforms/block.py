@@ -491,6 +491,8 @@ class BlockPairs(beam.PTransform):
         result = {"capped": sizes["capped"],
                   "entries_sent": keyed[ENTRIES] | "EntriesSent" >> beam.CombineGlobally(sum),
                   "entries_grouped": grouped | "AllGrouped" >> beam.Flatten() | "EntriesGrouped" >> beam.CombineGlobally(sum)}
+        if "pairs" not in outputs[0]:
+            raise ValueError("BlockPairs: a then that makes a dict must make 'pairs' among them")
         for name in outputs[0]:
             if name in result:
                 raise ValueError(f"BlockPairs: then's output {name!r} would hide BlockPairs' own")
