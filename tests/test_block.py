@@ -6,8 +6,8 @@ import random
 import json
 
 import apache_beam as beam
-import pytest
 import numpy as np
+import pytest
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing.util import assert_that, equal_to
 

@@ -60,11 +60,11 @@ def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:
     get = features.get
     for index, rule in enumerate(rules):
         fields = rule["fields"]
+        prefix = _PREFIXES[index] if index < len(_PREFIXES) else f"{index}{KEY_SEPARATOR}"
         if len(fields) == 1:
             value = get(fields[0])
             if not value:
                 continue
-            prefix = _PREFIXES[index] if index < 100 else f"{index}{KEY_SEPARATOR}"
             if isinstance(value, tuple):
                 keys.extend([prefix + v for v in value if v])
             else:
@@ -73,7 +73,6 @@ def block_keys(features: dict, rules: list[dict]) -> tuple[str, ...]:
         values = [get(field) for field in fields]
         if not all(values):
             continue
-        prefix = _PREFIXES[index] if index < 100 else f"{index}{KEY_SEPARATOR}"
         if not any(isinstance(value, tuple) for value in values):   # most rules: one value per field
             keys.append(prefix + KEY_SEPARATOR.join(values))
             continue
@@ -488,13 +487,13 @@ class BlockPairs(beam.PTransform):
             # a runner holds the flattened parts in memory until their next step reads them
             made = pairs | f"Then{i}" >> self._then() if self._then else pairs
             outputs.append(made if isinstance(made, dict) else {"pairs": made})
-        result = {"capped": sizes["capped"],
-                  "entries_sent": keyed[ENTRIES] | "EntriesSent" >> beam.CombineGlobally(sum),
-                  "entries_grouped": grouped | "AllGrouped" >> beam.Flatten() | "EntriesGrouped" >> beam.CombineGlobally(sum)}
-        if "pairs" not in outputs[0]:
-            raise ValueError("BlockPairs: a then that makes a dict must make 'pairs' among them")
-        for name in outputs[0]:
-            if name in result:
-                raise ValueError(f"BlockPairs: then's output {name!r} would hide BlockPairs' own")
-            result[name] = [made[name] for made in outputs] | f"AllParts{name.title()}" >> beam.Flatten()
+        own = ("capped", "entries_sent", "entries_grouped")
+        if "pairs" not in outputs[0] or not set(own).isdisjoint(outputs[0]):
+            raise ValueError(f"BlockPairs: a then that makes a dict must make 'pairs', and none of {', '.join(own)}; "
+                             f"it made {', '.join(outputs[0])}")
+        result = {name: [made[name] for made in outputs] | f"AllParts{name.title()}" >> beam.Flatten()
+                  for name in outputs[0]}
+        result.update(capped=sizes["capped"],
+                      entries_sent=keyed[ENTRIES] | "EntriesSent" >> beam.CombineGlobally(sum),
+                      entries_grouped=grouped | "AllGrouped" >> beam.Flatten() | "EntriesGrouped" >> beam.CombineGlobally(sum))
         return result
