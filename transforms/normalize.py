@@ -85,6 +85,12 @@ def fold_text(value: Any) -> str:
 
 def fold_name(value: Any) -> str:
     """A name for comparison: folded, punctuation removed, placeholders dropped."""
+    return _fold_name(value) if isinstance(value, str) and value else ""
+
+
+@functools.lru_cache(maxsize=65536)
+def _fold_name(value: str) -> str:
+    # first names, family names and cities repeat across profiles: each is folded once
     text = _NON_ALPHA_SPACE.sub(" ", fold_text(value).replace("'", "").replace("-", " "))
     text = _SPACES.sub(" ", text).strip()
     return "" if text in _PLACEHOLDER_NAMES else text
@@ -222,13 +228,7 @@ def read_phone(raw: Any, region: str) -> tuple[str, bool] | None:
     if not text or not any(ch.isdigit() for ch in text):
         return None
     region = region or "US"
-    candidates = [text]
-    digits = "".join(_DIGITS.findall(text.lower().split("x")[0].split("ext")[0]))
-    if not text.startswith("+"):
-        if digits.startswith("00"):
-            candidates.append("+" + digits[2:])
-        candidates.append("+" + digits)
-    for candidate in candidates:
+    for candidate in _readings(text):
         try:
             number = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException:
@@ -241,6 +241,18 @@ def read_phone(raw: Any, region: str) -> tuple[str, bool] | None:
             return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
                     kind == phonenumbers.PhoneNumberType.FIXED_LINE)
     return None
+
+
+def _readings(text: str) -> Iterable[str]:
+    """The ways to read a number, in order: as written, then (without a "+") its digits
+    after an international "00", then its digits as if a "+" were missing. The digits are
+    worked out only when the number as written is not valid."""
+    yield text
+    if not text.startswith("+"):
+        digits = "".join(_DIGITS.findall(text.lower().split("x")[0].split("ext")[0]))
+        if digits.startswith("00"):
+            yield "+" + digits[2:]
+        yield "+" + digits
 
 
 @functools.lru_cache(maxsize=65536)
