@@ -25,7 +25,7 @@ from pipeline import io
 from pipeline.memory import return_freed_memory
 from pipeline.options import ProfileDedupOptions
 from transforms.block import BlockPairs, BlockSizes
-from transforms.buckets import CoGroupInBuckets
+from transforms.buckets import CoGroupInBuckets, in_global_window
 from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters, StarComponents
 from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
@@ -167,12 +167,24 @@ def _pair_stats(batch: dict):
 _STATS = "stats"
 
 
-def _packed_with_stats(batch: dict):
-    """A compared batch -> the batch packed to wait for the model, and its ``_pair_stats`` (tagged
-    ``_STATS``), counted here while the batch is at hand rather than unpacked again for them."""
-    yield pack_compressed(batch)
-    for stat in _pair_stats(batch):
-        yield beam.pvalue.TaggedOutput(_STATS, stat)
+class _PackWithStatsFn(beam.DoFn):
+    """A compared batch -> the batch packed to wait for the model; and, tagged ``_STATS``, the
+    ``_pair_stats`` of the bundle's batches, summed over the bundle (counted while each batch is at
+    hand rather than unpacked again for them, and sent once a bundle: a batch of 2,000 pairs
+    holds a few hundred patterns, mostly the same ones as the next batch)."""
+
+    def start_bundle(self):
+        self._stats: Counter = Counter()
+
+    def process(self, batch: dict):
+        yield pack_compressed(batch)
+        for what, key, n in _pair_stats(batch):
+            self._stats[(what, key)] += n
+
+    def finish_bundle(self):
+        for (what, key), n in self._stats.items():
+            yield beam.pvalue.TaggedOutput(_STATS, in_global_window((what, key, n)))
+        self._stats = Counter()
 
 
 class _CompareAndPack(beam.PTransform):
@@ -184,7 +196,7 @@ class _CompareAndPack(beam.PTransform):
 
     def expand(self, pairs):
         packed = (pairs | "ComparePairs" >> ComparePairs(self._model)
-                  | "PackCompared" >> beam.FlatMap(_packed_with_stats).with_outputs(_STATS, main="pairs"))
+                  | "PackCompared" >> beam.ParDo(_PackWithStatsFn()).with_outputs(_STATS, main="pairs"))
         return {"pairs": packed.pairs, _STATS: packed[_STATS]}
 
 
