@@ -231,3 +231,29 @@ def test_why_missed_reads_the_jobs_own_review_output(sample_run):
     assert sum(reasons.values()) == false_negatives
     assert "scored below --match_threshold (in review)" in reasons
     assert not any(reason.startswith("probability") for reason in reasons), reasons
+
+
+def test_pair_statistics_are_summed_over_a_bundle_and_sent_when_it_ends():
+    import numpy as np
+
+    from pipeline.run import _STATS, _PackWithStatsFn
+    from transforms.estimate import ALL_PAIRS
+    from transforms.packing import unpack_compressed
+
+    batch = {"a": ["x", "y"], "rules": [("phone",), ("phone", "email")], "patterns": np.array([[2, 0], [2, 0]])}
+    fn = _PackWithStatsFn()
+    fn.start_bundle()
+    packed = list(fn.process(batch)) + list(fn.process(dict(batch, a=["z"], rules=[("email",)],
+                                                              patterns=np.array([[1, 1]]))))
+    assert [unpack_compressed(p)["a"] for p in packed] == [["x", "y"], ["z"]]   # batches only, no statistics yet
+    sent = list(fn.finish_bundle())
+    assert {t.tag for t in sent} == {_STATS}
+    stats = sorted((t.value.value for t in sent), key=repr)
+    assert stats == sorted([
+        ("pairs", None, 3),
+        ("pattern", (ALL_PAIRS, (2, 0)), 2), ("pattern", ("phone", (2, 0)), 2), ("pattern", ("email", (2, 0)), 1),
+        ("pattern", (ALL_PAIRS, (1, 1)), 1), ("pattern", ("email", (1, 1)), 1),
+        ("rule", "phone", 2), ("rule", "email", 2),
+    ], key=repr)
+    fn.start_bundle()
+    assert list(fn.finish_bundle()) == []   # a new bundle starts from nothing
