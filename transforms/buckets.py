@@ -230,7 +230,8 @@ class CountInBuckets(beam.PTransform):
     ``entries(element)`` gives an element's ``(key, None)`` entries (string keys); the output
     holds one list per bucket of ``(key, count)`` for the keys counted at least
     ``at_least(key)`` times (both functions picklable), e.g. for an ``AsList`` side input. It is a
-    ``Count.PerElement`` whose keys travel as a few packed lists, not one element each.
+    ``Count.PerElement`` whose keys travel as a few packed lists, not one element each, each bundle
+    counting its own keys first (a combiner before the shuffle, as Beam lifts one for ``CombinePerKey``).
     """
 
     def __init__(self, entries, at_least, buckets: int = DEFAULT_BUCKETS):
