@@ -5,10 +5,11 @@
     python benchmarks/run.py --sizes 1000000 --keep /tmp/bench
 
 Each row generates profiles with the project's generator (deterministic seed),
-runs `python -m pipeline` as a child process and samples the resident memory of
-the whole process tree (the launcher and any worker processes) every 0.2 s.
-It prints one table: wall time, peak memory, profiles/s, candidate pairs,
-pairs compared/s, busy time per stage (from the job's Beam counters, in
+runs `python -m pipeline` as a child process and samples the resident memory and
+CPU time of the whole process tree (the launcher and any worker processes) every 0.2 s.
+It prints one table: wall time, CPU time of the tree (user + system, summed over its
+processes: the work done, where wall time also counts waiting), peak memory,
+profiles/s, candidate pairs, pairs compared/s, busy time per stage (from the job's Beam counters, in
 seconds summed over workers) and pairwise precision / recall / F1 against the
 generator's truth; after the table, the cost exponent between consecutive
 sizes (log of the time ratio over log of the size ratio: 1.0 is linear). This is
@@ -53,13 +54,18 @@ def generate(n: int, seed: int, directory: Path) -> tuple[Path, Path]:
     return profiles, truth
 
 
-def _watch_memory(process: psutil.Process, stop: threading.Event, peak: list) -> None:
+def _watch_tree(process: psutil.Process, stop: threading.Event, peak: list, cpu: dict) -> None:
+    """Sample a process tree until ``stop``: the peak of its summed resident memory into ``peak[0]``,
+    and each process's CPU time (user + system) so far into ``cpu[pid]``, so that a process that
+    has ended keeps the last time seen (at most one interval short)."""
     while not stop.is_set():
         try:
-            total = process.memory_info().rss
-            for child in process.children(recursive=True):
+            total = 0
+            for member in [process, *process.children(recursive=True)]:
                 try:
-                    total += child.memory_info().rss
+                    total += member.memory_info().rss
+                    times = member.cpu_times()
+                    cpu[member.pid] = times.user + times.system
                 except psutil.Error:
                     pass
             peak[0] = max(peak[0], total)
@@ -68,32 +74,32 @@ def _watch_memory(process: psutil.Process, stop: threading.Event, peak: list) ->
         time.sleep(0.2)
 
 
-def _measured(command: list[str]) -> tuple[int, bytes, bytes, float, float]:
-    """Run a child process, sampling its tree's memory: (return code, stdout, stderr, wall s, peak GB)."""
+def _measured(command: list[str]) -> tuple[int, bytes, bytes, float, float, float]:
+    """Run a child process, sampling its tree: (return code, stdout, stderr, wall s, peak GB, CPU s)."""
     started = time.perf_counter()
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    peak, stop = [0], threading.Event()
-    watcher = threading.Thread(target=_watch_memory, args=(psutil.Process(child.pid), stop, peak), daemon=True)
+    peak, cpu, stop = [0], {}, threading.Event()
+    watcher = threading.Thread(target=_watch_tree, args=(psutil.Process(child.pid), stop, peak, cpu), daemon=True)
     watcher.start()
     stdout, stderr = child.communicate()
     wall = time.perf_counter() - started
     stop.set()
     watcher.join()
-    return child.returncode, stdout, stderr, wall, peak[0] / 2**30
+    return child.returncode, stdout, stderr, wall, peak[0] / 2**30, sum(cpu.values())
 
 
 def run_once(profiles: Path, out: Path, mode: str) -> dict:
     command = [sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out), *MODES[mode]]
-    code, _, stderr, wall, peak_gb = _measured(command)
+    code, _, stderr, wall, peak_gb, cpu = _measured(command)
     if code != 0:
         # Keep the other rows: a size that does not fit (the kernel's OOM killer sends SIGKILL)
         # is a result too.
         how = "killed (SIGKILL: out of memory?)" if code == -9 else f"exit {code}"
         print(f"pipeline failed ({mode}, {how}): {stderr.decode()[-2000:]}", file=sys.stderr)
-        return {"wall": wall, "peak_gb": peak_gb, "failed": how}
+        return {"wall": wall, "peak_gb": peak_gb, "cpu": cpu, "failed": how}
     summary = json.loads((out / "summary.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
-    return {"wall": wall, "peak_gb": peak_gb, "summary": summary, "metrics": metrics}
+    return {"wall": wall, "peak_gb": peak_gb, "cpu": cpu, "summary": summary, "metrics": metrics}
 
 
 def evaluate(out: Path, truth: Path) -> dict:
@@ -107,18 +113,19 @@ def run_splink_once(profiles: Path, truth: Path, out: Path) -> dict:
     """benchmarks/splink_run.py as a child process, its tree's memory sampled like ours."""
     command = [sys.executable, str(ROOT / "benchmarks" / "splink_run.py"), "--profiles", str(profiles),
                "--truth", str(truth), "--out", str(out)]
-    code, stdout, stderr, wall, peak_gb = _measured(command)
+    code, stdout, stderr, wall, peak_gb, cpu = _measured(command)
     if code != 0:
         raise RuntimeError(f"splink failed: {stderr.decode()[-2000:]}")
-    return {"wall": wall, "peak_gb": peak_gb, **json.loads(stdout.decode().strip().splitlines()[-1])}
+    return {"wall": wall, "peak_gb": peak_gb, "cpu": cpu, **json.loads(stdout.decode().strip().splitlines()[-1])}
 
 
 def splink_row(n: int, runs: list[dict]) -> str:
     wall = statistics.median(r["wall"] for r in runs)
     peak = statistics.median(r["peak_gb"] for r in runs)
+    cpu = statistics.median(r["cpu"] for r in runs)
     last = runs[-1]
     pairs = last["blocked_pairs"]
-    return (f"{n:>9} {'splink':>8} {wall:>7.1f} {peak:>7.2f} {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
+    return (f"{n:>9} {'splink':>8} {wall:>7.1f} {cpu:>7.1f} {peak:>7.2f} {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
             + " ".join(f"{'-':>7}" for _ in STAGES)
             + f" {last['precision']:>6.4f} {last['recall']:>6.4f} {last['F1']:>6.4f}")
 
@@ -141,7 +148,7 @@ def main(argv=None) -> int:
     walls = {}
     directory = Path(args.keep or tempfile.mkdtemp(prefix="profile-dedup-bench-"))
     directory.mkdir(parents=True, exist_ok=True)
-    header = (f"{'profiles':>9} {'mode':>8} {'wall s':>7} {'peak GB':>7} {'prof/s':>7} {'pairs':>9} {'pairs/s':>8} "
+    header = (f"{'profiles':>9} {'mode':>8} {'wall s':>7} {'CPU s':>7} {'peak GB':>7} {'prof/s':>7} {'pairs':>9} {'pairs/s':>8} "
               + " ".join(f"{s[:7]:>7}" for s in STAGES) + f" {'prec':>6} {'recall':>6} {'F1':>6}")
     rows = []
     for n in (int(x) for x in args.sizes.split(",")):
@@ -153,17 +160,19 @@ def main(argv=None) -> int:
                 runs.append(run_once(profiles, out, mode))
             failed = next((r for r in runs if "failed" in r), None)
             if failed:
-                rows.append(f"{n:>9} {mode:>8} {failed['wall']:>7.1f} {failed['peak_gb']:>7.2f}  {failed['failed']}")
+                rows.append(f"{n:>9} {mode:>8} {failed['wall']:>7.1f} {failed['cpu']:>7.1f} {failed['peak_gb']:>7.2f}"
+                            f"  {failed['failed']}")
                 print(rows[-1], file=sys.stderr, flush=True)
                 continue
             wall = statistics.median(r["wall"] for r in runs)
             walls[(n, mode)] = wall
             peak = statistics.median(r["peak_gb"] for r in runs)
+            cpu = statistics.median(r["cpu"] for r in runs)
             last = runs[-1]
             pairs = last["summary"]["pairs_scored"]
             stage_s = [last["metrics"].get(f"{s}.busy_usec", 0) / 1e6 for s in STAGES]
             quality = evaluate(directory / f"out_{n}_{mode}_{args.repeat - 1}", truth)
-            rows.append(f"{n:>9} {mode:>8} {wall:>7.1f} {peak:>7.2f} {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
+            rows.append(f"{n:>9} {mode:>8} {wall:>7.1f} {cpu:>7.1f} {peak:>7.2f} {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
                         + " ".join(f"{s:>7.1f}" for s in stage_s)
                         + f" {quality['precision']:>6.4f} {quality['recall']:>6.4f} {quality['F1']:>6.4f}")
             print(rows[-1], file=sys.stderr, flush=True)
