@@ -119,13 +119,18 @@ def run_splink_once(profiles: Path, truth: Path, out: Path) -> dict:
     return {"wall": wall, "peak_gb": peak_gb, "cpu": cpu, **json.loads(stdout.decode().strip().splitlines()[-1])}
 
 
+def _lead(n: int, mode: str, wall: float, cpu: float, peak: float) -> str:
+    """The first columns of a table row: size, mode, wall s, CPU s, peak GB."""
+    return f"{n:>9} {mode:>8} {wall:>7.1f} {cpu:>7.1f} {peak:>7.2f}"
+
+
 def splink_row(n: int, runs: list[dict]) -> str:
     wall = statistics.median(r["wall"] for r in runs)
     peak = statistics.median(r["peak_gb"] for r in runs)
     cpu = statistics.median(r["cpu"] for r in runs)
     last = runs[-1]
     pairs = last["blocked_pairs"]
-    return (f"{n:>9} {'splink':>8} {wall:>7.1f} {cpu:>7.1f} {peak:>7.2f} {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
+    return (_lead(n, "splink", wall, cpu, peak) + f" {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
             + " ".join(f"{'-':>7}" for _ in STAGES)
             + f" {last['precision']:>6.4f} {last['recall']:>6.4f} {last['F1']:>6.4f}")
 
@@ -160,8 +165,7 @@ def main(argv=None) -> int:
                 runs.append(run_once(profiles, out, mode))
             failed = next((r for r in runs if "failed" in r), None)
             if failed:
-                rows.append(f"{n:>9} {mode:>8} {failed['wall']:>7.1f} {failed['cpu']:>7.1f} {failed['peak_gb']:>7.2f}"
-                            f"  {failed['failed']}")
+                rows.append(_lead(n, mode, failed["wall"], failed["cpu"], failed["peak_gb"]) + f"  {failed['failed']}")
                 print(rows[-1], file=sys.stderr, flush=True)
                 continue
             wall = statistics.median(r["wall"] for r in runs)
@@ -172,7 +176,7 @@ def main(argv=None) -> int:
             pairs = last["summary"]["pairs_scored"]
             stage_s = [last["metrics"].get(f"{s}.busy_usec", 0) / 1e6 for s in STAGES]
             quality = evaluate(directory / f"out_{n}_{mode}_{args.repeat - 1}", truth)
-            rows.append(f"{n:>9} {mode:>8} {wall:>7.1f} {cpu:>7.1f} {peak:>7.2f} {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
+            rows.append(_lead(n, mode, wall, cpu, peak) + f" {n / wall:>7.0f} {pairs:>9} {pairs / wall:>8.0f} "
                         + " ".join(f"{s:>7.1f}" for s in stage_s)
                         + f" {quality['precision']:>6.4f} {quality['recall']:>6.4f} {quality['F1']:>6.4f}")
             print(rows[-1], file=sys.stderr, flush=True)
