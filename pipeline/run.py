@@ -473,6 +473,20 @@ def _print_help() -> None:
     parser.print_help()
 
 
+# What a worker's data plane logs, at INFO, when it drops data for a bundle it has already closed
+# (Beam 2.77's apache_beam/runners/worker/data_plane.py); its failures are logged as errors.
+_WORKER_DATA_LINES = ("Discard inputs for cleaned up instruction",)
+
+
+def keep_worker_line(record: logging.LogRecord) -> bool:
+    """Whether a log line forwarded from a Beam worker is worth showing: warnings and above, and
+    the data plane's lines about dropped data (logged by the worker at INFO)."""
+    if record.levelno >= logging.WARNING:
+        return True
+    message = record.getMessage()
+    return any(line in message for line in _WORKER_DATA_LINES)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # Millions of small dicts make Python's cyclic collector run constantly; fewer,
@@ -488,6 +502,12 @@ def main(argv: list[str] | None = None) -> int:
     # instruction"), which the hand-over counts' error message can then be read against.
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     logging.getLogger("apache_beam.runners.worker.data_plane").setLevel(logging.INFO)
+    # Worker processes (the DirectRunner's multi_processing mode, a PortableRunner's workers) log
+    # through the job service's logger: keep their warnings and their data-plane lines about
+    # dropped data, which say which side of a hand-over lost it; not the rest of their INFO.
+    workers = logging.getLogger("apache_beam.runners.portability.local_job_service")
+    workers.setLevel(logging.INFO)
+    workers.addFilter(keep_worker_line)
     from pipeline.apply import ApplyStopped  # noqa: PLC0415
 
     try:

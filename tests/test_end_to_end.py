@@ -187,6 +187,8 @@ def test_counts_taken_on_both_sides_of_each_handover_are_compared():
 def test_a_run_whose_counts_disagree_fails_and_says_the_plan_is_incomplete(tmp_path, monkeypatch, capsys):
     """The whole job, in this process, with the check told to find a loss: the summary records it,
     the command exits with status 4 and nothing is applied (--apply is never reached)."""
+    import logging
+
     import pipeline.run as run_module
 
     profiles, _ = _generate(tmp_path, 60, seed=3)
@@ -199,6 +201,27 @@ def test_a_run_whose_counts_disagree_fails_and_says_the_plan_is_incomplete(tmp_p
     assert "lost data between steps, so this plan is incomplete" in message and "blocking entries" in message
     summary = json.loads((out / "summary.json").read_text())
     assert summary["counts_add_up"] is False and len(summary["handover_problems"]) == 1
+    # the job shows what workers in other processes log about dropped data (see keep_worker_line)
+    workers = logging.getLogger("apache_beam.runners.portability.local_job_service")
+    assert workers.level == logging.INFO and run_module.keep_worker_line in workers.filters
+
+
+def test_worker_log_lines_shown_are_warnings_and_the_data_planes_dropped_data():
+    """Workers in other processes log through Beam's job service logger. Their INFO chatter is
+    not shown, but the data plane's INFO line about data it dropped is, like any warning."""
+    import logging
+
+    from pipeline.run import keep_worker_line
+
+    def line(level, message):
+        return logging.LogRecord("apache_beam.runners.portability.local_job_service", level, __file__, 1,
+                                 "Worker: %s", (message,), None)
+
+    assert keep_worker_line(line(logging.INFO, 'message: "Discard inputs for cleaned up instruction: bundle_7"'))
+    assert keep_worker_line(line(logging.WARNING, 'message: "Discarding unparseable args"'))
+    assert keep_worker_line(line(logging.ERROR, 'message: "Failed to read inputs in the data plane."'))
+    assert not keep_worker_line(line(logging.INFO, 'message: "Python sdk harness starting."'))
+    assert not keep_worker_line(line(logging.INFO, 'message: "Creating client data channel for localhost:1"'))
 
 
 def test_star_components_give_the_same_plan_as_the_union_find(sample_run, tmp_path):
