@@ -517,9 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     # instruction"), which the hand-over counts' error message can then be read against.
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     logging.getLogger("apache_beam.runners.worker.data_plane").setLevel(logging.INFO)
-    # Worker processes (the DirectRunner's multi_processing mode, a PortableRunner's workers) log
-    # through the job service's logger: keep their warnings and their data-plane lines about
-    # dropped data, which say which side of a hand-over lost it; not the rest of their INFO.
+    # The worker processes of the DirectRunner's multi_processing mode log through Beam's job service
+    # logger in this process: keep their warnings and their data-plane lines about dropped data,
+    # which say which side of a hand-over lost it; not the rest of their INFO.
     workers = logging.getLogger("apache_beam.runners.portability.local_job_service")
     workers.setLevel(logging.INFO)
     workers.addFilter(keep_worker_line)
