@@ -27,39 +27,61 @@ import tempfile
 import threading
 from pathlib import Path
 
-# Loaded by every worker process (through PYTHONPATH) when TRACE_HANDOVERS_DIR is set.
-WORKER_HOOK = r'''
-import os
+ROOT = Path(__file__).resolve().parents[1]
+
+# Loaded by every worker process (through PYTHONPATH): the worker side of the trace, from this module.
+WORKER_HOOK = f"""import os, sys
 if os.environ.get("TRACE_HANDOVERS_DIR") and "WORKER_ID" in os.environ:
-    import collections, json, threading
-    from apache_beam.runners.worker import bundle_processor, data_plane
-    _lock = threading.Lock()
-    _path = os.path.join(os.environ["TRACE_HANDOVERS_DIR"], "worker-%s-%d.jsonl" % (os.environ["WORKER_ID"], os.getpid()))
+    sys.path.insert(0, {str(ROOT)!r})
+    from benchmarks.trace_handovers import trace_worker
+    trace_worker(os.environ["TRACE_HANDOVERS_DIR"], os.environ["WORKER_ID"])
+"""
 
-    def _record(**entry):
-        with _lock, open(_path, "a") as f:
-            f.write(json.dumps(entry) + "\n")
 
-    _inputs = data_plane._GrpcDataChannel.input_elements
+def count_data_inputs(on_data, on_end=None) -> None:
+    """Wrap Beam's gRPC data channel so that every data element it hands a bundle is weighed:
+    ``on_data(bundle, transform, bytes)`` per element, ``on_end(bundle, expected inputs, bytes by
+    transform)`` when the bundle's inputs are done. Used on both sides of the channel."""
+    from apache_beam.runners.worker import data_plane
+
+    original = data_plane._GrpcDataChannel.input_elements
 
     def input_elements(self, instruction_id, expected_inputs, abort_callback=None):
-        received = collections.Counter()
+        received: collections.Counter = collections.Counter()
         try:
-            for element in _inputs(self, instruction_id, expected_inputs, abort_callback=abort_callback):
+            for element in original(self, instruction_id, expected_inputs, abort_callback=abort_callback):
                 if element.DESCRIPTOR.name == "Data":
                     received[element.transform_id] += len(element.data)
+                    on_data(instruction_id, element.transform_id, len(element.data))
                 yield element
         finally:
-            for transform in expected_inputs:
-                if isinstance(transform, str):
-                    _record(side="worker", what="input", bundle=instruction_id, transform=transform,
-                            bytes=received[transform])
+            if on_end:
+                on_end(instruction_id, expected_inputs, received)
     data_plane._GrpcDataChannel.input_elements = input_elements
 
-    _outputs = data_plane._GrpcDataChannel.output_stream
+
+def trace_worker(directory: str, worker_id: str) -> None:
+    """In a worker process: record, as JSON lines in ``directory``, the bytes each bundle received on
+    each input and sent on each output, and how many elements each input decoded."""
+    from apache_beam.runners.worker import bundle_processor, data_plane
+
+    lock = threading.Lock()
+    path = os.path.join(directory, f"worker-{worker_id}-{os.getpid()}.jsonl")
+
+    def record(**entry):
+        with lock, open(path, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+    def inputs_done(bundle, expected, received):
+        for transform in expected:
+            if isinstance(transform, str):
+                record(side="worker", what="input", bundle=bundle, transform=transform, bytes=received[transform])
+    count_data_inputs(lambda *_: None, inputs_done)
+
+    outputs = data_plane._GrpcDataChannel.output_stream
 
     def output_stream(self, instruction_id, transform_id):
-        stream = _outputs(self, instruction_id, transform_id)
+        stream = outputs(self, instruction_id, transform_id)
         sent = [0]
         flush, close = stream._flush_callback, stream._close_callback
 
@@ -69,24 +91,23 @@ if os.environ.get("TRACE_HANDOVERS_DIR") and "WORKER_ID" in os.environ:
 
         def counted_close(data):
             sent[0] += len(data)
-            _record(side="worker", what="output", bundle=instruction_id, transform=transform_id, bytes=sent[0])
+            record(side="worker", what="output", bundle=instruction_id, transform=transform_id, bytes=sent[0])
             return close(data)
         stream._flush_callback, stream._close_callback = counted_flush, counted_close
         return stream
     data_plane._GrpcDataChannel.output_stream = output_stream
 
-    _process_bundle = bundle_processor.BundleProcessor.process_bundle
+    process_bundle = bundle_processor.BundleProcessor.process_bundle
 
-    def process_bundle(self, instruction_id, data_stream_id=None):
+    def traced_process_bundle(self, instruction_id, data_stream_id=None):
         try:
-            return _process_bundle(self, instruction_id, data_stream_id)
+            return process_bundle(self, instruction_id, data_stream_id)
         finally:
             for op in self.ops.values():
                 if isinstance(op, bundle_processor.DataInputOperation):
-                    _record(side="worker", what="decoded", bundle=instruction_id, transform=op.transform_id,
-                            elements=op.index, stop=str(op.stop))
-    bundle_processor.BundleProcessor.process_bundle = process_bundle
-'''
+                    record(side="worker", what="decoded", bundle=instruction_id, transform=op.transform_id,
+                           elements=op.index, stop=str(op.stop))
+    bundle_processor.BundleProcessor.process_bundle = traced_process_bundle
 
 
 class RunnerTrace:
@@ -94,8 +115,6 @@ class RunnerTrace:
 
     def __init__(self):
         from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
-        from apache_beam.runners.worker import data_plane
-
         self._lock = threading.Lock()
         self.buffer_name: dict[int, str] = {}
         self.appended: collections.Counter = collections.Counter()
@@ -152,15 +171,10 @@ class RunnerTrace:
             return send(self, process_bundle_id, read_transform_id, streams)
         fn_runner.BundleManager._send_input_to_worker = counted_send
 
-        inputs = data_plane._GrpcDataChannel.input_elements
-
-        def counted_inputs(self, instruction_id, expected_inputs, abort_callback=None):
-            for element in inputs(self, instruction_id, expected_inputs, abort_callback=abort_callback):
-                if element.DESCRIPTOR.name == "Data":
-                    with trace._lock:
-                        trace.received[(instruction_id, element.transform_id)] += len(element.data)
-                yield element
-        data_plane._GrpcDataChannel.input_elements = counted_inputs
+        def on_data(bundle, transform, n):
+            with trace._lock:
+                trace.received[(bundle, transform)] += n
+        count_data_inputs(on_data)
 
     def report(self, worker_dir: Path) -> dict:
         worker = [json.loads(line) for path in sorted(worker_dir.glob("worker-*.jsonl"))

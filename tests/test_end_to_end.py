@@ -317,7 +317,7 @@ def test_beams_timer_flushed_stream_drops_writes_made_during_a_flush_and_the_siz
     received.clear()
     sized = data_plane.SizeBasedBufferingClosableOutputStream(
         close_callback=received.append, flush_callback=slow_hand_on, size_flush_threshold=5000)
-    written = _write_while_flushing(sized, received)
+    _write_while_flushing(sized, received)
     assert b"".join(received) == b"".join(bytes([i % 256]) * 1000 for i in range(200))
 
 
