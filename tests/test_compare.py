@@ -12,6 +12,7 @@ from rapidfuzz import distance, fuzz
 
 from tests.helpers import features, fitted_model, pid
 from transforms.compare import (
+    _shared_frequency,
     joint_specs,
     ComparePairs,
     MatchEdges,
@@ -353,6 +354,10 @@ def test_batch_gives_the_same_levels_as_one_pair_at_a_time():
     assert np.array_equal(shuffled, batch[order])
     halves = np.vstack([comparison_vectors(model, left[:137], right[:137]), comparison_vectors(model, left[137:], right[137:])])
     assert np.array_equal(halves, batch)
+    # a batch builds each column once per distinct feature dict (60 people stand in 800 sides); copies,
+    # which share nothing, give the same levels
+    copies = comparison_vectors(model, [dict(a) for a in left], [dict(b) for b in right])
+    assert np.array_equal(copies, batch)
     # the random pairs do reach many levels (the test is not vacuous)
     assert len({tuple(row) for row in batch}) > 30
 
@@ -408,6 +413,18 @@ def test_term_frequency_lowers_weight_for_a_common_value_never_raises():
     assert explained["last_name"]["weight"] == round(math.log2(m / 0.2), 3)
     assert "common value" in explained["last_name"]["note"]
     assert "note" not in scorer.explain(pattern, rare)["last_name"]
+
+
+def test_shared_frequency_of_single_and_multi_valued_fields():
+    a = {"tf": {"last": {"smith": 0.2}, "phones": {"+1": 0.001, "+2": 0.01}}}
+    assert _shared_frequency(a, {"tf": {"last": {"smith": 0.2}}}, "last") == 0.2
+    assert _shared_frequency(a, {"tf": {"last": {"smyth": 0.01}}}, "last") == 0.0
+    assert _shared_frequency(a, {"tf": {}}, "last") == 0.0
+    assert _shared_frequency({}, {"tf": {"last": {"smith": 0.2}}}, "last") == 0.0
+    # several shared values: the rarest; one shared of several: that one
+    assert _shared_frequency(a, {"tf": {"phones": {"+2": 0.01, "+1": 0.001}}}, "phones") == 0.001
+    assert _shared_frequency(a, {"tf": {"phones": {"+3": 0.5, "+2": 0.01}}}, "phones") == 0.01
+    assert _shared_frequency({"tf": {"phones": {"+2": 0.01}}}, a, "phones") == 0.01
 
 
 def test_term_frequencies_from_features():

@@ -18,69 +18,86 @@ from rapidfuzz import distance, fuzz, process
 
 from transforms.model import guard_hits, prior_weight, probability, weight_tables
 
-# Similarity scorers a level may name. Each returns a score where higher is more
-# alike, except *_distance scorers whose threshold is an upper bound.
+# Similarity scorers a level may name: (rapidfuzz scorer, is a distance, scale). Each returns
+# a score where higher is more alike, except *_distance scorers whose threshold is an upper
+# bound; a score is divided by its scale to meet the level's threshold (token_set_ratio runs
+# 0-100, thresholds 0-1). Each is rapidfuzz's own function, so ``cpdist`` scores a whole
+# batch in C: a Python wrapper would be called back once per pair.
 _SCORERS = {
-    "jaro_winkler": (distance.JaroWinkler.normalized_similarity, False),
-    "levenshtein": (distance.Levenshtein.normalized_similarity, False),
-    "token_set_ratio": (lambda a, b, **kw: fuzz.token_set_ratio(a, b, **kw) / 100.0, False),
-    "damerau_levenshtein_distance": (distance.DamerauLevenshtein.distance, True),
+    "jaro_winkler": (distance.JaroWinkler.normalized_similarity, False, 1.0),
+    "levenshtein": (distance.Levenshtein.normalized_similarity, False, 1.0),
+    "token_set_ratio": (fuzz.token_set_ratio, False, 100.0),
+    "damerau_levenshtein_distance": (distance.DamerauLevenshtein.distance, True, 1.0),
 }
 
 
 _NOT_DIGITS = re.compile(r"\D+")
 
 
-def _first(value):
-    """The first value of a multi-valued feature, or the value itself."""
-    if isinstance(value, tuple):
-        return value[0] if value else ""
-    return value
-
-
 class _Batch:
-    """Columns of a batch of pairs, built once per feature and side and reused by every level.
+    """Columns of a batch of pairs, built once per feature and reused by every level.
 
-    The cache is keyed by the side's list itself (its id), so the ``flipped`` view of a batch
-    (right as left) reuses the columns the batch has already built."""
+    A batch's pairs come from blocks, so one profile's features stand in several of its pairs
+    (a block of three makes three pairs): each column is built once over the batch's distinct
+    feature dicts (``members``, known by identity), then spread to the pairs' two sides by index,
+    in C. The ``flipped`` view of a batch (right as left) swaps the sides' indices and shares
+    every column the batch has built."""
 
-    def __init__(self, left: list[dict], right: list[dict], cache: dict | None = None):
+    def __init__(self, left: list[dict], right: list[dict], cache: dict | None = None,
+                 positions: tuple[np.ndarray, np.ndarray] | None = None):
         self.sides = (left, right)
         self.n = len(left)
         self._cache = {} if cache is None else cache
+        if positions is None:
+            self._cache["members"], positions = _distinct(left, right)
+        self._positions = positions
         self.scores: dict = {}
 
     def flipped(self) -> "_Batch":
         """The same pairs with their sides swapped, sharing this batch's columns."""
-        return _Batch(self.sides[1], self.sides[0], self._cache)
+        return _Batch(self.sides[1], self.sides[0], self._cache, self._positions[::-1])
 
-    def _cached(self, kind: str, side: int, field: str, build) -> np.ndarray:
-        key = (kind, id(self.sides[side]), field)
+    def _of_members(self, kind: str, field: str, build) -> np.ndarray:
+        """``build(field)``: a column over the distinct members, built once."""
+        key = (kind, field)
         value = self._cache.get(key)
         if value is None:
-            value = self._cache[key] = build()
+            value = self._cache[key] = build(field)
         return value
 
+    def _spread(self, kind: str, side: int, field: str, build) -> np.ndarray:
+        """A members' column indexed out to one side of the pairs (kept for the other levels)."""
+        positions = self._positions[side]
+        key = (kind, field, id(positions))
+        value = self._cache.get(key)
+        if value is None:
+            value = self._cache[key] = self._of_members(kind, field, build)[positions]
+        return value
+
+    def _member_column(self, field: str) -> np.ndarray:
+        members = self._cache["members"]
+        return self._of_members("column", field, lambda f: np.fromiter(
+            map(operator.itemgetter(f), members), dtype=object, count=len(members)))
+
     def column(self, side: int, field: str) -> np.ndarray:
-        return self._cached("column", side, field, lambda: np.fromiter(
-            map(operator.itemgetter(field), self.sides[side]), dtype=object, count=self.n))
+        return self._spread("column", side, field, self._member_column)
 
     def empty(self, side: int, field: str) -> np.ndarray:
         # bool() of each value, in C: "", (), None and 0 are empty, as ``not v`` says
-        return self._cached("empty", side, field, lambda: ~self.column(side, field).astype(bool))
+        return self._spread("empty", side, field, lambda f: ~self._member_column(f).astype(bool))
 
     def firsts(self, side: int, field: str) -> np.ndarray:
-        return self._cached("firsts", side, field, lambda: np.fromiter(
-            map(_first, self.column(side, field)), dtype=object, count=self.n))
+        return self._spread("firsts", side, field, lambda f: _firsts(self._member_column(f)))
 
     def single(self, side: int, field: str) -> np.ndarray:
         """Which values are a tuple of exactly one value (most multi-valued features hold one)."""
-        return self._cached("single", side, field, lambda: np.fromiter(
-            (type(v) is tuple and len(v) == 1 for v in self.column(side, field)), dtype=bool, count=self.n))
+        return self._spread("single", side, field, lambda f: np.fromiter(
+            (type(v) is tuple and len(v) == 1 for v in self._member_column(f)), dtype=bool,
+            count=len(self._cache["members"])))
 
     def days(self, side: int, field: str) -> np.ndarray:
-        return self._cached("days", side, field, lambda: np.array(
-            [v or "NaT" for v in self.column(side, field)], dtype="datetime64[D]"))
+        return self._spread("days", side, field, lambda f: np.array(
+            [v or "NaT" for v in self._member_column(f)], dtype="datetime64[D]"))
 
     def both_present(self, rows: np.ndarray, *fields: str) -> np.ndarray:
         """Rows (a subset of ``rows``) where every field is non-empty on both sides."""
@@ -88,6 +105,26 @@ class _Batch:
         for field in fields:
             keep &= ~self.empty(0, field)[rows] & ~self.empty(1, field)[rows]
         return keep
+
+
+def _distinct(left: list[dict], right: list[dict]) -> tuple[list[dict], tuple[np.ndarray, np.ndarray]]:
+    """The distinct feature dicts of both sides (by identity) and, per side, each pair's index into them."""
+    n = len(left)
+    identities = np.fromiter(map(id, left + right), dtype=np.int64, count=2 * n)
+    _, first, inverse = np.unique(identities, return_index=True, return_inverse=True)
+    both = left + right
+    members = [both[i] for i in first.tolist()]
+    inverse = inverse.reshape(-1).astype(np.intp)
+    return members, (inverse[:n], inverse[n:])
+
+
+def _firsts(column: np.ndarray) -> np.ndarray:
+    """The first value of each multi-valued feature of a column ("" for none), other values as they
+    are: the column itself when it holds no tuples."""
+    if tuple not in set(map(type, column)):
+        return column
+    return np.fromiter((v if type(v) is not tuple else v[0] if v else "" for v in column), dtype=object,
+                       count=len(column))
 
 
 def _python_test(batch: _Batch, rows: np.ndarray, fields: tuple, test) -> np.ndarray:
@@ -118,7 +155,7 @@ def _overlap(batch: _Batch, rows: np.ndarray, field: str) -> np.ndarray:
 def _similar(batch: _Batch, rows: np.ndarray, field_a: str, field_b: str, scorer_name: str,
              threshold: float) -> np.ndarray:
     """Left ``field_a`` against right ``field_b`` with a scorer, on ``rows``; scores are cached per row."""
-    scorer, is_distance = _SCORERS[scorer_name]
+    scorer, is_distance, scale = _SCORERS[scorer_name]
     key = (field_a, field_b, scorer_name)
     scores = batch.scores.get(key)
     if scores is None:
@@ -127,7 +164,7 @@ def _similar(batch: _Batch, rows: np.ndarray, field_a: str, field_b: str, scorer
     wanted = rows[present & np.isnan(scores[rows])]
     if len(wanted):
         scores[wanted] = process.cpdist(list(batch.firsts(0, field_a)[wanted]), list(batch.firsts(1, field_b)[wanted]),
-                                        scorer=scorer, dtype=np.float64, workers=1)
+                                        scorer=scorer, dtype=np.float64, workers=1) / scale
     values = scores[rows]
     hit = values <= threshold if is_distance else values >= threshold
     return hit & present
@@ -290,13 +327,18 @@ def term_frequencies(model: dict, left: list[dict], right: list[dict], patterns:
         if not spec:
             continue
         on_level[column] = np.isin(patterns[:, column], _level_indices(comparison, spec["levels"]))
-        field = spec["field"]
-        for row in np.flatnonzero(on_level[column]):
-            out[row, column] = _shared_frequency(left[row], right[row], field)
+        _fill_shared_frequencies(out, column, np.flatnonzero(on_level[column]), left, right, spec["field"])
     for extra, (column, other, joint_field) in enumerate(joints, start=width):
-        for row in np.flatnonzero(on_level[column] & on_level[other]):
-            out[row, extra] = _shared_frequency(left[row], right[row], joint_field)
+        _fill_shared_frequencies(out, extra, np.flatnonzero(on_level[column] & on_level[other]), left, right,
+                                 joint_field)
     return out
+
+
+def _fill_shared_frequencies(out: np.ndarray, column: int, rows: np.ndarray, left: list[dict], right: list[dict],
+                             field: str) -> None:
+    """``out[row, column]`` = the shared frequency of ``field`` of each pair in ``rows``, set together."""
+    if len(rows):
+        out[rows, column] = [_shared_frequency(left[row], right[row], field) for row in rows.tolist()]
 
 
 def _level_indices(comparison: dict, labels) -> list[int]:
@@ -306,8 +348,15 @@ def _level_indices(comparison: dict, labels) -> list[int]:
 
 def _shared_frequency(a: dict, b: dict, field: str) -> float:
     """Share of profiles holding the value two profiles share (the rarest, if several)."""
-    a_tf, b_tf = a.get("tf", {}).get(field, {}), b.get("tf", {}).get(field, {})
-    shared = set(a_tf) & set(b_tf)
+    a_tf = a.get("tf", {}).get(field)
+    b_tf = b.get("tf", {}).get(field) if a_tf else None
+    if not b_tf:
+        return 0.0
+    if len(a_tf) == 1:   # most fields hold one value
+        (value, share), = a_tf.items()
+        other = b_tf.get(value)
+        return 0.0 if other is None else max(share, other)
+    shared = a_tf.keys() & b_tf.keys()
     if not shared:
         return 0.0
     return min(max(a_tf[v], b_tf[v]) for v in shared)
