@@ -143,7 +143,24 @@ def test_count_in_buckets_counts_every_key_and_keeps_those_common_enough():
     assert expected["k"] == 1 and expected["f"] == 1 and expected["z"] == 2
 
 
-def test_count_bucket_sums_entries_across_packed_lists():
-    batches = [pack_compressed([("a", None), ("b", None)]), pack_compressed([("a", None)])]
-    assert count_bucket((0, batches), lambda key: 2) == [[("a", 2)]]
-    assert sorted(count_bucket((0, batches), lambda key: 1)[0]) == [("a", 2), ("b", 1)]
+def test_count_bucket_sums_counts_across_packed_lists():
+    batches = [pack_compressed([("a", 1), ("b", 1)]), pack_compressed([("a", 3)])]
+    assert count_bucket((0, batches), lambda key: 2) == [[("a", 4)]]
+    assert sorted(count_bucket((0, batches), lambda key: 1)[0]) == [("a", 4), ("b", 1)]
+
+
+def test_count_to_buckets_counts_a_key_once_per_bundle_and_flushes_when_full():
+    from transforms.buckets import _CountToBucketsFn
+    fn = _CountToBucketsFn(_letters, buckets=3, flush_at=4)
+    fn.start_bundle()
+    early = list(fn.process("aab"))          # two distinct keys: kept
+    assert early == []
+    early = list(fn.process("cdd"))          # four distinct keys: flushed
+    sent = [entry for _, batch in early for entry in unpack_compressed(batch)]
+    assert sorted(sent) == [("a", 2), ("b", 1), ("c", 1), ("d", 2)]
+    assert all(bucket == bucket_of(key, 3) for bucket, batch in early for key, _ in unpack_compressed(batch))
+    late = [w.value for w in fn.finish_bundle()]
+    assert late == []                        # nothing left after the flush
+    list(fn.process("ee"))
+    late = [w.value for w in fn.finish_bundle()]
+    assert [entry for _, batch in late for entry in unpack_compressed(batch)] == [("e", 2)]

@@ -180,13 +180,47 @@ class CoGroupInBuckets(beam.PTransform):
         )
 
 
+@beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
+class _CountToBucketsFn(beam.DoFn):
+    """element -> ``(bucket, packed [(key, count), ...])`` batches: the keys of ``entries(element)``
+    counted over the bundle first, so a key seen many times (a common first name, a city)
+    travels once per bundle with its count, not once per profile."""
+
+    def __init__(self, entries, buckets: int = DEFAULT_BUCKETS, flush_at: int = DEFAULT_FLUSH_AT):
+        self._entries = entries
+        self._buckets = buckets
+        self._flush_at = flush_at
+        self._counts: Counter = Counter()
+
+    def start_bundle(self):
+        self._counts = Counter()
+
+    def process(self, element):
+        self._counts.update([key for key, _ in self._entries(element)])
+        if len(self._counts) >= self._flush_at:
+            yield from self._drain()
+
+    def finish_bundle(self):
+        for batch in self._drain():
+            yield in_global_window(batch)
+
+    def _drain(self) -> list[tuple[int, bytes]]:
+        lists: dict[int, list] = {}
+        buckets, crc32 = self._buckets, zlib.crc32
+        for key, n in self._counts.items():
+            lists.setdefault(crc32(key.encode("utf-8", "surrogatepass")) % buckets, []).append((key, n))
+        self._counts = Counter()
+        return [(bucket, pack_compressed(items)) for bucket, items in sorted(lists.items())]
+
+
 def count_bucket(element, at_least) -> list[list[tuple[str, int]]]:
-    """A bucket of ``(key, anything)`` entries -> one list of ``(key, count)`` for the keys
+    """A bucket of ``(key, count)`` entries -> one list of ``(key, total count)`` for the keys
     counted at least ``at_least(key)`` times (for ``beam.FlatMap``: a list of that one list)."""
     _, batches = element
     counts: Counter = Counter()
     for batch in batches:
-        counts.update(key for key, _ in unpack_compressed(batch))
+        for key, n in unpack_compressed(batch):
+            counts[key] += n
     return [[(key, n) for key, n in counts.items() if n >= at_least(key)]]
 
 
@@ -196,7 +230,8 @@ class CountInBuckets(beam.PTransform):
     ``entries(element)`` gives an element's ``(key, None)`` entries (string keys); the output
     holds one list per bucket of ``(key, count)`` for the keys counted at least
     ``at_least(key)`` times (both functions picklable), e.g. for an ``AsList`` side input. It is a
-    ``Count.PerElement`` whose keys travel as a few packed lists, not one element each.
+    ``Count.PerElement`` whose keys travel as a few packed lists, not one element each, each bundle
+    counting its own keys first (a combiner before the shuffle, as Beam lifts one for ``CombinePerKey``).
     """
 
     def __init__(self, entries, at_least, buckets: int = DEFAULT_BUCKETS):
@@ -208,7 +243,7 @@ class CountInBuckets(beam.PTransform):
     def expand(self, pcoll):
         return (
             pcoll
-            | "KeysToBuckets" >> beam.ParDo(ToBucketsFn(self._entries, self._buckets))
+            | "KeysToBuckets" >> beam.ParDo(_CountToBucketsFn(self._entries, self._buckets))
             | "GroupByBucket" >> beam.GroupByKey()
             | "CountEachKey" >> beam.FlatMap(count_bucket, self._at_least)
         )
