@@ -110,9 +110,9 @@ class _Batch:
 def _distinct(left: list[dict], right: list[dict]) -> tuple[list[dict], tuple[np.ndarray, np.ndarray]]:
     """The distinct feature dicts of both sides (by identity) and, per side, each pair's index into them."""
     n = len(left)
-    identities = np.fromiter(map(id, left + right), dtype=np.int64, count=2 * n)
-    _, first, inverse = np.unique(identities, return_index=True, return_inverse=True)
     both = left + right
+    _, first, inverse = np.unique(np.fromiter(map(id, both), dtype=np.int64, count=2 * n),
+                                  return_index=True, return_inverse=True)
     members = [both[i] for i in first.tolist()]
     inverse = inverse.reshape(-1).astype(np.intp)
     return members, (inverse[:n], inverse[n:])
