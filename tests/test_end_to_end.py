@@ -282,7 +282,7 @@ def test_pair_statistics_are_summed_over_a_bundle_and_sent_when_it_ends():
     assert list(fn.finish_bundle()) == []   # a new bundle starts from nothing
 
 
-def _write_while_flushing(stream, received: list, chunks: int = 200) -> int:
+def _write_while_flushing(stream, chunks: int = 200) -> int:
     """Write ``chunks`` chunks into ``stream`` a millisecond apart, close it, and return the bytes written."""
     import time
 
@@ -311,13 +311,13 @@ def test_beams_timer_flushed_stream_drops_writes_made_during_a_flush_and_the_siz
 
     timed = data_plane.TimeBasedBufferingClosableOutputStream(
         close_callback=received.append, flush_callback=slow_hand_on, time_flush_threshold_ms=10)
-    written = _write_while_flushing(timed, received)
+    written = _write_while_flushing(timed)
     assert sum(map(len, received)) < written, "Beam's timer-flushed stream no longer drops writes"
 
     received.clear()
     sized = data_plane.SizeBasedBufferingClosableOutputStream(
         close_callback=received.append, flush_callback=slow_hand_on, size_flush_threshold=5000)
-    _write_while_flushing(sized, received)
+    _write_while_flushing(sized)
     assert b"".join(received) == b"".join(bytes([i % 256]) * 1000 for i in range(200))
 
 

@@ -205,12 +205,10 @@ class _CountToBucketsFn(beam.DoFn):
             yield in_global_window(batch)
 
     def _drain(self) -> list[tuple[int, bytes]]:
-        lists: dict[int, list] = {}
-        buckets, crc32 = self._buckets, zlib.crc32
-        for key, n in self._counts.items():
-            lists.setdefault(crc32(key.encode("utf-8", "surrogatepass")) % buckets, []).append((key, n))
+        buffer = BucketBuffer(self._buckets, flush_at=len(self._counts) + 1)
+        buffer.add_many(self._counts.items())
         self._counts = Counter()
-        return [(bucket, pack_compressed(items)) for bucket, items in sorted(lists.items())]
+        return buffer.drain()
 
 
 def count_bucket(element, at_least) -> list[list[tuple[str, int]]]:

@@ -74,13 +74,15 @@ class _Batch:
             value = self._cache[key] = self._of_members(kind, field, build)[positions]
         return value
 
-    def _member_column(self, field: str) -> np.ndarray:
+    def _build_column(self, field: str) -> np.ndarray:
         members = self._cache["members"]
-        return self._of_members("column", field, lambda f: np.fromiter(
-            map(operator.itemgetter(f), members), dtype=object, count=len(members)))
+        return np.fromiter(map(operator.itemgetter(field), members), dtype=object, count=len(members))
+
+    def _member_column(self, field: str) -> np.ndarray:
+        return self._of_members("column", field, self._build_column)
 
     def column(self, side: int, field: str) -> np.ndarray:
-        return self._spread("column", side, field, self._member_column)
+        return self._spread("column", side, field, self._build_column)
 
     def empty(self, side: int, field: str) -> np.ndarray:
         # bool() of each value, in C: "", (), None and 0 are empty, as ``not v`` says
