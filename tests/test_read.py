@@ -132,6 +132,33 @@ def test_long_attribute_value_and_key_and_nested_address_field():
     assert "Address.City is 256 characters" in rejected_reason(line(Address={"City": "c" * 256}))
 
 
+def test_an_empty_attribute_key_is_rejected_an_empty_value_is_not():
+    # an empty key would name a source in FieldSourceProfileIds.Attributes, which the API refuses
+    assert rejected_reason(line(Attributes={"": "x"})) == "wrong field types: Attributes has an empty key"
+    profile, reason = parse_profile_line(line(Attributes={"k": ""}, FirstName=""))
+    assert reason is None and profile["Attributes"] == {"k": ""}
+
+
+def test_nesting_deeper_than_the_limit_is_rejected_at_any_place():
+    limit = read_module.MAX_DEPTH
+
+    def nested(levels):   # JSON text of a value ``levels`` deep: lists, with an object in the middle
+        inner = levels - levels // 2 - 1
+        return "[" * (levels // 2) + '{"a":' + "[" * inner + "1" + "]" * inner + "}" + "]" * (levels // 2)
+
+    def with_extra(text):
+        return '{"ProfileId": "%s", "Extra": %s}' % (ID, text)
+
+    assert read_module.nesting_depth(orjson.loads(nested(10))) == 10
+    assert parse_profile_line(with_extra(nested(limit - 1)))[1] is None         # the profile is a level itself
+    assert rejected_reason(with_extra(nested(limit))) == f"nested more than {limit} levels deep"
+    # deeper than pickle (about 500) and orjson.dumps (255) can take, inside a known field
+    deep = '{"ProfileId": "%s", "Address": {"City": "x", "Extra": %s}}' % (ID, nested(1000))
+    assert rejected_reason(deep) == f"nested more than {limit} levels deep"
+    # brackets inside strings are not nesting
+    assert parse_profile_line(line(FirstName="[" * 200, Attributes={"k": "{" * 200}))[1] is None
+
+
 def test_huge_line_is_rejected_not_crashing():
     reason = rejected_reason(line(FirstName="x" * 1_000_000))
     assert "1000000 characters" in reason
@@ -386,3 +413,42 @@ def test_read_profiles_reads_a_compressed_file_whole_with_line_numbers(tmp_path,
     assert sorted(profiles, key=lambda p: p["ProfileId"]) == rows
     assert [(r["line"], r["reason"]) for r in sorted(rejected, key=lambda r: r["line"])] == [
         (40, "not a JSON object (a list)"), (41, f"duplicate ProfileId {pid(1)} (first seen at {path}:1)")]
+
+
+def test_read_profiles_a_file_matched_by_two_patterns_is_read_once(tmp_path, range_size):
+    path = tmp_path / "export.jsonl"
+    rows = [{"ProfileId": pid(n)} for n in range(1, 30)]
+    path.write_bytes(b"\n".join(orjson.dumps(r) for r in rows[:5]) + b"\nnot json\n"
+                     + b"\n".join(orjson.dumps(r) for r in rows[5:]) + b"\n")
+    profiles, rejected = run_read([str(path), str(tmp_path / "exp*.jsonl")], tmp_path)
+    assert sorted(profiles, key=lambda p: p["ProfileId"]) == rows
+    assert [(r["line"], r["reason"][:14]) for r in rejected] == [(6, "not valid JSON")]
+
+
+def test_read_profiles_a_byte_order_mark_at_the_start_of_a_file_is_not_data(tmp_path, range_size):
+    path = tmp_path / "excel.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + orjson.dumps({"ProfileId": pid(1), "FirstName": "Ann"}) + b"\n"
+                     + b"\xef\xbb\xbf" + orjson.dumps({"ProfileId": pid(2)}) + b"\n")   # not at the start: data
+    profiles, rejected = run_read([str(path)], tmp_path)
+    assert profiles == [{"ProfileId": pid(1), "FirstName": "Ann"}]
+    assert [r["line"] for r in rejected] == [2]
+
+
+def test_read_profiles_a_file_that_cannot_be_read_is_rejected_and_the_others_are_read(tmp_path):
+    good, fake = tmp_path / "good.jsonl", tmp_path / "plain.jsonl.gz"
+    good.write_bytes(orjson.dumps({"ProfileId": pid(1)}) + b"\n")
+    fake.write_bytes(orjson.dumps({"ProfileId": pid(2)}) + b"\n")   # named .gz, not gzip
+    truncated = tmp_path / "cut.jsonl.gz"
+    whole = gzip.compress(b"\n".join(orjson.dumps({"ProfileId": pid(n)}) for n in range(10, 400)) + b"\n")
+    truncated.write_bytes(whole[: len(whole) // 2])
+    profiles, rejected = run_read([str(tmp_path / "*")], tmp_path)
+    ids = {p["ProfileId"] for p in profiles}
+    assert pid(1) in ids and pid(2) not in ids
+    by_file = {r["file"].rsplit("/", 1)[-1]: r for r in rejected}
+    assert len(rejected) == 2 and set(by_file) == {"plain.jsonl.gz", "cut.jsonl.gz"}
+    assert by_file["plain.jsonl.gz"]["line"] == 1
+    assert by_file["plain.jsonl.gz"]["reason"].startswith("could not read the file from here on")
+    # what the truncated archive held before the cut is read; the rest is one rejection after it
+    read_from_cut = sorted(int(i, 16) for i in ids if int(i, 16) >= 10)
+    assert read_from_cut and read_from_cut == list(range(10, 10 + len(read_from_cut)))
+    assert by_file["cut.jsonl.gz"]["line"] >= len(read_from_cut) + 1

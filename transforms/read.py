@@ -27,6 +27,12 @@ REJECTED = "rejected"
 PROFILE_ID_RE = re.compile(r"^[a-f0-9]{32}$")
 # How much of a bad line is kept in rejected.jsonl: enough to find and fix it.
 MAX_RECORD_CHARS = 2000
+# The deepest nesting of objects and lists a profile may have. A Profile itself is at most four
+# levels deep (EngagementPreferences.Phone[0].KeyName); fields the model does not know are kept
+# as they are, and writing one nested hundreds of levels deep would fail where the profile is
+# packed or written out (pickle and orjson stop at a few hundred levels), taking the job with it.
+MAX_DEPTH = 64
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @functools.lru_cache(maxsize=1)
@@ -62,8 +68,14 @@ def _shape_errors(value: Any, shape, path: str) -> Iterator[str]:
         if not isinstance(value, dict):
             yield f"{path} must be an object, got {type(value).__name__}"
             return
+        least = shape.key.metadata.get("min")
         for key, item in value.items():
             yield from _shape_errors(key, shape.key, f"{path} key")
+            if least and isinstance(key, str) and len(key) < least:
+                # a key is where a merge request names its value's source: an empty one would make
+                # every request that names it invalid (a value's own minimum is not enforced: an
+                # empty value is read as missing)
+                yield f"{path} has an empty key" if not key else f"{path} key {key!r} is shorter than {least}"
             yield from _shape_errors(item, shape.value, f"{path}.{key}")
     elif kind == "list":
         if not isinstance(value, list):
@@ -102,8 +114,9 @@ def _compile_check(shape):
         return structure
     if kind == "map":
         key_check, value_check = _compile_check(shape.key), _compile_check(shape.value)
+        least = shape.key.metadata.get("min") or 0
         return lambda value: isinstance(value, dict) and all(
-            key_check(key) and value_check(item) for key, item in value.items())
+            key_check(key) and len(key) >= least and value_check(item) for key, item in value.items())
     if kind == "list":
         member_check = _compile_check(shape.member)
         return lambda value: isinstance(value, list) and all(member_check(item) for item in value)
@@ -131,6 +144,9 @@ def parse_profile_line(text: str) -> tuple[dict | None, str | None]:
         return None, f"not valid JSON: {error}"
     if not isinstance(value, dict):
         return None, f"not a JSON object (a {type(value).__name__})"
+    # each level opens a bracket, so a line with few brackets needs no walk
+    if stripped.count("{") + stripped.count("[") > MAX_DEPTH and nesting_depth(value) > MAX_DEPTH:
+        return None, f"nested more than {MAX_DEPTH} levels deep"
     profile_id = value.get("ProfileId")
     if not isinstance(profile_id, str) or not PROFILE_ID_RE.fullmatch(profile_id):
         return None, "missing or invalid ProfileId (must match [a-f0-9]{32})"
@@ -140,6 +156,20 @@ def parse_profile_line(text: str) -> tuple[dict | None, str | None]:
         shown = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
         return None, f"wrong field types: {shown}"
     return value, None
+
+
+def nesting_depth(value: Any) -> int:
+    """Levels of objects and lists in a parsed JSON value (a scalar is 0, ``{}`` and ``[]`` are 1),
+    walked without recursion: the value may be nested deeper than Python's recursion limit."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def rejection(source: str, line: int, reason: str, text: str) -> dict:
@@ -188,16 +218,29 @@ class _SplitFilesFn(beam.DoFn):
 
     def __init__(self, per_file: int, smallest: int, largest: int):
         self._sizes = (per_file, smallest, largest)
-        self._files = Metrics.counter("read", "files_read")
 
     def process(self, metadata):
         path = metadata.path
         if path.endswith("/"):   # a directory matched by a pattern is not a file to read
             return
-        self._files.inc()
         compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
         for start, end in byte_ranges(metadata.size_in_bytes, compressed, *self._sizes):
             yield path, start, end
+
+
+class _EachRangeOnceFn(beam.DoFn):
+    """A range's key and its copies -> the range, once: a file matched by two of the input patterns
+    is still read once (its ranges are the same, so they meet under the same key)."""
+
+    def __init__(self):
+        self._files = Metrics.counter("read", "files_read")
+
+    def process(self, element):
+        _, copies = element
+        byte_range = next(iter(copies))
+        if byte_range[1] == 0:
+            self._files.inc()
+        yield byte_range
 
 
 class _ReadRangeFn(beam.DoFn):
@@ -210,12 +253,21 @@ class _ReadRangeFn(beam.DoFn):
         # a whole file may be compressed (read by its extension); a range of one is not
         compression = CompressionTypes.AUTO if (start, end) == (0, None) else CompressionTypes.UNCOMPRESSED
         count = 0
-        with FileSystems.open(path, compression_type=compression) as handle:
-            for count, raw in enumerate(lines_in_range(handle, start, end), start=1):
-                try:
-                    yield path, (start, count), raw.decode("utf-8"), None
-                except UnicodeDecodeError as error:
-                    yield path, (start, count), raw.decode("utf-8", errors="replace"), f"not valid UTF-8: {error}"
+        try:
+            with FileSystems.open(path, compression_type=compression) as handle:
+                for count, raw in enumerate(lines_in_range(handle, start, end), start=1):
+                    if count == 1 and start == 0 and raw.startswith(UTF8_BOM):
+                        raw = raw[len(UTF8_BOM):]   # a byte order mark, as some tools write, is not data
+                    try:
+                        yield path, (start, count), raw.decode("utf-8"), None
+                    except UnicodeDecodeError as error:
+                        yield path, (start, count), raw.decode("utf-8", errors="replace"), f"not valid UTF-8: {error}"
+        except Exception as error:  # noqa: BLE001  (a file that cannot be read is reported, not fatal)
+            # e.g. a ".gz" that is not gzip, a truncated archive, a file gone or unreadable: what was
+            # read stays, and the rest of the range is one rejected record that says why
+            count += 1
+            reason = f"could not read the file from here on: {type(error).__name__}: {error}"
+            yield path, (start, count), "", reason
         yield beam.pvalue.TaggedOutput(LINE_COUNTS, ((path, start), count))
 
 
@@ -264,7 +316,7 @@ class _ParseFn(beam.DoFn):
 
     def process(self, element):
         path, where, text, decode_error = element
-        if text.strip():  # blank lines (e.g. a trailing newline) are not records
+        if decode_error or text.strip():  # blank lines (e.g. a trailing newline) are not records
             self._read.inc()
             profile, reason = (None, decode_error) if decode_error else parse_profile_line(text)
             if profile is None:
@@ -345,7 +397,7 @@ class ReadProfiles(beam.PTransform):
             # the job supports
             | "KeyRanges" >> beam.Map(lambda byte_range: (f"{byte_range[0]}@{byte_range[1]}", byte_range))
             | "SpreadRanges" >> beam.GroupByKey()
-            | "EachRange" >> beam.FlatMap(lambda kv: kv[1])
+            | "EachRange" >> beam.ParDo(_EachRangeOnceFn())
         )
         read = ranges | "ReadRanges" >> beam.ParDo(_ReadRangeFn()).with_outputs(LINE_COUNTS, main="lines")
         parsed = read.lines | "Parse" >> beam.ParDo(_ParseFn()).with_outputs(REJECTED, main="valid")
