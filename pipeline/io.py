@@ -2,11 +2,54 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import apache_beam as beam
 import orjson
 from apache_beam.io.filesystems import FileSystems
+
+
+_GLOB = set("*?[")
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def _files_matched(pattern: str) -> list[str]:
+    """The files (not directories) a pattern matches; none when it matches nothing."""
+    try:
+        found = FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # noqa: BLE001  (Beam raises for a pattern it cannot match at all)
+        return []
+    return [m.path for m in found if not m.path.endswith("/") and not (_is_local(m.path) and os.path.isdir(m.path))]
+
+
+def resolve_inputs(patterns: list[str]) -> list[str]:
+    """The ``--input`` patterns as the job reads them, checked before anything runs.
+
+    A local path is made absolute (so that one file named two ways is one file), and a directory
+    (local, or an s3:// prefix without a wildcard) stands for the files in it. Raises ValueError
+    naming a pattern that matches no file: a job that reads nothing would write an empty plan
+    that looks like a domain without duplicates."""
+    if not patterns:
+        raise ValueError("--input names no file")
+    resolved = []
+    for pattern in patterns:
+        path = os.path.abspath(os.path.expanduser(pattern)) if _is_local(pattern) else pattern
+        if not _GLOB & set(path) and (os.path.isdir(path) if _is_local(path) else not _files_matched(path)):
+            path = FileSystems.join(path.rstrip("/"), "*")
+        if not _files_matched(path):
+            raise ValueError(f"--input {pattern!r} matches no file")
+        resolved.append(path)
+    return resolved
+
+
+def check_output(directory: str) -> None:
+    """Raise ValueError when ``--output`` cannot be a directory (a local file is in the way)."""
+    if _is_local(directory) and os.path.exists(directory) and not os.path.isdir(directory):
+        raise ValueError(f"--output {directory!r} is a file; it must be a directory (it is made if missing)")
 
 
 def output_path(directory: str, name: str) -> str:

@@ -25,7 +25,8 @@ class ProfileDedupOptions(PipelineOptions):
         io = parser.add_argument_group("input and output")
         io.add_argument("--input", default=None,
                         help="Exported profiles: JSONL of Customer Profiles Profile objects. A local path, "
-                             "a glob or s3:// URI; several separated by commas. Gzip/bzip2 by extension.")
+                             "a glob, a directory (its files) or s3:// URI; several separated by commas, each "
+                             "matching at least one file. Gzip/bzip2 by extension.")
         io.add_argument("--output", default=None,
                         help="Directory (local or s3://) for merge_plan.jsonl, clusters.jsonl, review.jsonl, "
                              "rejected.jsonl, model.json, summary.json and report.html.")
@@ -74,7 +75,8 @@ class ProfileDedupOptions(PipelineOptions):
                            help="ISO country code for reading national phone numbers and numeric dates when a "
                                 "profile's address has no country (default US).")
         match.add_argument("--u_sample_size", type=int, default=3000,
-                           help="Profiles sampled (deterministically) to estimate u from random pairs (default 3000).")
+                           help="Profiles sampled (deterministically) to estimate u from random pairs (default 3000; "
+                                "at least 2).")
 
         choose = parser.add_argument_group("choosing the surviving values")
         choose.add_argument("--main_policy", default="most_complete",
@@ -166,6 +168,15 @@ class ProfileDedupOptions(PipelineOptions):
             raise ValueError("--component_rounds must be at least 1")
         if self.max_block_size < 2:
             raise ValueError("--max_block_size must be at least 2")
+        if self.u_sample_size < 2:
+            raise ValueError("--u_sample_size must be at least 2 (u is estimated from pairs of the sample)")
+        import phonenumbers
+
+        region = (self.default_region or "").strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"--default_region {self.default_region!r} is not a region phone numbers can be read "
+                             "in: an ISO 3166-1 alpha-2 code such as US, GB or DE")
+        self.default_region = region
         import re
 
         if not re.match(r"^[a-zA-Z0-9_-]{1,64}$", self.domain_name or ""):

@@ -30,7 +30,7 @@ from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters, StarComponents
 from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
-from transforms.model import default_model, term_frequency_fields, validate_model
+from transforms.model import check_rule_features, default_model, term_frequency_fields, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
 from transforms.packing import count_records, pack, pack_compressed, records, unpack
 from transforms.read import ReadProfiles
@@ -353,12 +353,23 @@ def _load_model(path: str) -> tuple[dict, bool]:
     """A model file: (model, fitted). A fitted model (with a prior) is used as it is;
     one without parameters is a specification (comparisons, blocking rules, guards)
     whose m and u are estimated from this data."""
-    model = io.read_json(path)
-    if model.get("prior") is None:
-        validate_model(model, fitted=False)
-        return model, False
-    validate_model(model)
-    return model, True
+    try:
+        model = io.read_json(path)
+    except OSError as error:   # missing, a directory, not readable
+        raise ValueError(f"--model {path}: cannot be read ({error})") from error
+    except ValueError as error:   # not UTF-8, not JSON
+        raise ValueError(f"--model {path}: not valid JSON ({error})") from error
+    fitted = isinstance(model, dict) and model.get("prior") is not None
+    try:
+        validate_model(model, fitted=fitted)
+        check_rule_features(model)
+    except ValueError as error:
+        raise ValueError(f"--model {path}: {error}") from error
+    except (KeyError, TypeError, AttributeError, IndexError) as error:
+        # a part of the model of the wrong shape, e.g. a list where an object belongs
+        raise ValueError(f"--model {path}: not a model this job can use ({type(error).__name__}: {error}); "
+                         "start from an earlier run's model.json") from error
+    return model, fitted
 
 
 def flush_runner_data_by_size() -> None:
@@ -417,6 +428,8 @@ def run_dry_run(options: PipelineOptions, job: ProfileDedupOptions, runner: str)
     """Compute the merge plan and its evidence; send nothing. Returns the summary."""
     fixed_model = None
     base_model = default_model()
+    job.input = ",".join(io.resolve_inputs(job.input_patterns()))
+    io.check_output(job.output)
     if job.model:
         loaded, fitted = _load_model(job.model)
         base_model = loaded

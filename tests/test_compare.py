@@ -819,6 +819,31 @@ def test_validate_model_checks_blocking_rule_sizes(setting, value):
         validate_model(model, fitted=False)
 
 
+@pytest.mark.parametrize("rule, message", [
+    ({"name": "x"}, "blocking rule x: fields must be a list of feature names"),
+    ({"name": "x", "fields": "phones"}, "blocking rule x: fields must be a list"),
+    ({"name": "x", "fields": []}, "blocking rule x: fields must be a list"),
+    ({"fields": ["phones"]}, "every blocking rule must be an object with a name"),
+    ("phones", "every blocking rule must be an object with a name"),
+])
+def test_validate_model_checks_blocking_rule_fields(rule, message):
+    model = default_model()
+    model["blocking_rules"].append(rule)
+    with pytest.raises(ValueError, match=message):
+        validate_model(model, fitted=False)
+
+
+def test_the_job_refuses_a_blocking_rule_on_a_feature_normalising_does_not_make():
+    from transforms.model import check_rule_features
+
+    model = default_model()
+    check_rule_features(model)
+    model["blocking_rules"].append({"name": "x", "fields": ["phones", "shoe_size"]})
+    validate_model(model, fitted=False)   # the model's own shape is fine: any feature dicts will do there
+    with pytest.raises(ValueError, match=r"blocking rule x: unknown features \['shoe_size'\] \(features: account, "):
+        check_rule_features(model)
+
+
 def test_a_shared_fixed_line_is_its_own_phone_level_and_guarded_without_a_first_name():
     model = fitted_model(default_guards=True)
     scorer = Scorer(model)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.evaluate import pairwise_scores  # noqa: F401  (fail early if the evaluator is missing)
+from tests.helpers import pid
 from transforms.validate import validate_merge_request
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,7 +139,15 @@ def test_bad_input_goes_to_the_dead_letter_output_with_a_reason(tmp_path):
         json.dumps({"ProfileId": "2" * 32, "FirstName": "Zo\u0308e\u200b \u202eevil", "LastName": "\U0001f600"}),
     ]
     path = tmp_path / "bad.jsonl"
-    path.write_bytes(("\n".join(lines) + "\n").encode() + b'{"ProfileId": "' + b"3" * 32 + b'", "FirstName": "\xff\xfe"}\n')
+    twin = dict(good, LastName="Lima", PhoneNumber="+55 11 91234 5678")   # would merge with the first
+    deep = "[" * 300 + "]" * 300   # deeper than pickle or orjson.dumps take
+    after = [
+        json.dumps(dict(twin, ProfileId="4" * 32))[:-1] + ', "Extra": ' + deep + "}",   # 16 nested too deep
+        json.dumps(dict(twin, ProfileId="5" * 32, Attributes={"": "x"})),               # 17 an empty key
+        json.dumps(dict(twin, ProfileId="6" * 32))[:-1] + ', "Extra": ' + "[" * 40 + "]" * 40 + "}",   # 18 kept
+    ]
+    path.write_bytes(("\n".join(lines) + "\n").encode() + b'{"ProfileId": "' + b"3" * 32 + b'", "FirstName": "\xff\xfe"}\n'
+                     + ("\n".join(after) + "\n").encode())
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(path), "--output", str(out), *RUNNER],
                             capture_output=True, text=True, cwd=ROOT)
@@ -147,16 +156,83 @@ def test_bad_input_goes_to_the_dead_letter_output_with_a_reason(tmp_path):
     expected_bad = {2: "not valid JSON", 3: "not valid JSON", 4: "not a JSON object", 5: "not a JSON object",
                     6: "ProfileId", 7: "ProfileId", 8: "duplicate ProfileId", 9: "FirstName must be a string",
                     10: "Address must be an object", 11: "more than the 255 allowed", 12: "Gender must be one of",
-                    13: "not valid JSON", 15: "UTF-8"}
+                    13: "not valid JSON", 15: "UTF-8", 16: "nested more than 64 levels deep",
+                    17: "Attributes has an empty key"}
     assert set(rejected) == set(expected_bad)
     for line, reason in expected_bad.items():
         assert reason in rejected[line]["reason"], (line, rejected[line]["reason"])
         assert rejected[line]["file"].endswith("bad.jsonl")
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["records_read"] == 15
+    assert summary["records_read"] == 18
     assert summary["records_rejected"] == len(expected_bad)
-    assert summary["profiles_valid"] == 2  # the first good profile and the odd-unicode one
+    assert summary["profiles_valid"] == 3  # the first good profile, the odd-unicode one and the twin kept
     assert summary["counts_add_up"] is True
+
+
+def test_a_profile_with_a_deeply_nested_field_of_its_own_is_merged_and_written_out(tmp_path):
+    """Fields the model does not know travel with the profile into clusters.jsonl; one nested too
+    deep to be packed or written is rejected when read, not fatal where its group is written."""
+    profiles, _ = _generate(tmp_path, 150, seed=5)
+    first = json.loads(profiles.read_text().splitlines()[0])
+    copies = [json.dumps(dict(first, ProfileId=pid(n)))[:-1] + ', "Extra": ' + "[" * depth + "]" * depth + "}"
+              for n, depth in ((1, 40), (2, 300))]
+    with profiles.open("a") as handle:
+        handle.write("\n".join(copies) + "\n")
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out), *RUNNER],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [(r["line"], r["reason"]) for r in _lines(out / "rejected.jsonl")] == [(152, "nested more than 64 levels deep")]
+    together = [c for c in _lines(out / "clusters.jsonl") if pid(1) in c["members"]]
+    assert len(together) == 1 and first["ProfileId"] in together[0]["members"]
+    kept = next(p for p in together[0]["profiles"] if p["ProfileId"] == pid(1))
+    assert kept["Extra"] == json.loads("[" * 40 + "]" * 40)
+
+
+@pytest.mark.parametrize("make_args, message", [
+    (lambda d: ["--input", str(d / "missing.jsonl")], "--input '{d}/missing.jsonl' matches no file"),
+    (lambda d: ["--input", str(d / "*.csv")], "--input '{d}/*.csv' matches no file"),
+    (lambda d: ["--input", " , "], "--input names no file"),
+    (lambda d: ["--output", str(d / "in.jsonl")], "--output '{d}/in.jsonl' is a file; it must be a directory"),
+    (lambda d: ["--model", str(d / "missing.json")], "--model {d}/missing.json: cannot be read ("),
+    (lambda d: ["--model", str(d)], "--model {d}: cannot be read ("),
+    (lambda d: ["--model", str(d / "broken.json")], "--model {d}/broken.json: not valid JSON ("),
+    (lambda d: ["--model", str(d / "list.json")], "--model {d}/list.json: a model must be an object with 'comparisons'"),
+    (lambda d: ["--model", str(d / "odd.json")], "--model {d}/odd.json: not a model this job can use (TypeError"),
+    (lambda d: ["--model", str(d / "rule.json")], "--model {d}/rule.json: blocking rule x: unknown features ['shoe_size']"),
+    (lambda d: ["--u_sample_size", "0"], "--u_sample_size must be at least 2"),
+    (lambda d: ["--default_region", "XX"], "--default_region 'XX' is not a region phone numbers can be read in"),
+])
+def test_options_that_cannot_work_exit_with_status_2_and_say_why(tmp_path, capsys, make_args, message):
+    import pipeline.run as run_module
+
+    (tmp_path / "in.jsonl").write_text(json.dumps({"ProfileId": pid(1)}) + "\n")
+    (tmp_path / "list.json").write_text("[1, 2]")
+    (tmp_path / "broken.json").write_text('{"comparisons": [\n')
+    (tmp_path / "odd.json").write_text(json.dumps({"comparisons": "x", "blocking_rules": 5}))
+    from transforms.model import default_model
+
+    spec = dict(default_model(), blocking_rules=[{"name": "x", "fields": ["shoe_size"]}])
+    (tmp_path / "rule.json").write_text(json.dumps(spec))
+    args = make_args(tmp_path)
+    defaults = {"--input": str(tmp_path / "in.jsonl"), "--output": str(tmp_path / "out")}
+    for flag, value in defaults.items():
+        if flag not in args:
+            args += [flag, value]
+    assert run_module.main([*args, *RUNNER]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("profile-dedup: " + message.format(d=tmp_path)), err
+    assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_the_default_region_is_read_in_capitals():
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.options import ProfileDedupOptions
+
+    options = PipelineOptions(["--input", "x", "--output", "y", "--default_region", " gb"]).view_as(ProfileDedupOptions)
+    options.check()
+    assert options.default_region == "GB"
 
 
 def test_review_pairs_carry_both_profiles_and_the_report_shows_them(sample_run):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
@@ -36,3 +37,34 @@ def test_concatenate_copies_shards_in_name_order_and_deletes_them(tmp_path):
     assert io.concatenate([str(p) for p in names], str(tmp_path / "x.jsonl")) == str(tmp_path / "x.jsonl")
     assert (tmp_path / "x.jsonl").read_text() == '{"shard": 0}\n{"shard": 1}\n{"shard": 2}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
+
+
+def test_resolve_inputs_absolute_paths_directories_and_globs(tmp_path, monkeypatch):
+    import pytest
+
+    exports = tmp_path / "exports"
+    (exports / "old").mkdir(parents=True)
+    (exports / "a.jsonl").write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    # a relative path becomes absolute, so that two names of one file are one file
+    assert io.resolve_inputs(["exports/a.jsonl"]) == [str(exports / "a.jsonl")]
+    # a directory (with or without its slash) stands for the files in it
+    assert io.resolve_inputs(["exports"]) == [str(exports / "*")]
+    assert io.resolve_inputs([str(exports) + "/"]) == [str(exports / "*")]
+    assert io.resolve_inputs(["exports/*.jsonl", "exports/a*"]) == [str(exports / "*.jsonl"), str(exports / "a*")]
+    for pattern in ["exports/b.jsonl", "exports/*.csv", "exports/old", "missing/"]:
+        with pytest.raises(ValueError, match=re.escape(f"--input '{pattern}' matches no file")):
+            io.resolve_inputs(["exports/a.jsonl", pattern])
+    with pytest.raises(ValueError, match="--input names no file"):
+        io.resolve_inputs([])
+
+
+def test_check_output_refuses_a_file_in_the_way(tmp_path):
+    import pytest
+
+    io.check_output(str(tmp_path))
+    io.check_output(str(tmp_path / "not yet made"))
+    io.check_output("s3://bucket/out")
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(ValueError, match="is a file; it must be a directory"):
+        io.check_output(str(tmp_path / "taken"))

@@ -418,6 +418,11 @@ def validate_model(model: dict, fitted: bool = True) -> None:
     if not model.get("blocking_rules"):
         raise ValueError("a model needs at least one blocking rule")
     for rule in model["blocking_rules"]:
+        if not isinstance(rule, dict) or not isinstance(rule.get("name"), str):
+            raise ValueError("every blocking rule must be an object with a name")
+        fields = rule.get("fields")
+        if not isinstance(fields, list) or not fields or not all(isinstance(f, str) for f in fields):
+            raise ValueError(f"blocking rule {rule['name']}: fields must be a list of feature names")
         for setting in ("window", "all_pairs_up_to", "max_block_size"):
             value = rule.get(setting)
             if setting in rule and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -429,6 +434,20 @@ def validate_model(model: dict, fitted: bool = True) -> None:
         unknown = (set(guard["when"]) | set(guard.get("unless", {})) | set(guard.get("main_settles", []))) - names
         if unknown:
             raise ValueError(f"guard {guard['name']} names unknown comparisons {sorted(unknown)}")
+
+
+def check_rule_features(model: dict) -> None:
+    """Raise ValueError when a blocking rule names a feature that normalising does not make (the
+    rule would make no key, silently). The functions here work on any feature dicts; the job's
+    features are ``transforms.normalize.profile_features``'."""
+    from transforms.normalize import profile_features  # noqa: PLC0415  (normalising does not need the model)
+
+    known = frozenset(profile_features({"ProfileId": "0" * 32}))
+    for rule in model["blocking_rules"]:
+        unknown = sorted(set(rule["fields"]) - known)
+        if unknown:
+            raise ValueError(f"blocking rule {rule['name']}: unknown features {unknown} "
+                             f"(features: {', '.join(sorted(known))})")
 
 
 def _fits(conditions: dict, pattern) -> bool:
