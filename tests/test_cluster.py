@@ -20,7 +20,9 @@ from transforms.cluster import (
     ResolveClusters,
     StarComponents,
     UnionFind,
+    _ResolveFn,
     large_star,
+    refuse_unsendable,
     resolve_component,
     small_star,
     star_label,
@@ -586,3 +588,26 @@ def test_a_main_without_a_first_name_is_vouched_for_by_no_member():
     assert [len(group) for group in merged_groups(records)] == [2]
     assert all("vouched" not in r for r in records)
     assert_each_profile_once(records, [x, k, i])
+
+
+def _merge_record(sources: dict) -> dict:
+    return {"kind": "merge", "main": pid(1), "main_reason": "most complete", "members": [pid(1), pid(2)],
+            "edges": [{"a": pid(1), "b": pid(2)}], "choices": {},
+            "requests": [{"DomainName": "d", "MainProfileId": pid(1), "ProfileIdsToBeMerged": [pid(2)],
+                          "FieldSourceProfileIds": sources}]}
+
+
+def test_a_group_whose_request_would_be_refused_is_held_for_review_not_planned():
+    fine = _merge_record({"FirstName": pid(2), "Attributes": {"tier": pid(2)}})
+    assert refuse_unsendable(fine) is fine
+    # botocore refuses an empty Attributes key; the plan must hold only lines that can be sent
+    held = refuse_unsendable(_merge_record({"Attributes": {"": pid(2)}}))
+    assert held["kind"] == "held" and held["size"] == 2 and "requests" not in held
+    assert held["reason"].startswith("its merge request would be refused: ") and "Attributes" in held["reason"]
+    assert held["edges"] == fine["edges"]   # the evidence stays for the reviewer
+    outputs = list(_ResolveFn(Policy(), 0.95, 0.5, 50, "d")._outputs("c1", [_merge_record({"Attributes": {"": pid(2)}})]))
+    assert [tag for tag, _ in outputs] == ["review", None]
+    assert outputs[0][1]["kind"] == "held_cluster" and outputs[0][1]["members"] == [pid(1), pid(2)]
+    assert outputs[1][1]["kind"] == "held" and outputs[1][1]["cluster_id"] == "c1"
+    planned = list(_ResolveFn(Policy(), 0.95, 0.5, 50, "d")._outputs("c1", [_merge_record({"FirstName": pid(2)})]))
+    assert [tag for tag, _ in planned] == ["plan", None]

@@ -28,6 +28,7 @@ from transforms.buckets import in_global_window
 from transforms.choose import Policy, choose_fields, plan_requests, rank_key, rank_reason
 from transforms.compare import Scorer, comparison_vectors, scorer_for, term_frequencies
 from transforms.packing import unpack
+from transforms.validate import validate_merge_request
 
 PLAN, REVIEW = "plan", "review"
 # Two members who disagree on two or more fields and whose own match probability is
@@ -524,6 +525,19 @@ class ConnectedComponents(beam.PTransform):
         )
 
 
+def refuse_unsendable(record: dict) -> dict:
+    """A merge record as it is, or held for review when one of its requests would be refused
+    (``transforms.validate``: botocore's model and the service's own limits), so that every line of
+    the plan can be sent as it is written."""
+    problems = [problem for request in record["requests"] for problem in validate_merge_request(request)]
+    if not problems:
+        return record
+    held = {key: value for key, value in record.items() if key != "requests"}   # the evidence stays
+    held.update(kind="held", size=len(record["members"]),
+                reason="its merge request would be refused: " + "; ".join(problems[:3]))
+    return held
+
+
 class _ResolveFn(beam.DoFn):
     """Resolve components a few hundred at a time: the pairs of all their members are
     compared in one batch (one rapidfuzz call per level), then each is resolved alone."""
@@ -603,6 +617,8 @@ class _ResolveFn(beam.DoFn):
 
     def _outputs(self, component_id, records):
         for record in records:
+            if record["kind"] == "merge":
+                record = refuse_unsendable(record)
             record["cluster_id"] = component_id if record["kind"] != "merge" else record["main"]
             if record["kind"] == "merge":
                 self._merged.inc()
