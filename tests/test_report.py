@@ -287,6 +287,28 @@ def test_masks():
     assert Redactor(False).field("EmailAddress", "x@y.z") == "x@y.z"
 
 
+def test_scrub_text_reads_a_long_unbroken_value_in_one_pass():
+    """A value of a field the model does not know may be megabytes with no space or "@". Trying an
+    address from each of its positions took time in the square of its length (a day for 5 MB); the
+    alarm only stops a regression from hanging the tests."""
+    import signal
+
+    def too_long(*_):
+        raise TimeoutError("scrub_text did not finish a 4 MB value in 60 s")
+
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(60)
+    try:
+        assert scrub_text("x" * 4_000_000) == "x" * 4_000_000
+        masked = scrub_text("y" * 500_000 + "@example.com and a.b@c.de")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert masked == f"{mask_email('y' * 500_000 + '@example.com')} and {mask_email('a.b@c.de')}"
+    assert "yy" not in masked and "a.b@" not in masked
+    assert scrub_text("foo@bar@baz.com, <x@y.z>") == f"{mask_email('foo@bar')}@baz.com, <{mask_email('x@y.z')}>"
+
+
 def _synthetic_out(directory: Path, clusters: int, seed: int = 1) -> int:
     """A run's outputs at the scale of ~100k profiles, written directly."""
     rng = random.Random(seed)
