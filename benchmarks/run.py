@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parents[1]
 MODES = {
     "inmemory": ["--runner", "FnApiRunner"],
     "2proc": ["--runner", "FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+    "3proc": ["--runner", "FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=3"],
+    "4proc": ["--runner", "FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=4"],
 }
 STAGES = ("normalize", "block", "compare", "score", "cluster")
 
