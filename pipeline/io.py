@@ -17,12 +17,14 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
-def _files_matched(pattern: str) -> list[str]:
-    """The files (not directories) a pattern matches; none when it matches nothing."""
+def _files_matched(pattern: str, given: str) -> list[str]:
+    """The files (not directories) a pattern matches; none when it matches nothing. A pattern that
+    cannot be listed at all (no such bucket, no permission, no filesystem for its scheme) raises
+    ValueError with the cause, under the name the user ``given``."""
     try:
         found = FileSystems.match([pattern])[0].metadata_list
-    except Exception:  # noqa: BLE001  (Beam raises for a pattern it cannot match at all)
-        return []
+    except Exception as error:  # noqa: BLE001  (Beam wraps each filesystem's own errors)
+        raise ValueError(f"--input {given!r} cannot be listed: {error}") from error
     return [m.path for m in found if not m.path.endswith("/") and not (_is_local(m.path) and os.path.isdir(m.path))]
 
 
@@ -38,9 +40,9 @@ def resolve_inputs(patterns: list[str]) -> list[str]:
     resolved = []
     for pattern in patterns:
         path = os.path.abspath(os.path.expanduser(pattern)) if _is_local(pattern) else pattern
-        if not _GLOB & set(path) and (os.path.isdir(path) if _is_local(path) else not _files_matched(path)):
+        if not _GLOB & set(path) and (os.path.isdir(path) if _is_local(path) else not _files_matched(path, pattern)):
             path = FileSystems.join(path.rstrip("/"), "*")
-        if not _files_matched(path):
+        if not _files_matched(path, pattern):
             raise ValueError(f"--input {pattern!r} matches no file")
         resolved.append(path)
     return resolved

@@ -57,6 +57,9 @@ def test_resolve_inputs_absolute_paths_directories_and_globs(tmp_path, monkeypat
             io.resolve_inputs(["exports/a.jsonl", pattern])
     with pytest.raises(ValueError, match="--input names no file"):
         io.resolve_inputs([])
+    # a pattern that cannot be listed at all says why, not that it matched nothing
+    with pytest.raises(ValueError, match=re.escape("--input 'nosuch://bucket/x' cannot be listed: Unable to get filesystem")):
+        io.resolve_inputs(["nosuch://bucket/x"])
 
 
 def test_check_output_refuses_a_file_in_the_way(tmp_path):
