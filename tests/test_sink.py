@@ -241,6 +241,36 @@ def test_access_denied_stops_at_once_and_a_rerun_continues(tmp_path, monkeypatch
         assert summary["apply"]["merged"] == 40 and emu.stats()["merges_applied"] == 40
 
 
+def test_a_journal_that_cannot_be_written_stops_sending_before_the_next_merge(tmp_path, monkeypatch):
+    """A disk that fills up mid-run: the write of a request's "sending" record fails, and that
+    request and every later one are not sent (a merge the journal does not know of could not be
+    resumed safely); a rerun with room again merges the rest, none twice."""
+    profiles, plan = pair_plan(40)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    real_write = sink.JournalWriter.write
+    written = Counter()
+
+    def filling_up(self, record, sync=True):
+        if sum(written.values()) >= 25:
+            raise OSError(28, "No space left on device")
+        real_write(self, record, sync)
+        written[record.get("event")] += 1
+
+    with start_emulator(profiles, DOMAIN) as emu:
+        argv = apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url, rate=400)
+        monkeypatch.setattr(sink.JournalWriter, "write", filling_up)
+        with pytest.raises(ApplyStopped) as stop:
+            run_apply_argv(argv)
+        assert stop.value.reason == "circuit_breaker" and "the journal could not be written" in str(stop.value)
+        sent = emu.stats()["requests"]["MergeProfiles"]
+        assert 0 < sent <= written["sending"] < 40, (sent, written)
+        monkeypatch.setattr(sink.JournalWriter, "write", real_write)
+        summary = run_apply_argv(argv)
+        stats = emu.stats()
+        assert stats["merges_applied"] == 40 and stats["remerge_attempts"] == 0
+        assert summary["apply"]["merged"] + summary["apply"]["already_applied"] == 40
+
+
 def test_max_merges_caps_the_run_and_a_rerun_sends_the_rest(tmp_path):
     profiles, plan = pair_plan(30)
     write_jsonl(tmp_path / "plan.jsonl", plan)

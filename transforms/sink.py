@@ -562,9 +562,12 @@ class ShardRunner:
             for worker in workers:
                 worker.join()
         finally:
-            self._journal.write({"event": "shard_done", "run": self.config.run_id, "shard": self.shard,
+            self._journal_write({"event": "shard_done", "run": self.config.run_id, "shard": self.shard,
                                  "stats": dict(self.stats), "t": time.time(), "time": utc_now_iso()})
-            self._journal.close()
+            try:
+                self._journal.close()
+            except OSError as error:
+                LOG.error("shard %d: the journal could not be closed: %s", self.shard, error)
         self._log_progress(final=True)
         return self.outcomes
 
@@ -634,9 +637,12 @@ class ShardRunner:
             if self.breaker.is_tripped():
                 return self._unsent_after_stop(item, ambiguous, attempts, throttles, sent_at, last_code, last_message)
             slot = self.pacer.reserve()
-            # Intent first (flushed: it survives SIGKILL), then wait for the slot and send.
-            self._journal.write({"event": "sending", "run": config.run_id, "request_id": item.element["request_id"],
-                                 "line": item.element["line"], "attempt": attempts + 1, "t": slot}, sync=False)
+            # Intent first (flushed: it survives SIGKILL), then wait for the slot and send. A run that
+            # cannot write its journal cannot be resumed safely: it stops before the send, not after.
+            if not self._journal_write({"event": "sending", "run": config.run_id,
+                                        "request_id": item.element["request_id"], "line": item.element["line"],
+                                        "attempt": attempts + 1, "t": slot}, sync=False):
+                return self._unsent_after_stop(item, ambiguous, attempts, throttles, sent_at, last_code, last_message)
             _SEND.departure = None
             try:
                 if getattr(self.client, "_profile_dedup_paced", False):
@@ -787,7 +793,7 @@ class ShardRunner:
                 except _Unknown as error:
                     status = f"failed: {error}"
         record["engagement_preferences"] = status
-        self._journal.write({"event": "engagement_preferences", "run": self.config.run_id,
+        self._journal_write({"event": "engagement_preferences", "run": self.config.run_id,
                              "request_id": record["request_id"], "status": status, "t": time.time()})
         return record
 
@@ -896,13 +902,24 @@ class ShardRunner:
             "time": utc_now_iso(),
             "t": time.time(),
         }
-        self._journal.write(record)
+        self._journal_write(record)   # if it fails, the outcome is still returned and reported
         self._count(outcome)
         with self._lock:
             self.outcomes.append(record)
         if outcome in ("skipped", "failed"):
             LOG.info("shard %d line %d: %s (%s)", self.shard, element["line"], outcome, reason or error_code)
         return record
+
+    def _journal_write(self, record: dict, sync: bool = True) -> bool:
+        """Append to the journal; False (and the circuit breaker tripped, so that no worker sends
+        again) when it cannot be written: a disk full, a directory gone read-only."""
+        try:
+            self._journal.write(record, sync=sync)
+            return True
+        except Exception as error:  # noqa: BLE001  (any failure to record is a reason to stop)
+            self.breaker.trip(f"the journal could not be written ({type(error).__name__}: {error}); a run that "
+                              "cannot record what it sends stops sending")
+            return False
 
     def _count(self, name: str) -> None:
         with self._lock:
