@@ -19,8 +19,12 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import logging
+import os
+import signal
+import threading
 import time
 
 import apache_beam as beam
@@ -45,6 +49,8 @@ from transforms.sink import (
     request_id_of,
     run_dir,
     scrub,
+    stop_sending,
+    write_stop,
 )
 from transforms.validate import validate_merge_request
 
@@ -197,6 +203,11 @@ def assign_shards(pending: list[dict], shards: int) -> None:
 
 # --------------------------------------------------------------------------- run
 
+# How long a failed or interrupted run waits, once STOP.json is written, for workers in other
+# processes to see it (they look once a second) before it reads the journal.
+STOP_NOTICE_S = 2.5
+
+
 def run_apply(options, job, plan_path: str) -> dict:
     """Apply ``plan_path`` to --domain_name; return the summary (also in summary.json)."""
     _check_options(job)
@@ -220,6 +231,7 @@ def run_apply(options, job, plan_path: str) -> dict:
         aws_region=job.aws_region,
         aws_profile=job.aws_profile,
         fix_engagement_preferences=job.fix_engagement_preferences,
+        launcher_pid=os.getpid(),
     )
     if not is_local(journal_dir):
         LOG.info("journal on %s: one object per record (an object store has no append)", journal_dir)
@@ -239,14 +251,22 @@ def run_apply(options, job, plan_path: str) -> dict:
         LOG.info("apply run %s: %d requests at %.4g merges/s over %d shards x %d in flight (runner %s)",
                  run_id, len(pending), config.rate, config.shards, config.concurrency, standard.runner)
         try:
-            with beam.Pipeline(options=options) as p:
+            with _stop_on_signals(journal_dir, run_id), beam.Pipeline(options=options) as p:
                 (p
                  | "ReadPendingRequests" >> beam.io.ReadFromText(pending_path)
                  | "ParseRequests" >> beam.Map(json.loads)
                  | "ApplyMerges" >> ApplyMerges(config, max_merges=job.max_merges))
-        except BaseException:
-            # Whatever was applied is in the journal: say so in applied.jsonl, then fail.
-            LOG.error("the apply pipeline failed; writing what the journal knows to applied.jsonl")
+        except BaseException as error:
+            # Workers in other processes may still be sending: STOP.json stops them (each looks once a
+            # second). Whatever was applied is in the journal: say so in applied.jsonl, then fail.
+            why = ("interrupted (Ctrl-C or SIGTERM)" if isinstance(error, KeyboardInterrupt)
+                   else f"the apply pipeline failed ({type(error).__name__})")
+            try:
+                write_stop(journal_dir, run_id, f"{why}; run the same command again to go on")
+                time.sleep(STOP_NOTICE_S)
+            except Exception as stop_error:  # noqa: BLE001  (the original error is what matters)
+                LOG.error("could not write the stop signal for the workers: %s", stop_error)
+            LOG.error("%s; writing what the journal knows to applied.jsonl", why)
             _write_lines(io.output_path(out, "applied.jsonl"),
                          (io.dumps(_applied_line(e, s)) for e, s in _with_states(plan, journal_dir)))
             raise
@@ -277,6 +297,41 @@ def run_apply(options, job, plan_path: str) -> dict:
                    f"re-run with the same --output to continue (done requests are not sent again)")
         raise ApplyStopped(message, summary, reason)
     return summary
+
+
+@contextlib.contextmanager
+def _stop_on_signals(journal_dir: str, run_id: str):
+    """While the apply pipeline runs, SIGINT (Ctrl-C) or SIGTERM (a scheduler, ``kill``) stops the
+    sending at once and the run ends as a circuit-breaker stop does: requests in flight end, every
+    other one is recorded not_applied, the outputs are written, exit status 3. STOP.json reaches
+    workers in other processes (each looks once a second); the runner, which waits for its workers,
+    could not be interrupted sooner. A second signal interrupts the process at once (the journal
+    still keeps a rerun safe)."""
+    if threading.current_thread() is not threading.main_thread():   # signals reach the main thread only
+        yield
+        return
+    received: list[int] = []
+
+    def stop(signum, _frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        name = signal.Signals(signum).name
+        reason = f"stopped by {name}; run the same command again to go on"
+        LOG.warning("%s: no more MergeProfiles are sent in this run; waiting for the requests in flight "
+                    "(%s again stops at once)", name, name)
+        stop_sending(reason)
+        try:
+            write_stop(journal_dir, run_id, reason)
+        except Exception as error:  # noqa: BLE001  (this process has stopped sending either way)
+            LOG.error("could not write the stop signal for other worker processes: %s", error)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _check_options(job) -> None:

@@ -14,7 +14,9 @@ import gc
 import json
 from collections import Counter
 import logging
+import signal
 import sys
+import threading
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -538,6 +540,9 @@ def main(argv: list[str] | None = None) -> int:
     workers.addFilter(keep_worker_line)
     from pipeline.apply import ApplyStopped  # noqa: PLC0415
 
+    # SIGTERM (a scheduler stopping the job, `kill`) stops it as Ctrl-C does: an apply run stops
+    # sending, records every request not sent and writes its outputs (exit status 3).
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if _in_main_thread() else None
     try:
         run(argv)
     except ValueError as error:
@@ -549,7 +554,18 @@ def main(argv: list[str] | None = None) -> int:
     except DataLossError as lost:
         print(f"profile-dedup: {lost}", file=sys.stderr)
         return 4
+    except KeyboardInterrupt:
+        print("profile-dedup: interrupted; nothing after this point was written (an apply run's journal "
+              "keeps a rerun safe)", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -371,3 +371,69 @@ def test_a_bundle_that_fails_after_sending_is_safe_to_run_again(tmp_path, monkey
         stats = emu.stats()
     assert summary["apply"]["merged"] == 20 and summary["apply"]["this_run"]["handled"] == 0
     assert stats["requests"]["MergeProfiles"] == 20 and stats["remerge_attempts"] == 0
+
+
+# --------------------------------------------------------------------------- stopping a run
+
+def _merges_so_far(url: str) -> int:
+    return emulator_stats(url)["merges_applied"]
+
+
+def _wait_for_merges(url: str, at_least: int, timeout: float = 60.0) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while _merges_so_far(url) < at_least:
+        assert time.monotonic() < end, "the apply run never started merging"
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("mode", ["one process", "two worker processes", "two worker processes, launcher killed"])
+def test_sigterm_stops_sending_and_a_rerun_goes_on(tmp_path, mode):
+    """SIGTERM (a scheduler stopping the job) stops the merges within a second or two, in the job's
+    own process or in the DirectRunner's worker processes (STOP.json); the run records every request
+    not sent, writes its outputs and exits 3. A rerun of the same command merges the rest, none twice."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.apply_support import ROOT
+
+    profiles, plan = pair_plan(400)
+    write_jsonl(tmp_path / "profiles.jsonl", profiles)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    extra = ["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"] if mode != "one process" else []
+    with emulator_process(tmp_path / "profiles.jsonl") as url:
+        argv = apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", url, *extra, rate=20)
+        env = dict(os.environ)
+        job = subprocess.Popen([sys.executable, "-m", "pipeline", *argv], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _wait_for_merges(url, 20)
+            # SIGKILL leaves the DirectRunner's workers behind: they see their parent gone and stop
+            job.send_signal(signal.SIGKILL if mode.endswith("killed") else signal.SIGTERM)
+            _, err = job.communicate(timeout=120)
+        finally:
+            if job.poll() is None:
+                job.kill()
+        time.sleep(3)                               # anything still sending would show by now
+        stopped_at = _merges_so_far(url)
+        time.sleep(3)
+        assert _merges_so_far(url) == stopped_at < 400, "merges went on after the job was stopped"
+        if not mode.endswith("killed"):
+            _check_stopped_run(tmp_path / "out", job.returncode, err, stopped_at)
+        summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", url, rate=400))
+        stats = emulator_stats(url)
+        assert stats["merges_applied"] == 400 and stats["remerge_attempts"] == 0
+        assert summary["apply"]["merged"] + summary["apply"]["already_applied"] == 400
+
+
+def _check_stopped_run(out, returncode: int, err: str, merged: int) -> None:
+    assert returncode == 3, err[-2000:]
+    assert "circuit breaker: stopped by SIGTERM; run the same command again to go on" in err
+    lines = read_jsonl(out / "applied.jsonl")
+    outcomes = Counter(line["outcome"] for line in lines)
+    assert len(lines) == 400 and outcomes["merged"] == merged
+    assert outcomes["merged"] + outcomes["not_applied"] == 400

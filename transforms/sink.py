@@ -46,10 +46,13 @@ flushed and fsync'ed before the next request of that thread goes on; a "sending"
 (flushed, survives SIGKILL) precedes every attempt. For a non-local journal directory
 (s3://, gs://) each record is its own object, written before the next step.
 
-Circuit breaker. AccessDenied (or another credentials error), an unknown domain, or a
+Circuit breaker. AccessDenied (or another credentials error), an unknown domain, a
 share of failed attempts above ``error_rate_threshold`` over the worker's last
-``ERROR_WINDOW`` attempts stops all sending: a STOP.json in the run's journal directory
-tells every worker. Requests beyond ``max_merges`` (in plan order) are not sent. Whatever
+``ERROR_WINDOW`` attempts, a journal that cannot be written, or a signal to the job
+(``pipeline.apply``: ``stop_sending`` here, STOP.json for the others) stops all sending:
+a STOP.json in the run's journal directory tells every worker. A worker process that
+descends from the launcher (the DirectRunner's multi_processing mode) also stops when the
+launcher is gone. Requests beyond ``max_merges`` (in plan order) are not sent. Whatever
 is not sent is recorded as ``not_applied``.
 """
 from __future__ import annotations
@@ -209,6 +212,7 @@ class SinkConfig:
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 60.0
     progress_every_s: float = 5.0
+    launcher_pid: int = 0                    # the process that built the job (0: unknown)
 
 
 def make_session(config: SinkConfig):
@@ -229,8 +233,9 @@ def make_client(config: SinkConfig, session=None):
         config=Config(
             retries={"mode": config.retry_mode, "total_max_attempts": 1},
             max_pool_connections=max(10, config.shards * (config.concurrency + 1)),
-            connect_timeout=config.connect_timeout_s,
-            read_timeout=config.read_timeout_s,
+            connect_timeout=min(config.connect_timeout_s, config.retry_deadline_s),
+            # one call that hangs may not outlast the request's whole --merge_retry_deadline
+            read_timeout=min(config.read_timeout_s, config.retry_deadline_s),
             user_agent_extra="profile-dedup",
         ),
     )
@@ -452,6 +457,11 @@ class Breaker:
         self._lock = threading.Lock()
         self._window: collections.deque[bool] = collections.deque(maxlen=ERROR_WINDOW)
         self._checked = 0.0
+        # A worker process the launcher started itself (the DirectRunner's multi_processing mode, through
+        # "sh -c") outlives a launcher that is killed, and must then stop sending. Workers of other
+        # runners do not descend from the launcher (and may rightly outlive it): they are not watched.
+        launcher = config.launcher_pid
+        self._launcher = launcher if launcher and launcher != os.getpid() and launcher in _ancestors() else 0
 
     def trip(self, reason: str) -> None:
         with self._lock:
@@ -472,6 +482,10 @@ class Breaker:
         now = time.monotonic()
         if now - self._checked >= 1.0:
             self._checked = now
+            if self._launcher and not _alive(self._launcher):
+                self.trip("the job that started this worker process has ended (killed or interrupted); "
+                          "run it again to go on")
+                return True
             reason = read_stop(self._config.journal_dir, self._config.run_id)
             if reason:
                 with self._lock:
@@ -489,8 +503,51 @@ class Breaker:
                       f"--merge_error_rate_threshold {self._config.error_rate_threshold:g}")
 
 
+def _parent_of(pid: int) -> int:
+    """A process's parent id, from /proc (Linux); 0 when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _ancestors(levels: int = 4) -> list[int]:
+    """This process's parent, grandparent, ... (nothing where /proc cannot tell)."""
+    found, pid = [], os.getpid()
+    for _ in range(levels):
+        pid = os.getppid() if pid == os.getpid() else _parent_of(pid)
+        if pid <= 1:
+            break
+        found.append(pid)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Is the process running (a zombie, dead but not yet reaped by its parent, is not)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 _PROCESS_LOCK = threading.Lock()
 _PROCESS_STATE: dict[str, tuple[SlotPacer, Breaker]] = {}
+
+
+def stop_sending(reason: str) -> None:
+    """Trip the breaker of every run in this process (e.g. on a signal): no shard here sends again."""
+    with _PROCESS_LOCK:
+        breakers = [breaker for _, breaker in _PROCESS_STATE.values()]
+    for breaker in breakers:
+        breaker.trip(reason)
 
 
 def _process_state(config: SinkConfig) -> tuple[SlotPacer, Breaker]:
@@ -1003,8 +1060,19 @@ class _ApplyShardsFn(beam.DoFn):
     def finish_bundle(self):
         reported: collections.Counter[str] = collections.Counter()
         futures = [future for _, future in self._running]
+        interrupted = False
         while True:
-            done, pending = wait(futures, timeout=2.0)
+            try:
+                done, pending = wait(futures, timeout=2.0)
+            except KeyboardInterrupt:
+                # Ctrl-C (or SIGTERM, which the command turns into one): stop sending, let the requests in
+                # flight end and every other one be recorded not_applied, then report as usual. A second
+                # interrupt while they end stops the process at once (the journal keeps a rerun safe).
+                if interrupted:
+                    raise
+                interrupted = True
+                self._breaker.trip("interrupted (Ctrl-C or SIGTERM); run the same command again to go on")
+                continue
             self._report(reported)  # metrics must be updated from the bundle's thread
             if not pending:
                 break
