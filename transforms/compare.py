@@ -184,6 +184,16 @@ def _swapped_similar(batch: _Batch, rows: np.ndarray, f1: str, f2: str, scorer_n
     return forward | backward
 
 
+def _same_rest(a: str, b: str) -> bool:
+    """Do two folded names agree after their first word (at most one typo apart)? A name of one
+    word agrees with any: "mary" and "mary ann" may be one woman, but "van anh" and "van binh",
+    "jean pierre" and "jean luc", "maria jose" and "maria fernanda" are two people, though their
+    first words match (and Jaro-Winkler, which weighs a shared beginning most, rates the whole
+    names alike)."""
+    rest_a, rest_b = a.partition(" ")[2], b.partition(" ")[2]
+    return not rest_a or not rest_b or distance.DamerauLevenshtein.distance(rest_a, rest_b, score_cutoff=1) <= 1
+
+
 def _typo_of_member(a: dict, b: dict, value_field: str, set_field: str, condition: dict) -> bool:
     """Is a's value one typo (Damerau-Levenshtein ``distance``, default 1) away from one of
     b's set, with the same first letter? Only a value the table does not know (its set is
@@ -192,7 +202,7 @@ def _typo_of_member(a: dict, b: dict, value_field: str, set_field: str, conditio
     (default 3)."""
     word = a[value_field].split(" ")[0]
     min_length = condition.get("min_length", 3)
-    if len(word) < min_length or tuple(a[set_field]) != (word,):
+    if len(word) < min_length or tuple(a[set_field]) != (word,) or not _same_rest(a[value_field], b[value_field]):
         return False
     limit = condition.get("distance", 1)
     return any(len(v) >= min_length and v[0] == word[0]
@@ -229,7 +239,7 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         return _overlap(batch, rows, field)
     if kind == "member":
         value_field, set_field = condition["fields"]
-        return _python_test(batch, rows, (value_field,), lambda a, b: (
+        return _python_test(batch, rows, (value_field,), lambda a, b: _same_rest(a[value_field], b[value_field]) and (
             a[value_field].split(" ")[0] in b[set_field] or b[value_field].split(" ")[0] in a[set_field]))
     if kind == "member_typo":
         value_field, set_field = condition["fields"]
@@ -257,6 +267,9 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         both = ~(np.isnat(a_days) | np.isnat(b_days))
         diff = np.abs((a_days - b_days).astype("timedelta64[D]").astype(np.float64))
         return both & (np.where(both, diff, np.inf) <= condition["days"])
+    if kind == "other_given_names":
+        field = condition["field"]
+        return _python_test(batch, rows, (field,), lambda a, b: _same_rest(a[field], b[field]))
     if kind == "similarity":
         field = condition["field"]
         hit = _similar(batch, rows, field, field, condition["scorer"], condition["threshold"])

@@ -41,7 +41,8 @@ JOINT_MIN_PROFILES = 25
 
 # Each level: label, a condition (kind + arguments) and an initial m for EM.
 # Condition kinds (see transforms.compare): null, exact, overlap, member, similarity,
-# member_typo, cross_exact, cross_similarity, same_letters, date_swap, date_within, all, else.
+# member_typo, cross_exact, cross_similarity, same_letters, date_swap, date_within, other_given_names
+# (the words after the first agree, or one side has none), all, else.
 # A similarity level with "same_digits" also needs the two values' digits (in order) to agree.
 DEFAULT_COMPARISONS = [
     {
@@ -56,14 +57,19 @@ DEFAULT_COMPARISONS = [
             {"label": "nickname", "kind": "member", "fields": ["first", "first_variants"], "m": 0.05},
             # Jaro-Winkler rates a shared beginning highly (Michael / Michelle 0.92): a near
             # match is also at most two edits apart.
+            # Two given names on both sides must agree on the second too (Van Anh / Van Binh).
             {"label": "jaro-winkler >= 0.92", "kind": "all", "m": 0.1, "of": [
                 {"kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.92},
                 {"kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 2},
+                {"kind": "other_given_names", "field": "first"},
             ]},
             # a typo in a short name (Ryan / Rgan) scores below 0.92; apart from the looser band
             # below, where unrelated names of one household land too (Mary / Mandy)
             {"label": "one typo", "kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 1, "m": 0.03},
-            {"label": "jaro-winkler >= 0.80", "kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80, "m": 0.05},
+            {"label": "jaro-winkler >= 0.80", "kind": "all", "m": 0.05, "of": [
+                {"kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80},
+                {"kind": "other_given_names", "field": "first"},
+            ]},
             {"label": "nickname with a typo", "kind": "member_typo", "fields": ["first", "first_variants"], "m": 0.02},
             {"label": "same letters reordered", "kind": "all", "m": 0.01, "of": [
                 {"kind": "same_letters", "field": "first"},
