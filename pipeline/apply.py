@@ -244,7 +244,10 @@ def run_apply(options, job, plan_path: str) -> dict:
         _preflight(config)
         assign_shards(pending, config.shards)
         pending_path = FileSystems.join(run_dir(journal_dir, run_id), "pending", "requests.jsonl")
-        _write_lines(pending_path, (json.dumps(e, sort_keys=True) for e in pending))
+        try:
+            _write_lines(pending_path, (json.dumps(e, sort_keys=True) for e in pending))
+        except OSError as error:   # read-only, full, not a directory: before anything is sent
+            raise ValueError(f"--output {out}: the journal cannot be written there ({error})") from None
         standard = options.view_as(StandardOptions)
         if not standard.runner:
             standard.runner = "FnApiRunner"
@@ -357,6 +360,11 @@ def _preflight(config: SinkConfig) -> None:
         raise ValueError("no AWS Region: pass --aws_region or set AWS_REGION / AWS_DEFAULT_REGION") from None
     except bx.ProfileNotFound as error:
         raise ValueError(f"--aws_profile: {error}") from None
+    except (bx.CredentialRetrievalError, bx.PartialCredentialsError, bx.NoCredentialsError,
+            bx.InvalidConfigError, bx.TokenRetrievalError, bx.SSOError) as error:
+        # a credential_process that fails, a key id without its secret, an expired SSO session...
+        raise ValueError(f"AWS credentials could not be loaded from boto3's standard chain: {scrub(str(error))}") \
+            from None
     if credentials is None:
         raise ValueError("no AWS credentials in boto3's standard chain (environment, shared files, SSO, "
                          "instance or container role); see --aws_profile")
@@ -371,6 +379,12 @@ def _preflight(config: SinkConfig) -> None:
                     config.domain_name, code)
     except (bx.EndpointConnectionError, bx.ConnectTimeoutError) as error:
         raise ValueError(f"cannot reach Customer Profiles: {scrub(str(error))}") from None
+    except (bx.ReadTimeoutError, bx.ConnectionClosedError) as error:
+        raise ValueError(f"Customer Profiles did not answer GetDomain: {scrub(str(error))}") from None
+    except (bx.CredentialRetrievalError, bx.PartialCredentialsError, bx.NoCredentialsError,
+            bx.TokenRetrievalError, bx.SSOError) as error:   # credentials are resolved on the first call
+        raise ValueError(f"AWS credentials could not be loaded from boto3's standard chain: {scrub(str(error))}") \
+            from None
 
 
 def _with_states(plan: list[dict], journal_dir: str):

@@ -437,3 +437,23 @@ def _check_stopped_run(out, returncode: int, err: str, merged: int) -> None:
     outcomes = Counter(line["outcome"] for line in lines)
     assert len(lines) == 400 and outcomes["merged"] == merged
     assert outcomes["merged"] + outcomes["not_applied"] == 400
+
+
+def test_credentials_that_cannot_be_loaded_are_a_clear_error_and_nothing_is_sent(tmp_path, monkeypatch):
+    profiles, plan = pair_plan(3)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")          # a key id without its secret
+    with start_emulator(profiles, DOMAIN) as emu:
+        with pytest.raises(ValueError, match="AWS credentials could not be loaded from boto3's standard chain"):
+            run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+        assert emu.stats()["requests"].get("MergeProfiles", 0) == 0
+
+
+def test_one_call_may_not_wait_longer_than_the_retry_deadline():
+    config = sink.SinkConfig(domain_name=DOMAIN, journal_dir="/tmp/j", run_id="r", retry_deadline_s=7.0,
+                             aws_region="us-east-1")
+    client = sink.make_client(config)
+    assert client.meta.config.read_timeout == 7.0 and client.meta.config.connect_timeout == 7.0
+    default = sink.make_client(sink.SinkConfig(domain_name=DOMAIN, journal_dir="/tmp/j", run_id="r",
+                                               aws_region="us-east-1"))
+    assert default.meta.config.read_timeout == 60.0
