@@ -187,6 +187,21 @@ def test_profile_type_conflicts():
     assert hard_conflicts(acct, feat(5, type="ACCOUNT_PROFILE")) == []
 
 
+def test_a_profile_without_profile_type_is_a_business_by_its_party_type():
+    from transforms.normalize import profile_features
+
+    def kind(**fields):
+        return profile_features({"ProfileId": "%032x" % 7, "FirstName": "Ada", **fields})
+
+    owner = kind(PartyType="INDIVIDUAL")
+    shop = kind(PartyType="BUSINESS", BusinessName="Okafor Catering")
+    assert shop["type"] == "ACCOUNT_PROFILE" and owner["type"] == "" and kind()["type"] == ""
+    assert hard_conflicts(shop, owner) == ["different ProfileType (ACCOUNT_PROFILE / PROFILE)"]
+    assert hard_conflicts(shop, kind(ProfileType="ACCOUNT_PROFILE")) == []
+    # a ProfileType given says what the profile is, whatever its PartyType
+    assert kind(ProfileType="PROFILE", PartyType="BUSINESS")["type"] == "PROFILE"
+
+
 def test_identifier_conflicts():
     a = feat(1, identifiers=(("AccountNumber", "a-1"), ("Attributes.crm", "x")))
     assert hard_conflicts(a, feat(2, identifiers=(("AccountNumber", "a-2"),))) == ["different AccountNumber"]

@@ -172,8 +172,8 @@ def owned_pairs(block_key: str, members: list[dict], capped, windowed=(),
 def hard_conflicts(left: dict, right: dict) -> list[str]:
     """Reasons two profiles may never be merged, whatever their score.
 
-    * different ProfileType: a business account (ACCOUNT_PROFILE) never merges
-      with a person (PROFILE, or no ProfileType);
+    * different ProfileType: a business account (ACCOUNT_PROFILE, or no ProfileType and
+      PartyType BUSINESS) never merges with a person (PROFILE, or no ProfileType);
     * both have a value of a named identifier (e.g. AccountNumber) and they differ.
     """
     reasons = []

@@ -441,7 +441,7 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
     identifiers = tuple((field, fold_text(_identifier_value(profile, field))) for field in identifier_fields)
     return {
         "id": profile["ProfileId"],
-        "type": profile.get("ProfileType") or "",
+        "type": profile_type(profile),
         "first": first,
         "first_initial": first[:1],
         "first_variants": name_variants(first),
@@ -472,6 +472,12 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
 
 _HOUSEHOLD_USER = re.compile(r"^(the[a-z]{3,}s|.*(family|familia|famille|familie).*)$")
 _HOUSEHOLD_WORDS = {"home", "house", "household"}
+
+
+def profile_type(profile: dict) -> str:
+    """What the ProfileType hard rule compares: the ProfileType, or for a profile without one that
+    says it is a business (PartyType BUSINESS, the older way), ACCOUNT_PROFILE; else "" (a person)."""
+    return profile.get("ProfileType") or ("ACCOUNT_PROFILE" if profile.get("PartyType") == "BUSINESS" else "")
 
 
 def household_email(email: str) -> bool:
