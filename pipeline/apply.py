@@ -279,7 +279,8 @@ def run_apply(options, job, plan_path: str) -> dict:
     records = _read_journal(journal_dir)
     states = final_states(records)
     applied_path = io.output_path(out, "applied.jsonl")
-    _write_lines(applied_path, (io.dumps(_applied_line(e, states.get(e["request_id"]))) for e in plan))
+    follow_up = job.fix_engagement_preferences
+    _write_lines(applied_path, (io.dumps(_applied_line(e, states.get(e["request_id"]), follow_up)) for e in plan))
     stop_reason = read_stop(journal_dir, run_id) if pending else None
     section = _apply_section(plan, plan_path, states, records, run_id if pending else None, config,
                              elapsed, stop_reason, applied_path, journal_dir)
@@ -420,7 +421,15 @@ def _write_lines(path: str, lines) -> None:
             handle.write(line.encode("utf-8") + b"\n")
 
 
-def _applied_line(entry: dict, state: dict | None) -> dict:
+# A merge that no UpdateProfile followed in any run, with --fix_engagement_preferences on: the run
+# stopped between the two, or the merge was done before this run. The union needs the profiles as
+# they were before the merge, so it cannot be made afterwards; a person must check the main.
+MERGED_OUTCOMES = ("merged", "already_applied")
+EP_NOT_SENT = ("not sent: no UpdateProfile followed this merge (a run stopped between the two, or it was merged "
+               "before); check the main profile's EngagementPreferences")
+
+
+def _applied_line(entry: dict, state: dict | None, follow_up: bool = False) -> dict:
     record = (state or {}).get("record") or {}
     outcome = (state or {}).get("outcome")
     line = {
@@ -439,6 +448,8 @@ def _applied_line(entry: dict, state: dict | None) -> dict:
     }
     if (state or {}).get("engagement_preferences"):
         line["engagement_preferences"] = state["engagement_preferences"]
+    elif follow_up and outcome in MERGED_OUTCOMES:
+        line["engagement_preferences"] = EP_NOT_SENT
     return line
 
 
@@ -464,6 +475,12 @@ def _apply_section(plan, plan_path, states, records, run_id, config, elapsed, st
     handled = len(outcomes)
     ep = collections.Counter(s["engagement_preferences"].split(":")[0] for s in states.values()
                              if s.get("engagement_preferences") and s.get("run") == run_id)
+    if config.fix_engagement_preferences:
+        missing = sum(1 for e in plan if (states.get(e["request_id"]) or {}).get("outcome") in MERGED_OUTCOMES
+                      and not states[e["request_id"]].get("engagement_preferences"))
+        if missing:
+            ep["not sent"] = missing
+            LOG.warning("%d merged request(s) had no EngagementPreferences follow-up (see applied.jsonl)", missing)
     runs = sorted({r.get("run") for r in records if r.get("run")})
     return {
         "plan": plan_path,

@@ -457,3 +457,22 @@ def test_one_call_may_not_wait_longer_than_the_retry_deadline():
     default = sink.make_client(sink.SinkConfig(domain_name=DOMAIN, journal_dir="/tmp/j", run_id="r",
                                                aws_region="us-east-1"))
     assert default.meta.config.read_timeout == 60.0
+
+
+def test_a_merge_no_engagement_preferences_update_followed_is_flagged(tmp_path):
+    """A run without --fix_engagement_preferences merges part of the plan; a rerun with it finds
+    those merges done and cannot make their union any more (the merged-away profiles are gone):
+    applied.jsonl and the summary say so, where they used to say nothing."""
+    profiles = [{"ProfileId": pid(n), "FirstName": "A", "EngagementPreferences": _ep(pid(n), phone=f"+1555000{n}")}
+                for n in range(1, 7)]
+    plan = [{"DomainName": DOMAIN, "MainProfileId": pid(n), "ProfileIdsToBeMerged": [pid(n + 1)]} for n in (1, 3, 5)]
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    with start_emulator(profiles, DOMAIN) as emu:
+        argv = apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url)
+        with pytest.raises(ApplyStopped):
+            run_apply_argv(argv + ["--max_merges", "1"])
+        summary = run_apply_argv(argv + ["--fix_engagement_preferences"])
+    lines = {line["request"]["MainProfileId"]: line for line in read_jsonl(tmp_path / "out" / "applied.jsonl")}
+    assert lines[pid(1)]["engagement_preferences"].startswith("not sent: no UpdateProfile followed this merge")
+    assert lines[pid(3)]["engagement_preferences"] == lines[pid(5)]["engagement_preferences"] == "updated"
+    assert summary["apply"]["this_run"]["engagement_preferences"] == {"updated": 2, "not sent": 1}
