@@ -324,11 +324,12 @@ def _stop_on_signals(journal_dir: str, run_id: str):
         reason = f"stopped by {name}; run the same command again to go on"
         LOG.warning("%s: no more MergeProfiles are sent in this run; waiting for the requests in flight "
                     "(%s again stops at once)", name, name)
-        stop_sending(reason)
+        if stop_sending(reason):   # this process's shards: their breaker writes STOP.json
+            return
         try:
             write_stop(journal_dir, run_id, reason)
-        except Exception as error:  # noqa: BLE001  (this process has stopped sending either way)
-            LOG.error("could not write the stop signal for other worker processes: %s", error)
+        except Exception as error:  # noqa: BLE001  (nothing here was sending)
+            LOG.error("could not write the stop signal for the worker processes: %s", error)
 
     previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:

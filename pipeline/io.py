@@ -40,9 +40,11 @@ def resolve_inputs(patterns: list[str]) -> list[str]:
     resolved = []
     for pattern in patterns:
         path = os.path.abspath(os.path.expanduser(pattern)) if _is_local(pattern) else pattern
-        if not _GLOB & set(path) and (os.path.isdir(path) if _is_local(path) else not _files_matched(path, pattern)):
+        found = [] if _is_local(path) and os.path.isdir(path) else _files_matched(path, pattern)
+        if not found and not _GLOB & set(path):   # a directory, or an object store's prefix
             path = FileSystems.join(path.rstrip("/"), "*")
-        if not _files_matched(path, pattern):
+            found = _files_matched(path, pattern)
+        if not found:
             raise ValueError(f"--input {pattern!r} matches no file")
         resolved.append(path)
     return resolved

@@ -71,7 +71,7 @@ class ProfileDedupOptions(PipelineOptions):
                            help="Comma-separated fields (or Attributes.key) that must never differ between "
                                 "merged profiles when both have a value, e.g. AccountNumber (default: none; "
                                 "AccountNumber is still compared as evidence).")
-        match.add_argument("--default_region", default="US",
+        match.add_argument("--default_region", default="US", type=lambda value: value.strip().upper(),
                            help="ISO country code for reading national phone numbers and numeric dates when a "
                                 "profile's address has no country (default US).")
         match.add_argument("--u_sample_size", type=int, default=3000,
@@ -172,11 +172,9 @@ class ProfileDedupOptions(PipelineOptions):
             raise ValueError("--u_sample_size must be at least 2 (u is estimated from pairs of the sample)")
         import phonenumbers
 
-        region = (self.default_region or "").strip().upper()
-        if region not in phonenumbers.SUPPORTED_REGIONS:
+        if self.default_region not in phonenumbers.SUPPORTED_REGIONS:   # read in capitals
             raise ValueError(f"--default_region {self.default_region!r} is not a region phone numbers can be read "
                              "in: an ISO 3166-1 alpha-2 code such as US, GB or DE")
-        self.default_region = region
         import re
 
         if not re.match(r"^[a-zA-Z0-9_-]{1,64}$", self.domain_name or ""):

@@ -540,9 +540,11 @@ def main(argv: list[str] | None = None) -> int:
     workers.addFilter(keep_worker_line)
     from pipeline.apply import ApplyStopped  # noqa: PLC0415
 
-    # SIGTERM (a scheduler stopping the job, `kill`) stops it as Ctrl-C does: an apply run stops
-    # sending, records every request not sent and writes its outputs (exit status 3).
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if _in_main_thread() else None
+    # SIGTERM (a scheduler stopping the job, `kill`) stops it as Ctrl-C does (exit status 130). While an
+    # apply run sends, both stop the sending instead and the run ends with its outputs written
+    # (pipeline.apply._stop_on_signals, exit status 3). Signal handlers belong to the main thread.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if in_main else None
     try:
         run(argv)
     except ValueError as error:
@@ -562,10 +564,6 @@ def main(argv: list[str] | None = None) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     return 0
-
-
-def _in_main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

@@ -393,7 +393,6 @@ def test_sigterm_stops_sending_and_a_rerun_goes_on(tmp_path, mode):
     """SIGTERM (a scheduler stopping the job) stops the merges within a second or two, in the job's
     own process or in the DirectRunner's worker processes (STOP.json); the run records every request
     not sent, writes its outputs and exits 3. A rerun of the same command merges the rest, none twice."""
-    import os
     import signal
     import subprocess
     import sys
@@ -407,8 +406,7 @@ def test_sigterm_stops_sending_and_a_rerun_goes_on(tmp_path, mode):
     extra = ["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"] if mode != "one process" else []
     with emulator_process(tmp_path / "profiles.jsonl") as url:
         argv = apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", url, *extra, rate=20)
-        env = dict(os.environ)
-        job = subprocess.Popen([sys.executable, "-m", "pipeline", *argv], cwd=ROOT, env=env,
+        job = subprocess.Popen([sys.executable, "-m", "pipeline", *argv], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             _wait_for_merges(url, 20)

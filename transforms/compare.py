@@ -97,6 +97,12 @@ class _Batch:
             (type(v) is tuple and len(v) == 1 for v in self._member_column(f)), dtype=bool,
             count=len(self._cache["members"])))
 
+    def rests(self, side: int, field: str) -> np.ndarray:
+        """A name's words after the first ("" for a name of one word, or none)."""
+        return self._spread("rests", side, field, lambda f: np.fromiter(
+            ((v or "").partition(" ")[2] for v in self._member_column(f)), dtype=object,
+            count=len(self._cache["members"])))
+
     def days(self, side: int, field: str) -> np.ndarray:
         return self._spread("days", side, field, lambda f: np.array(
             [v or "NaT" for v in self._member_column(f)], dtype="datetime64[D]"))
@@ -184,16 +190,6 @@ def _swapped_similar(batch: _Batch, rows: np.ndarray, f1: str, f2: str, scorer_n
     return forward | backward
 
 
-def _same_rest(a: str, b: str) -> bool:
-    """Do two folded names agree after their first word (at most one typo apart)? A name of one
-    word agrees with any: "mary" and "mary ann" may be one woman, but "van anh" and "van binh",
-    "jean pierre" and "jean luc", "maria jose" and "maria fernanda" are two people, though their
-    first words match (and Jaro-Winkler, which weighs a shared beginning most, rates the whole
-    names alike)."""
-    rest_a, rest_b = a.partition(" ")[2], b.partition(" ")[2]
-    return not rest_a or not rest_b or distance.DamerauLevenshtein.distance(rest_a, rest_b, score_cutoff=1) <= 1
-
-
 def _typo_of_member(a: dict, b: dict, value_field: str, set_field: str, condition: dict) -> bool:
     """Is a's value one typo (Damerau-Levenshtein ``distance``, default 1) away from one of
     b's set, with the same first letter? Only a value the table does not know (its set is
@@ -202,7 +198,7 @@ def _typo_of_member(a: dict, b: dict, value_field: str, set_field: str, conditio
     (default 3)."""
     word = a[value_field].split(" ")[0]
     min_length = condition.get("min_length", 3)
-    if len(word) < min_length or tuple(a[set_field]) != (word,) or not _same_rest(a[value_field], b[value_field]):
+    if len(word) < min_length or tuple(a[set_field]) != (word,):
         return False
     limit = condition.get("distance", 1)
     return any(len(v) >= min_length and v[0] == word[0]
@@ -239,7 +235,7 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         return _overlap(batch, rows, field)
     if kind == "member":
         value_field, set_field = condition["fields"]
-        return _python_test(batch, rows, (value_field,), lambda a, b: _same_rest(a[value_field], b[value_field]) and (
+        return _python_test(batch, rows, (value_field,), lambda a, b: (
             a[value_field].split(" ")[0] in b[set_field] or b[value_field].split(" ")[0] in a[set_field]))
     if kind == "member_typo":
         value_field, set_field = condition["fields"]
@@ -268,8 +264,16 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         diff = np.abs((a_days - b_days).astype("timedelta64[D]").astype(np.float64))
         return both & (np.where(both, diff, np.inf) <= condition["days"])
     if kind == "other_given_names":
+        # the words after the first agree (within one typo), or one side has none: "mary" / "mary
+        # ann" may be one woman, "van anh" / "van binh" or "jean pierre" / "jean luc" are two people
         field = condition["field"]
-        return _python_test(batch, rows, (field,), lambda a, b: _same_rest(a[field], b[field]))
+        a, b = batch.rests(0, field)[rows], batch.rests(1, field)[rows]
+        agree = (a == "") | (b == "") | (a == b)
+        rest = np.flatnonzero(~agree)
+        if len(rest):
+            agree[rest] = process.cpdist(list(a[rest]), list(b[rest]), scorer=distance.DamerauLevenshtein.distance,
+                                         score_cutoff=1, dtype=np.int32, workers=1) <= 1
+        return agree
     if kind == "similarity":
         field = condition["field"]
         hit = _similar(batch, rows, field, field, condition["scorer"], condition["threshold"])

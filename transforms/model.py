@@ -54,10 +54,14 @@ DEFAULT_COMPARISONS = [
             {"label": "null", "kind": "null", "fields": ["first"]},
             {"label": "exact", "kind": "exact", "field": "first", "m": 0.75},
             {"label": "swapped with last name", "kind": "cross_exact", "fields": ["first", "last"], "m": 0.01},
-            {"label": "nickname", "kind": "member", "fields": ["first", "first_variants"], "m": 0.05},
+            # Nicknames and near matches read the first word; two given names on both sides must
+            # also agree on the rest (Van Anh / Van Binh, Jean-Pierre / Jean-Luc are two people).
+            {"label": "nickname", "kind": "all", "m": 0.05, "of": [
+                {"kind": "member", "fields": ["first", "first_variants"]},
+                {"kind": "other_given_names", "field": "first"},
+            ]},
             # Jaro-Winkler rates a shared beginning highly (Michael / Michelle 0.92): a near
             # match is also at most two edits apart.
-            # Two given names on both sides must agree on the second too (Van Anh / Van Binh).
             {"label": "jaro-winkler >= 0.92", "kind": "all", "m": 0.1, "of": [
                 {"kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.92},
                 {"kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 2},
@@ -70,7 +74,10 @@ DEFAULT_COMPARISONS = [
                 {"kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80},
                 {"kind": "other_given_names", "field": "first"},
             ]},
-            {"label": "nickname with a typo", "kind": "member_typo", "fields": ["first", "first_variants"], "m": 0.02},
+            {"label": "nickname with a typo", "kind": "all", "m": 0.02, "of": [
+                {"kind": "member_typo", "fields": ["first", "first_variants"]},
+                {"kind": "other_given_names", "field": "first"},
+            ]},
             {"label": "same letters reordered", "kind": "all", "m": 0.01, "of": [
                 {"kind": "same_letters", "field": "first"},
                 {"kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 2},

@@ -461,7 +461,7 @@ class Breaker:
         # "sh -c") outlives a launcher that is killed, and must then stop sending. Workers of other
         # runners do not descend from the launcher (and may rightly outlive it): they are not watched.
         launcher = config.launcher_pid
-        self._launcher = launcher if launcher and launcher != os.getpid() and launcher in _ancestors() else 0
+        self._launcher = launcher if launcher and launcher != os.getpid() and _descends_from(launcher) else 0
 
     def trip(self, reason: str) -> None:
         with self._lock:
@@ -503,38 +503,25 @@ class Breaker:
                       f"--merge_error_rate_threshold {self._config.error_rate_threshold:g}")
 
 
-def _parent_of(pid: int) -> int:
-    """A process's parent id, from /proc (Linux); 0 when it cannot be read."""
+def _descends_from(pid: int) -> bool:
+    """Is ``pid`` an ancestor of this process (the launcher that started this worker, maybe through a shell)?"""
+    import psutil  # noqa: PLC0415
+
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _ancestors(levels: int = 4) -> list[int]:
-    """This process's parent, grandparent, ... (nothing where /proc cannot tell)."""
-    found, pid = [], os.getpid()
-    for _ in range(levels):
-        pid = os.getppid() if pid == os.getpid() else _parent_of(pid)
-        if pid <= 1:
-            break
-        found.append(pid)
-    return found
+        return pid in {parent.pid for parent in psutil.Process().parents()}
+    except psutil.Error:
+        return False
 
 
 def _alive(pid: int) -> bool:
     """Is the process running (a zombie, dead but not yet reaped by its parent, is not)?"""
+    import psutil  # noqa: PLC0415
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
+    except psutil.Error:   # not ours to read: it exists
         return True
 
 
@@ -542,12 +529,15 @@ _PROCESS_LOCK = threading.Lock()
 _PROCESS_STATE: dict[str, tuple[SlotPacer, Breaker]] = {}
 
 
-def stop_sending(reason: str) -> None:
-    """Trip the breaker of every run in this process (e.g. on a signal): no shard here sends again."""
+def stop_sending(reason: str) -> int:
+    """Trip the breaker of every run in this process (e.g. on a signal): no shard here sends again.
+    Each writes its run's STOP.json; returns how many there were (none in a launcher whose workers
+    are other processes)."""
     with _PROCESS_LOCK:
         breakers = [breaker for _, breaker in _PROCESS_STATE.values()]
     for breaker in breakers:
         breaker.trip(reason)
+    return len(breakers)
 
 
 def _process_state(config: SinkConfig) -> tuple[SlotPacer, Breaker]:
@@ -1060,19 +1050,9 @@ class _ApplyShardsFn(beam.DoFn):
     def finish_bundle(self):
         reported: collections.Counter[str] = collections.Counter()
         futures = [future for _, future in self._running]
-        interrupted = False
         while True:
-            try:
-                done, pending = wait(futures, timeout=2.0)
-            except KeyboardInterrupt:
-                # Ctrl-C (or SIGTERM, which the command turns into one): stop sending, let the requests in
-                # flight end and every other one be recorded not_applied, then report as usual. A second
-                # interrupt while they end stops the process at once (the journal keeps a rerun safe).
-                if interrupted:
-                    raise
-                interrupted = True
-                self._breaker.trip("interrupted (Ctrl-C or SIGTERM); run the same command again to go on")
-                continue
+            # (a signal to the job trips the breaker from pipeline.apply; the shards then end)
+            done, pending = wait(futures, timeout=2.0)
             self._report(reported)  # metrics must be updated from the bundle's thread
             if not pending:
                 break
