@@ -328,8 +328,14 @@ def test_why_missed_reads_the_jobs_own_review_output(sample_run):
     assert int(lines[start].rsplit(" ", 1)[1]) == false_negatives > 0
     reasons = {line.split(None, 1)[1]: int(line.split(None, 1)[0]) for line in lines[start + 1:-1]}
     assert sum(reasons.values()) == false_negatives
-    assert "scored below --match_threshold (in review)" in reasons
     assert not any(reason.startswith("probability") for reason in reasons), reasons
+    # the threshold reason is counted exactly when the job wrote one first for a pair of one person
+    labels = {row["profile_id"]: row["cluster_id"] for row in csv.DictReader(truth.open())}
+    merged = {pid: request["MainProfileId"] for request in _lines(out / "merge_plan.jsonl")
+              for pid in [request["MainProfileId"], *request["ProfileIdsToBeMerged"]]}
+    below = [r for r in _lines(out / "review.jsonl") if r.get("kind") == "pair" and r["reasons"][0].startswith("probability")
+             and labels[r["a"]] == labels[r["b"]] and (merged.get(r["a"]) is None or merged.get(r["a"]) != merged.get(r["b"]))]
+    assert reasons.get("scored below --match_threshold (in review)", 0) == len(below)
 
 
 def test_pair_statistics_are_summed_over_a_bundle_and_sent_when_it_ends():

@@ -547,12 +547,14 @@ def test_normalize_and_term_frequencies_take_batches_and_keep_them():
 
 def test_fixed_lines_are_told_from_numbers_one_person_carries():
     profile = {"ProfileId": pid(1), "PhoneNumber": "020 7946 0018", "MobilePhoneNumber": "07911 123456",
-               "BusinessPhoneNumber": "+1 415 555 2671"}
+               "BusinessPhoneNumber": "+1 415 555 2671", "HomePhoneNumber": "+1 415 555 0123"}
     features = profile_features(profile, default_region="GB")
-    assert features["phones"] == ("+442079460018", "+447911123456", "+14155552671")
-    assert features["fixed_lines"] == ("+442079460018",)
-    # a US number may be either (the plan cannot tell): it is not counted as a household's line
-    assert features["phones_personal"] == ("+447911123456", "+14155552671")
+    assert features["phones"] == ("+442079460018", "+447911123456", "+14155550123", "+14155552671")
+    # a US number may be either (the plan cannot tell): the field it was entered in says which
+    assert features["fixed_lines"] == ("+442079460018", "+14155550123", "+14155552671")
+    assert features["phones_personal"] == ("+447911123456",)
+    profile = {"ProfileId": pid(1), "PhoneNumber": "+1 415 555 2671"}
+    assert profile_features(profile)["phones_personal"] == ("+14155552671",)
 
 
 def test_a_phone_is_read_exactly_when_phonenumbers_calls_it_valid():
@@ -564,6 +566,7 @@ def test_a_phone_is_read_exactly_when_phonenumbers_calls_it_valid():
     from benchmarks.generate import generate
     from transforms.normalize import PHONE_FIELDS, read_phone
 
+    LINE_KIND = {phonenumbers.PhoneNumberType.FIXED_LINE: "fixed", phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "either"}
     checked = valid = 0
     for profile, _ in generate(400, seed=11):
         for raw in filter(None, (profile.get(field) for field in PHONE_FIELDS)):
@@ -573,7 +576,7 @@ def test_a_phone_is_read_exactly_when_phonenumbers_calls_it_valid():
                     continue
                 number = phonenumbers.parse(got[0], None)
                 assert phonenumbers.is_valid_number(number), (raw, region)
-                assert got[1] == (phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE)
+                assert got[1] == LINE_KIND.get(phonenumbers.number_type(number), "")
                 valid += 1
             for text in (raw.strip(), "+" + "".join(ch for ch in raw if ch.isdigit())):
                 try:
@@ -582,8 +585,8 @@ def test_a_phone_is_read_exactly_when_phonenumbers_calls_it_valid():
                     continue
                 checked += 1
                 if phonenumbers.is_valid_number(number):
-                    assert read_phone(text, "US") == (phonenumbers.format_number(number, 0), (
-                        phonenumbers.number_type(number) == phonenumbers.PhoneNumberType.FIXED_LINE)), text
+                    assert read_phone(text, "US") == (phonenumbers.format_number(number, 0),
+                                                      LINE_KIND.get(phonenumbers.number_type(number), "")), text
                 elif text.startswith("+"):
                     assert read_phone(text, "US") is None, text
     assert checked > 300 and valid > 300

@@ -63,7 +63,8 @@ _STREET_WORDS = {
 FEATURE_SOURCES = {
     "first_variants": ("first",), "first_initial": ("first",), "name_pair": ("first", "last"),
     "last_phonetic": ("last",), "dob_year": ("dob",), "email_users": ("emails",), "household_emails": ("emails",),
-    "postcodes": ("location",), "address": ("location",), "city": ("location",),
+    "personal_emails": ("emails",),
+    "postcodes": ("location",), "address": ("location",), "units": ("location",), "city": ("location",),
     "fixed_lines": ("phones",), "phones_personal": ("phones",),
 }
 
@@ -216,12 +217,21 @@ def normalize_phone(raw: Any, region: str) -> str | None:
     return read[0] if read else None
 
 
+# What a numbering plan says a valid number is, as far as matching cares: a fixed line
+# (a household's or an office's), a number it cannot tell from a mobile (the US, Canada),
+# or anything else (a mobile, usually one person's).
+FIXED_LINE, FIXED_OR_MOBILE, OTHER_LINE = "fixed", "either", ""
+
+# Where the plan cannot tell, the field a number was entered in does: a home or business
+# number is the household's landline or the office's switchboard, which its other members share.
+SHARED_LINE_FIELDS = ("HomePhoneNumber", "BusinessPhoneNumber")
+
+
 @functools.lru_cache(maxsize=65536)
-def read_phone(raw: Any, region: str) -> tuple[str, bool] | None:
-    """``(E.164 form, is a fixed line)`` of a phone number, or None when it is not valid
-    (see ``normalize_phone``). A fixed line, by its country's numbering plan, is a
-    household's or an office's, where a mobile is usually one person's; where the plan
-    cannot tell (the US, Canada) a number is not counted as one."""
+def read_phone(raw: Any, region: str) -> tuple[str, str] | None:
+    """``(E.164 form, kind of line)`` of a phone number, or None when it is not valid
+    (see ``normalize_phone``). The kind is ``FIXED_LINE``, ``FIXED_OR_MOBILE`` or
+    ``OTHER_LINE`` by the country's numbering plan."""
     if not isinstance(raw, str):
         return None
     text = raw.strip()
@@ -239,8 +249,12 @@ def read_phone(raw: Any, region: str) -> tuple[str, bool] | None:
         kind = phonenumbers.number_type(number)
         if kind != phonenumbers.PhoneNumberType.UNKNOWN:
             return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-                    kind == phonenumbers.PhoneNumberType.FIXED_LINE)
+                    _LINE_KINDS.get(kind, OTHER_LINE))
     return None
+
+
+_LINE_KINDS = {phonenumbers.PhoneNumberType.FIXED_LINE: FIXED_LINE,
+               phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: FIXED_OR_MOBILE}
 
 
 def _readings(text: str) -> Iterable[str]:
@@ -371,6 +385,61 @@ def address_line_key(address: dict) -> str:
     return " ".join(parts)
 
 
+# Words that name a unit inside a building, folded ("#" counts as one): two profiles at one
+# street number in different flats are two households, whatever else their lines share.
+_UNIT_WORDS = frozenset({"apartment", "apt", "apto", "appartement", "app", "unit", "suite", "ste", "flat",
+                         "room", "rm", "villa", "#"})
+_UNIT_TOKENS = re.compile(r"#|[a-z0-9]+")
+_UNIT_SLASH = re.compile(r"^(\d+[a-z]?) ?/ ?\d")  # "4/123 main street": unit 4 at number 123 (AU, NZ)
+
+
+def address_units(address: dict) -> tuple[str, ...]:
+    """The units an address names inside its building ("Apt 12B", "Suite 450", "#CCS 77120",
+    "Flat B", "4/123 ..."), folded: ``("12b",)``. A unit is the word after a unit word when it
+    holds a digit, or a short word (up to three letters) and the number after it."""
+    units = []
+    for key in ("Address1", "Address2", "Address3", "Address4"):
+        text = fold_text(address.get(key))
+        if not text:
+            continue
+        slash = _UNIT_SLASH.match(text)
+        if slash:
+            units.append(slash.group(1))
+        tokens = _UNIT_TOKENS.findall(text)
+        for position, token in enumerate(tokens):
+            if token not in _UNIT_WORDS:
+                continue
+            value = []
+            for word in tokens[position + 1:position + 3]:
+                if word in _UNIT_WORDS:
+                    break
+                if any(ch.isdigit() for ch in word):
+                    value.append(word)
+                    break
+                if value or len(word) > 3:
+                    break
+                value.append(word)
+                if len(word) == 1:
+                    break
+            if value:
+                units.append("".join(value))
+    return _unique(units)
+
+
+# Generational suffixes written after a name ("Robert Johnson Jr."), folded to one form each.
+_GENERATIONS = {"jr": "jr", "junior": "jr", "jnr": "jr", "sr": "sr", "senior": "sr", "snr": "sr",
+                "ii": "ii", "iii": "iii", "iv": "iv"}
+
+
+def split_generation(name: str) -> tuple[str, str]:
+    """A folded name without a generational suffix as its last word, and that suffix folded
+    ("johnson jr" -> ("johnson", "jr")); a name that is nothing but one is kept."""
+    head, _, word = name.rpartition(" ")
+    if head and word in _GENERATIONS:
+        return head, _GENERATIONS[word]
+    return name, ""
+
+
 # ----------------------------------------------------------------------- features
 
 
@@ -383,10 +452,11 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
 
     Returns a flat dict of plain values (strings and tuples), cheap to pickle:
     ``id``, ``type`` (ProfileType), names, ``dob``, ``phones`` (E.164; ``fixed_lines`` those
-    the numbering plan calls fixed lines, ``phones_personal`` the others),
+    the numbering plan calls fixed lines, or, where it cannot tell, entered as a home or business
+    number; ``phones_personal`` the others),
     ``emails`` (matching keys), ``email_users`` (local parts), ``postcodes``,
-    ``address`` (first address line key), ``city``, ``country``, ``gender``,
-    ``business``, ``identifiers`` (values of the fields that must not conflict) and
+    ``address`` (first address line key), ``units`` (the flats or suites that address names), ``city``, ``country``, ``gender``,
+    ``business``, ``suffix`` (a generational suffix, Jr or III, taken off the names), ``identifiers`` (values of the fields that must not conflict) and
     ``invalid`` (names of fields whose values could not be read).
     """
     region = profile_region(profile, default_region)
@@ -398,14 +468,18 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         others = list(dict.fromkeys(r for r in (phone_region(phone[0]) for _, _, phone in read if phone) if r != region))
         read = [(field, raw, phone or next(filter(None, (read_phone(raw, other) for other in others)), None))
                 for field, raw, phone in read]
-    phones, fixed_lines = [], []
+    phones, fixed_lines, carried = [], [], set()
     for field, _, phone in read:
         if phone:
             phones.append(phone[0])
-            if phone[1]:
+            if phone[1] == FIXED_LINE or (phone[1] == FIXED_OR_MOBILE and field in SHARED_LINE_FIELDS):
                 fixed_lines.append(phone[0])
+            elif phone[1] == FIXED_OR_MOBILE:
+                carried.add(phone[0])  # also entered as a mobile or a plain phone number
         else:
             invalid.append(field)
+    if carried:
+        fixed_lines = [e164 for e164 in fixed_lines if e164 not in carried]
 
     emails, users = [], []
     for field in EMAIL_FIELDS:
@@ -425,16 +499,23 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
             invalid.append("BirthDate")
 
     postcodes, lines, cities, countries = [], [], [], []
+    units: tuple[str, ...] = ()
     for field in ADDRESS_FIELDS:
         address = profile.get(field)
         if isinstance(address, dict) and address:
             postcodes.append(normalize_postcode(address.get("PostalCode")))
             lines.append(address_line_key(address))
+            if lines[-1] and not any(lines[:-1]):
+                units = address_units(address)  # the units of the address whose line ``address`` holds
             cities.append(fold_name(address.get("City")))
             countries.append(country_code(address.get("Country")))
 
-    first = fold_name(profile.get("FirstName"))
-    last = fold_name(profile.get("LastName"))
+    first, last, middle = (fold_name(profile.get(field)) for field in ("FirstName", "LastName", "MiddleName"))
+    last, suffix = split_generation(last)
+    if not suffix:
+        middle, suffix = split_generation(middle)
+    if not suffix:
+        first, suffix = split_generation(first)
     gender = profile.get("Gender") or ""
     if gender not in ("MALE", "FEMALE"):
         gender = ""
@@ -445,7 +526,8 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "first": first,
         "first_initial": first[:1],
         "first_variants": name_variants(first),
-        "middle": fold_name(profile.get("MiddleName")),
+        "middle": middle,
+        "suffix": suffix,
         "last": last,
         "last_phonetic": phonetic(last.replace(" ", "")),
         "dob": dob,
@@ -457,9 +539,11 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "emails": _unique(emails),
         "email_users": _unique(u for u in users if len(u) >= 4),
         "email_users_specific": _unique(u for u in users if len(u) >= 4 and _beyond_names(u, first, last)),
-        "household_emails": _unique(e for e in emails if household_email(e)),
+        "household_emails": (household := _unique(e for e in emails if household_email(e))),
+        "personal_emails": _unique(e for e in emails if e not in household),
         "postcodes": _unique(postcodes),
         "address": next((line for line in lines if line), ""),
+        "units": units,
         "city": next((c for c in cities if c), ""),
         "country": next((c for c in countries if c), ""),
         "gender": gender,
@@ -472,6 +556,12 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
 
 _HOUSEHOLD_USER = re.compile(r"^(the[a-z]{3,}s|.*(family|familia|famille|familie).*)$")
 _HOUSEHOLD_WORDS = {"home", "house", "household"}
+# Role addresses an office's staff share (RFC 2142 names some: info, sales, support, ...).
+_ROLE_USERS = frozenset({
+    "info", "office", "admin", "contact", "contactus", "hello", "sales", "support", "enquiries", "enquiry",
+    "inquiries", "reception", "frontdesk", "team", "mail", "accounts", "billing", "orders", "help", "service",
+    "customerservice", "bookings", "reservations", "marketing", "webmaster", "postmaster", "noreply",
+})
 
 
 def profile_type(profile: dict) -> str:
@@ -481,11 +571,12 @@ def profile_type(profile: dict) -> str:
 
 
 def household_email(email: str) -> bool:
-    """Does an address look like a household's rather than one person's ("thesmiths@",
-    "smith.family@", "allen.home@")? Members of a household share it, so sharing it says
-    less than sharing a personal address."""
+    """Does an address look like a household's or an office's rather than one person's
+    ("thesmiths@", "smith.family@", "allen.home@", "info@", "front.desk@")? Members of a
+    household and coworkers share it, so sharing it says less than sharing a personal address."""
     words = re.split(r"[^a-z]+", email.split("@", 1)[0].lower())
-    return bool(_HOUSEHOLD_USER.match("".join(words))) or not _HOUSEHOLD_WORDS.isdisjoint(words)
+    joined = "".join(words)
+    return bool(_HOUSEHOLD_USER.match(joined)) or joined in _ROLE_USERS or not _HOUSEHOLD_WORDS.isdisjoint(words)
 
 
 def _beyond_names(user: str, first: str, last: str) -> bool:
