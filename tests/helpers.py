@@ -42,6 +42,8 @@ def fitted_model(prior: float = 1e-3, model: dict | None = None, default_guards:
                 continue
             if level["kind"] == "else":
                 level["u"] = 0.9
+            elif level["kind"] == "neither":
+                level["u"] = level["m"]  # nothing to compare on either side: no evidence
             elif level["label"] in ("exact", "same number", "same address", "postcode and street"):
                 level["u"] = 0.01
             else:

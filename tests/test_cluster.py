@@ -568,18 +568,20 @@ def test_member_does_not_vouch(case):
 
 
 def test_a_main_without_a_first_name_is_vouched_for_by_no_member():
-    # X has no first name (a household member sharing the landline); K and I are one person (the
+    # X has no first name (a household member sharing the landline, a London fixed line); K and I are one person (the
     # same birth date and email), and K, without an address, matches X on the phone and last name
     # alone. Around X, I (a first name, the address) trips the household guard; K must not vouch
     # for I there: the guard is settled for a profile that lacks the first name, under a main that has one
-    x = person(1, FirstName=None, PhoneNumber="+44 7911 123456", EmailAddress=None, Address=HOME, Gender="MALE",
+    x = person(1, FirstName=None, PhoneNumber="+44 20 7946 0018", EmailAddress=None, Address=HOME, Gender="MALE",
                Attributes={"a": "1", "b": "2", "c": "3", "d": "4", "e": "5", "f": "6"})
-    k = person(2, PhoneNumber="+44 7911 123456", EmailAddress="j.smith.leeds@example.com", BirthDate="1971-04-02",
+    k = person(2, PhoneNumber="+44 20 7946 0018", EmailAddress="j.smith.leeds@example.com", BirthDate="1971-04-02",
                Gender="MALE")
-    i = person(3, PhoneNumber="+44 7911 123456", EmailAddress="j.smith.leeds@example.com", BirthDate="1971-04-02",
+    i = person(3, PhoneNumber="+44 20 7946 0018", EmailAddress="j.smith.leeds@example.com", BirthDate="1971-04-02",
                Address=HOME)
     x = {key: v for key, v in x.items() if v is not None}
     model = fitted_model(default_guards=True)
+    phone = next(c for c in model["comparisons"] if c["name"] == "phone")
+    next(level for level in phone["levels"] if level["label"] == "same fixed line")["u"] = 0.001  # a rare line
     scorer = Scorer(model)
     assert list(scorer.guards(comparison_vectors(model, [member(i)[1]], [member(x)[1]])[0])) == \
         ["a family name and a household"]

@@ -576,8 +576,9 @@ def test_first_name_one_typo_is_its_own_level_apart_from_a_loose_likeness():
     expected = [("Ryan", "Rgan", "one typo"), ("Donna", "Domna", "one typo"), ("Marco", "Mwrco", "one typo"),
                 # longer names with one typo keep the near-match level, which comes first
                 ("Bartholomew", "Bartholomow", "jaro-winkler >= 0.92"),
-                # two different names of one household: only loosely alike
-                ("Mary", "Mandy", "jaro-winkler >= 0.80"), ("Kevin", "Mary", "else")]
+                # two different names of one household: names of their own, alike
+                ("Mary", "Mandy", "another name alike"), ("Mary", "Marla", "jaro-winkler >= 0.80"),
+                ("Kevin", "Mary", "else")]
     assert [(a, b, level(a, b)) for a, b, _ in expected] == expected
 
 

@@ -103,6 +103,11 @@ class _Batch:
             ((v or "").partition(" ")[2] for v in self._member_column(f)), dtype=object,
             count=len(self._cache["members"])))
 
+    def lengths(self, side: int, field: str) -> np.ndarray:
+        """How many values each multi-valued feature holds (0 for none)."""
+        return self._spread("lengths", side, field, lambda f: np.fromiter(
+            map(len, self._member_column(f)), dtype=np.int64, count=len(self._cache["members"])))
+
     def days(self, side: int, field: str) -> np.ndarray:
         return self._spread("days", side, field, lambda f: np.array(
             [v or "NaT" for v in self._member_column(f)], dtype="datetime64[D]"))
@@ -157,6 +162,22 @@ def _overlap(batch: _Batch, rows: np.ndarray, field: str) -> np.ndarray:
     if len(rest):
         left, right = batch.column(0, field)[rows[rest]], batch.column(1, field)[rows[rest]]
         out[rest] = [not set(a).isdisjoint(b) for a, b in zip(left, right)]
+    return out
+
+
+def _begins(short: str, long: str) -> bool:
+    """Is ``short`` the first letter or the first words of ``long``?"""
+    return long.startswith(short) and (len(short) == 1 or len(long) == len(short) or long[len(short)] == " ")
+
+
+def _conflicting(batch: _Batch, rows: np.ndarray, field: str) -> np.ndarray:
+    """Do both sides hold values of a multi-valued field, neither side's all among the other's?
+    "apt 5c" against no flat at all may be one home; "apt 5c" against "apt 11g" is two."""
+    out = batch.both_present(rows, field)
+    left, right = batch.column(0, field), batch.column(1, field)
+    for position in np.flatnonzero(out):
+        a, b = set(left[rows[position]]), set(right[rows[position]])
+        out[position] = not (a <= b or b <= a)
     return out
 
 
@@ -242,6 +263,31 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         return _python_test(batch, rows, (value_field,), lambda a, b: (
             _typo_of_member(a, b, value_field, set_field, condition) or
             _typo_of_member(b, a, value_field, set_field, condition)))
+    if kind == "compatible":
+        return ~_conflicting(batch, rows, condition["field"])
+    if kind == "conflicting":
+        return _conflicting(batch, rows, condition["field"])
+    if kind == "neither":
+        # every field empty on both sides
+        empty = np.ones(len(rows), dtype=bool)
+        for field in condition["fields"]:
+            empty &= batch.empty(0, field)[rows] & batch.empty(1, field)[rows]
+        return empty
+    if kind == "begins":
+        # one value is an initial of the other ("j" / "james") or its first words ("ann" / "ann marie")
+        field = condition["field"]
+        return _python_test(batch, rows, (field,), lambda a, b: _begins(a[field], b[field]) or _begins(b[field], a[field]))
+    if kind == "other_name":
+        # both first words are names the nickname table knows (their variants are more than the
+        # word itself) and share no variant (not the same, not nicknames of each other or of one
+        # name, as Dicky and Ricky are of Richard): "mark" / "mary" are two names, "mrak" a typo of one
+        _, set_field = condition["fields"]
+        out = (batch.lengths(0, set_field)[rows] > 1) & (batch.lengths(1, set_field)[rows] > 1)
+        positions = np.flatnonzero(out)
+        if len(positions):
+            left, right = batch.column(0, set_field)[rows[positions]], batch.column(1, set_field)[rows[positions]]
+            out[positions] = [set(a).isdisjoint(b) for a, b in zip(left, right)]
+        return out
     if kind == "cross_exact":
         f1, f2 = condition["fields"]
         same = (batch.column(0, f1)[rows] == batch.column(1, f2)[rows]) & (

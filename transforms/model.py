@@ -41,7 +41,10 @@ JOINT_MIN_PROFILES = 25
 
 # Each level: label, a condition (kind + arguments) and an initial m for EM.
 # Condition kinds (see transforms.compare): null, exact, overlap, member, similarity,
-# member_typo, cross_exact, cross_similarity, same_letters, date_swap, date_within, other_given_names
+# member_typo, other_name (two names the nickname table knows, not related), compatible (one
+# side's values all among the other's, or a side has none), conflicting (its opposite), begins (one
+# value an initial or the first words of the other), neither (empty on both sides), cross_exact,
+# cross_similarity, same_letters, date_swap, date_within, other_given_names
 # (the words after the first agree, or one side has none), all, else.
 # A similarity level with "same_digits" also needs the two values' digits (in order) to agree.
 DEFAULT_COMPARISONS = [
@@ -59,6 +62,12 @@ DEFAULT_COMPARISONS = [
             {"label": "nickname", "kind": "all", "m": 0.05, "of": [
                 {"kind": "member", "fields": ["first", "first_variants"]},
                 {"kind": "other_given_names", "field": "first"},
+            ]},
+            # Two names of their own, alike (Mark / Mary, Daniel / Danielle): perhaps a typo that
+            # made another name, perhaps two people; the nickname table says which words are names.
+            {"label": "another name alike", "kind": "all", "m": 0.01, "of": [
+                {"kind": "other_name", "fields": ["first", "first_variants"]},
+                {"kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80},
             ]},
             # Jaro-Winkler rates a shared beginning highly (Michael / Michelle 0.92): a near
             # match is also at most two edits apart.
@@ -89,6 +98,18 @@ DEFAULT_COMPARISONS = [
         ],
     },
     {
+        "name": "middle_name",
+        "description": "Middle name, folded; an initial agrees with the names it begins",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["middle"]},
+            {"label": "exact", "kind": "exact", "field": "middle", "m": 0.7},
+            {"label": "initial or first word", "kind": "begins", "field": "middle", "m": 0.2},
+            {"label": "jaro-winkler >= 0.88", "kind": "similarity", "field": "middle", "scorer": "jaro_winkler",
+             "threshold": 0.88, "m": 0.07},
+            {"label": "else", "kind": "else", "m": 0.03},
+        ],
+    },
+    {
         "name": "last_name",
         "description": "Last name, folded",
         "term_frequency": {"field": "last", "levels": ["exact"]},
@@ -101,6 +122,17 @@ DEFAULT_COMPARISONS = [
             {"label": "like the other's first name", "kind": "cross_similarity", "fields": ["last", "first"], "scorer": "jaro_winkler", "threshold": 0.88, "m": 0.01},
             {"label": "swapped with one typo", "kind": "cross_similarity", "fields": ["last", "first"], "scorer": "damerau_levenshtein_distance", "threshold": 1, "m": 0.005},
             {"label": "else", "kind": "else", "m": 0.05},
+        ],
+    },
+    {
+        "name": "generation",
+        "description": "A generational suffix (Jr, Sr, III) after a name: one side's alone, or two "
+                       "different ones, tell a father from a son of the same name",
+        "levels": [
+            {"label": "null", "kind": "null", "fields": ["first", "last"]},
+            {"label": "neither has one", "kind": "neither", "fields": ["suffix"], "m": 0.98},
+            {"label": "exact", "kind": "exact", "field": "suffix", "m": 0.015},
+            {"label": "else", "kind": "else", "m": 0.005},
         ],
     },
     {
@@ -123,9 +155,10 @@ DEFAULT_COMPARISONS = [
         "term_frequency": {"field": "emails", "levels": ["same address"]},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["emails"]},
-            # an address only the household's look ("thesmiths@") shares: weaker than a personal one
+            # a personal address both have, then one only a household's or an office's look
+            # ("thesmiths@", "info@") shares: weaker than a personal one
+            {"label": "same address", "kind": "overlap", "field": "personal_emails", "m": 0.7},
             {"label": "same household address", "kind": "overlap", "field": "household_emails", "m": 0.02},
-            {"label": "same address", "kind": "overlap", "field": "emails", "m": 0.7},
             {"label": "levenshtein >= 0.88", "kind": "similarity", "field": "emails", "scorer": "levenshtein", "threshold": 0.88,
              "same_digits": True, "m": 0.05},
             {"label": "same user name", "kind": "overlap", "field": "email_users_specific", "m": 0.1},
@@ -140,7 +173,9 @@ DEFAULT_COMPARISONS = [
             {"label": "null", "kind": "null", "fields": ["phones"]},
             # the same number, not only a fixed line (a household's or an office's)
             {"label": "same number", "kind": "overlap", "field": "phones_personal", "m": 0.7},
-            {"label": "same fixed line", "kind": "overlap", "field": "fixed_lines", "m": 0.1},
+            # a number both have that is not a mobile on both sides: a household's or an office's line
+            # (one profile may have entered it as a home number, the other as its phone number)
+            {"label": "same fixed line", "kind": "overlap", "field": "phones", "m": 0.1},
             {"label": "else", "kind": "else", "m": 0.2},
         ],
     },
@@ -149,8 +184,15 @@ DEFAULT_COMPARISONS = [
         "description": "Postcode, street line and city of any address",
         "levels": [
             {"label": "null", "kind": "null", "fields": ["postcodes", "address", "city"]},
+            # a street line agrees only when it names no other flat or suite (Apt 5C / Apt 11G of one
+            # building are two homes: see "same street, another flat")
             {"label": "postcode and street", "kind": "all", "m": 0.6, "of": [
                 {"kind": "overlap", "field": "postcodes"},
+                {"kind": "similarity", "field": "address", "scorer": "token_set_ratio", "threshold": 0.85},
+                {"kind": "compatible", "field": "units"},
+            ]},
+            {"label": "same street, another flat", "kind": "all", "m": 0.01, "of": [
+                {"kind": "conflicting", "field": "units"},
                 {"kind": "similarity", "field": "address", "scorer": "token_set_ratio", "threshold": 0.85},
             ]},
             {"label": "postcode", "kind": "overlap", "field": "postcodes", "m": 0.1},
@@ -288,39 +330,68 @@ DEFAULT_GUARDS = [
     {
         "name": "namesakes: different phones",
         "description": "Both have phones and none is shared, and nothing else that identifies one person "
-                       "agrees (email, birth date, street address, account number): namesakes look like this. "
+                       "agrees (email, birth date, street address, account number; a postcode, or another flat "
+                       "of the same building, is not one): namesakes look like this. "
                        "Between two members, a main with a phone and a first name settles it when both members "
                        "have first names too (each matched the main on its own phone or other evidence); a member "
                        "without a first name may be another member of the household sharing a landline.",
         "when": {"phone": ["else"], "email": ["null", "same household address", "else"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
-                 "location": ["null", "city", "else"], "account_number": ["null", "else"]},
+                 "location": ["null", "same street, another flat", "postcode", "city", "else"], "account_number": ["null", "else"]},
         "main_settles": ["phone", "first_name"],
     },
     {
         "name": "nothing but names",
-        "description": "Names agree (perhaps the city too) but there is no birth date to compare and no "
-                       "phone, email, street address or account number in common: namesakes look like this. "
+        "description": "Names agree (perhaps the city too, or the street in another flat) but there is no "
+                       "birth date to compare and no phone, email, street address or account number in common: "
+                       "namesakes look like this. "
                        "It says the pair has too little evidence, not that the two differ: between two members "
                        "who each match the main on something besides names, the main settles it; between a profile "
                        "and the main, a member that shares its birth date or email does.",
         "when": {"birth_date": ["null"], "phone": ["null", "else"], "email": ["null", "else"],
-                 "location": ["null", "city", "else"], "account_number": ["null", "else"]},
+                 "location": ["null", "same street, another flat", "city", "else"], "account_number": ["null", "else"]},
         "main_settles": [],
         "member_settles": {"by": PERSONAL_AGREEMENT},
     },
     {
         "name": "a family name and a household",
-        "description": "One first name is missing or only loosely like the other (Mary / Mandy: not the same, "
-                       "a nickname or one typo), the street address agrees and nothing personal does (no "
-                       "birth date within a month, no email, no account number): a last name with an address "
+        "description": "One first name is missing, another name alike (Mary / Mandy, Daniel / Danielle: two "
+                       "names of their own) or only loosely like the other (not the same, a nickname or one "
+                       "typo), the street address agrees and nothing personal does (no birth date within a "
+                       "month, no email but a household's or an office's, no phone but a fixed line, no account "
+                       "number): a last name with an address "
                        "(and perhaps a landline) is what the members of a household share. When the profile has no "
                        "first name, the main has one and no birth date or email to compare, a member that shares "
                        "the profile's birth date or email settles it.",
-        "when": {"first_name": ["null", "jaro-winkler >= 0.80"], "location": ["postcode and street", "postcode", "street and city"],
+        "when": {"first_name": ["null", "another name alike", "jaro-winkler >= 0.80"],
+                 "location": ["postcode and street", "postcode", "street and city"],
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
-                 "email": ["null", "same household address", "else"], "account_number": ["null", "else"]},
+                 "email": ["null", "same household address", "else"], "phone": ["null", "same fixed line", "else"],
+                 "account_number": ["null", "else"]},
         "member_settles": {"profile_lacks": ["first_name"], "by": PERSONAL_AGREEMENT},
+    },
+    {
+        "name": "a nickname, different birth dates, one household",
+        "description": "One first name a nickname of the other (Sam / Samantha, Alex / Alexandra: a nickname "
+                       "may stand for names of two people), birth dates that differ by more than a typo, the "
+                       "address agrees and nothing personal does (no email but a household's or an office's, no "
+                       "phone but a fixed line, no account number): a couple, or a parent and a child, sharing a home.",
+        "when": {"first_name": ["nickname", "nickname with a typo", "another name alike"],
+                 "birth_date": ["within a year", "within 15 years", "else"],
+                 "location": ["postcode and street", "postcode", "street and city"],
+                 "email": ["null", "same household address", "else"],
+                 "phone": ["null", "same fixed line", "else"], "account_number": ["null", "else"]},
+    },
+    {
+        "name": "a nickname and an office",
+        "description": "One first name a nickname of the other (Chris / Christine), the business name agrees "
+                       "and nothing personal does (no birth date within a month, no email but an office's, no "
+                       "phone but a fixed line): coworkers sharing a switchboard and info@.",
+        "when": {"first_name": ["nickname", "nickname with a typo"],
+                 "business_name": ["exact", "token-set >= 0.90"],
+                 "birth_date": ["null", "within a year", "within 15 years", "else"],
+                 "email": ["null", "same household address", "else"],
+                 "phone": ["null", "same fixed line", "else"], "account_number": ["null", "else"]},
     },
     {
         "name": "a family name and a fixed line",
@@ -332,6 +403,27 @@ DEFAULT_GUARDS = [
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
                  "email": ["null", "same household address", "else"], "account_number": ["null", "else"]},
         "member_settles": {"profile_lacks": ["first_name"], "by": PERSONAL_AGREEMENT},
+    },
+    {
+        "name": "different middle names",
+        "description": "Both middle names present and unrelated (not alike, not an initial of the other: "
+                       "Michael James / Michael Patrick) and nothing personal agrees (no birth date but within a "
+                       "year or more apart, no email but a household's or an office's, no phone but a fixed line, "
+                       "no account number): a father and a son of one name, or two namesakes.",
+        "when": {"middle_name": ["else"],
+                 "birth_date": ["null", "within a month", "within a year", "within 15 years", "else"],
+                 "email": ["null", "same household address", "same user name", "else"],
+                 "phone": ["null", "same fixed line", "else"], "account_number": ["null", "else"]},
+    },
+    {
+        "name": "different generations",
+        "description": "One name has a generational suffix the other lacks or has another one (Robert "
+                       "Johnson / Robert Johnson Jr.) and nothing personal agrees (as for middle names): "
+                       "a father and a son of one name.",
+        "when": {"generation": ["else"],
+                 "birth_date": ["null", "within a month", "within a year", "within 15 years", "else"],
+                 "email": ["null", "same household address", "same user name", "else"],
+                 "phone": ["null", "same fixed line", "else"], "account_number": ["null", "else"]},
     },
     {
         "name": "different genders",
