@@ -376,13 +376,12 @@ def normalize_postcode(raw: Any) -> str:
     return _NON_ALNUM.sub("", fold_text(raw)).upper()
 
 
+_LINE_FIELDS = ("Address1", "Address2", "Address3", "Address4")
+
+
 def address_line_key(address: dict) -> str:
     """Address lines folded with street words expanded, for fuzzy comparison."""
-    parts = []
-    for key in ("Address1", "Address2", "Address3", "Address4"):
-        text = _NON_ALNUM.sub(" ", fold_text(address.get(key)))
-        parts.extend(_STREET_WORDS.get(word, word) for word in text.split())
-    return " ".join(parts)
+    return address_parts(address)[0]
 
 
 # Words that name a unit inside a building, folded ("#" counts as one): two profiles at one
@@ -397,33 +396,48 @@ def address_units(address: dict) -> tuple[str, ...]:
     """The units an address names inside its building ("Apt 12B", "Suite 450", "#CCS 77120",
     "Flat B", "4/123 ..."), folded: ``("12b",)``. A unit is the word after a unit word when it
     holds a digit, or a short word (up to three letters) and the number after it."""
-    units = []
-    for key in ("Address1", "Address2", "Address3", "Address4"):
+    return address_parts(address)[1]
+
+
+def address_parts(address: dict) -> tuple[str, tuple[str, ...]]:
+    """``(line key, units)`` of an address, its lines folded once for both (see
+    ``address_line_key`` and ``address_units``)."""
+    parts, units = [], []
+    for key in _LINE_FIELDS:
         text = fold_text(address.get(key))
         if not text:
             continue
-        slash = _UNIT_SLASH.match(text)
-        if slash:
-            units.append(slash.group(1))
-        tokens = _UNIT_TOKENS.findall(text)
-        for position, token in enumerate(tokens):
-            if token not in _UNIT_WORDS:
-                continue
-            value = []
-            for word in tokens[position + 1:position + 3]:
-                if word in _UNIT_WORDS:
-                    break
-                if any(ch.isdigit() for ch in word):
-                    value.append(word)
-                    break
-                if value or len(word) > 3:
-                    break
+        words = _NON_ALNUM.sub(" ", text).split()
+        parts.extend(_STREET_WORDS.get(word, word) for word in words)
+        if "#" in text or "/" in text or not _UNIT_WORDS.isdisjoint(words):  # most lines name no unit
+            units.extend(_line_units(text))
+    return " ".join(parts), _unique(units)
+
+
+def _line_units(text: str) -> list[str]:
+    units = []
+    slash = _UNIT_SLASH.match(text)
+    if slash:
+        units.append(slash.group(1))
+    tokens = _UNIT_TOKENS.findall(text)
+    for position, token in enumerate(tokens):
+        if token not in _UNIT_WORDS:
+            continue
+        value = []
+        for word in tokens[position + 1:position + 3]:
+            if word in _UNIT_WORDS:
+                break
+            if any(ch.isdigit() for ch in word):
                 value.append(word)
-                if len(word) == 1:
-                    break
-            if value:
-                units.append("".join(value))
-    return _unique(units)
+                break
+            if value or len(word) > 3:
+                break
+            value.append(word)
+            if len(word) == 1:
+                break
+        if value:
+            units.append("".join(value))
+    return units
 
 
 # Generational suffixes written after a name ("Robert Johnson Jr."), folded to one form each.
@@ -504,9 +518,10 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         address = profile.get(field)
         if isinstance(address, dict) and address:
             postcodes.append(normalize_postcode(address.get("PostalCode")))
-            lines.append(address_line_key(address))
-            if lines[-1] and not any(lines[:-1]):
-                units = address_units(address)  # the units of the address whose line ``address`` holds
+            line, line_units = address_parts(address)
+            lines.append(line)
+            if line and not any(lines[:-1]):
+                units = line_units  # the units of the address whose line ``address`` holds
             cities.append(fold_name(address.get("City")))
             countries.append(country_code(address.get("Country")))
 
