@@ -291,6 +291,14 @@ DEFAULT_BLOCKING_RULES = [
 # Not the account number: in many CRMs a household shares one (benchmarks/shared_identifier.py).
 PERSONAL_AGREEMENT = {"birth_date": ["exact", "one typo", "day and month swapped"], "email": ["same address"]}
 
+# Levels at which nothing personal agrees: no birth date, or one more than a typo apart (a month or
+# more); no email but a household's or an office's (or the same user name at another domain); no
+# phone but a fixed line; no account number. A guard on one disagreement (middle names, a
+# generational suffix) holds only with these: a shared birth date, email or mobile outweighs it.
+NOTHING_PERSONAL = {"birth_date": ["null", "within a month", "within a year", "within 15 years", "else"],
+                    "email": ["null", "same household address", "same user name", "else"],
+                    "phone": ["null", "same fixed line", "else"], "account_number": ["null", "else"]}
+
 # A pair whose levels fit a guard's "when" (every comparison listed at one of the
 # listed levels) is never merged automatically, unless it also fits its "unless";
 # it goes to review instead. Between two members of a cluster (neither the main),
@@ -407,23 +415,17 @@ DEFAULT_GUARDS = [
     {
         "name": "different middle names",
         "description": "Both middle names present and unrelated (not alike, not an initial of the other: "
-                       "Michael James / Michael Patrick) and nothing personal agrees (no birth date but within a "
-                       "year or more apart, no email but a household's or an office's, no phone but a fixed line, "
-                       "no account number): a father and a son of one name, or two namesakes.",
-        "when": {"middle_name": ["else"],
-                 "birth_date": ["null", "within a month", "within a year", "within 15 years", "else"],
-                 "email": ["null", "same household address", "same user name", "else"],
-                 "phone": ["null", "same fixed line", "else"], "account_number": ["null", "else"]},
+                       "Michael James / Michael Patrick) and nothing personal agrees (no birth date, or one a month "
+                       "or more apart; no email but a household's or an office's; no phone but a fixed line; no "
+                       "account number): a father and a son of one name, or two namesakes.",
+        "when": {"middle_name": ["else"], **NOTHING_PERSONAL},
     },
     {
         "name": "different generations",
         "description": "One name has a generational suffix the other lacks or has another one (Robert "
                        "Johnson / Robert Johnson Jr.) and nothing personal agrees (as for middle names): "
                        "a father and a son of one name.",
-        "when": {"generation": ["else"],
-                 "birth_date": ["null", "within a month", "within a year", "within 15 years", "else"],
-                 "email": ["null", "same household address", "same user name", "else"],
-                 "phone": ["null", "same fixed line", "else"], "account_number": ["null", "else"]},
+        "when": {"generation": ["else"], **NOTHING_PERSONAL},
     },
     {
         "name": "different genders",
