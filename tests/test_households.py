@@ -218,14 +218,17 @@ def test_names_of_their_own(left, right, label):
 def test_a_number_entered_as_a_home_or_business_line_is_a_fixed_line_where_the_plan_cannot_tell():
     found = profile_features({"ProfileId": pid(1), "HomePhoneNumber": "(614) 488-2210",
                               "BusinessPhoneNumber": "+1 206 324 8800", "MobilePhoneNumber": "(614) 571-9034"})
-    assert found["fixed_lines"] == ("+16144882210", "+12063248800")
+    assert found["phones"] == ("+16145719034", "+16144882210", "+12063248800")
     assert found["phones_personal"] == ("+16145719034",)
-    # entered as a mobile too, it is one person's
+    # entered as a plain phone number too, it is one person's
     found = profile_features({"ProfileId": pid(1), "HomePhoneNumber": "(614) 488-2210", "PhoneNumber": "614 488 2210"})
-    assert found["fixed_lines"] == () and found["phones_personal"] == ("+16144882210",)
-    # a plan that can tell keeps its word: a mobile in the home field stays a mobile
+    assert found["phones_personal"] == ("+16144882210",)
+    # a plan that can tell keeps its word: a mobile in the home field stays a mobile, a fixed
+    # line in the mobile field stays a fixed line
     found = profile_features({"ProfileId": pid(1), "HomePhoneNumber": "07911 123456"}, default_region="GB")
-    assert found["fixed_lines"] == () and found["phones_personal"] == ("+447911123456",)
+    assert found["phones_personal"] == ("+447911123456",)
+    found = profile_features({"ProfileId": pid(1), "MobilePhoneNumber": "020 7946 0018"}, default_region="GB")
+    assert found["phones"] == ("+442079460018",) and found["phones_personal"] == ()
 
 
 def test_a_number_one_calls_home_and_the_other_plain_is_a_shared_fixed_line():

@@ -550,8 +550,8 @@ def test_fixed_lines_are_told_from_numbers_one_person_carries():
                "BusinessPhoneNumber": "+1 415 555 2671", "HomePhoneNumber": "+1 415 555 0123"}
     features = profile_features(profile, default_region="GB")
     assert features["phones"] == ("+442079460018", "+447911123456", "+14155550123", "+14155552671")
-    # a US number may be either (the plan cannot tell): the field it was entered in says which
-    assert features["fixed_lines"] == ("+442079460018", "+14155550123", "+14155552671")
+    # a US number may be either (the plan cannot tell): the field it was entered in says which;
+    # the London fixed line and the US home and business numbers are not one person's
     assert features["phones_personal"] == ("+447911123456",)
     profile = {"ProfileId": pid(1), "PhoneNumber": "+1 415 555 2671"}
     assert profile_features(profile)["phones_personal"] == ("+14155552671",)

@@ -173,11 +173,14 @@ def _begins(short: str, long: str) -> bool:
 def _conflicting(batch: _Batch, rows: np.ndarray, field: str) -> np.ndarray:
     """Do both sides hold values of a multi-valued field, neither side's all among the other's?
     "apt 5c" against no flat at all may be one home; "apt 5c" against "apt 11g" is two."""
-    out = batch.both_present(rows, field)
-    left, right = batch.column(0, field), batch.column(1, field)
-    for position in np.flatnonzero(out):
-        a, b = set(left[rows[position]]), set(right[rows[position]])
-        out[position] = not (a <= b or b <= a)
+    present = batch.both_present(rows, field)
+    single = present & batch.single(0, field)[rows] & batch.single(1, field)[rows]
+    out = np.zeros(len(rows), dtype=bool)
+    out[single] = batch.firsts(0, field)[rows[single]] != batch.firsts(1, field)[rows[single]]
+    rest = np.flatnonzero(present & ~single)
+    if len(rest):
+        left, right = batch.column(0, field)[rows[rest]], batch.column(1, field)[rows[rest]]
+        out[rest] = [not (set(a) <= set(b) or set(b) <= set(a)) for a, b in zip(left, right)]
     return out
 
 
@@ -281,7 +284,7 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         # both first words are names the nickname table knows (their variants are more than the
         # word itself) and share no variant (not the same, not nicknames of each other or of one
         # name, as Dicky and Ricky are of Richard): "mark" / "mary" are two names, "mrak" a typo of one
-        _, set_field = condition["fields"]
+        set_field = condition["field"]
         out = (batch.lengths(0, set_field)[rows] > 1) & (batch.lengths(1, set_field)[rows] > 1)
         positions = np.flatnonzero(out)
         if len(positions):

@@ -66,7 +66,7 @@ DEFAULT_COMPARISONS = [
             # Two names of their own, alike (Mark / Mary, Daniel / Danielle): perhaps a typo that
             # made another name, perhaps two people; the nickname table says which words are names.
             {"label": "another name alike", "kind": "all", "m": 0.01, "of": [
-                {"kind": "other_name", "fields": ["first", "first_variants"]},
+                {"kind": "other_name", "field": "first_variants"},
                 {"kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80},
             ]},
             # Jaro-Winkler rates a shared beginning highly (Michael / Michelle 0.92): a near

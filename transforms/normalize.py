@@ -65,7 +65,7 @@ FEATURE_SOURCES = {
     "last_phonetic": ("last",), "dob_year": ("dob",), "email_users": ("emails",), "household_emails": ("emails",),
     "personal_emails": ("emails",),
     "postcodes": ("location",), "address": ("location",), "units": ("location",), "city": ("location",),
-    "fixed_lines": ("phones",), "phones_personal": ("phones",),
+    "phones_personal": ("phones",),
 }
 
 # Placeholders people type when a form insists on a value.
@@ -465,9 +465,9 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
     """The matching features of one valid profile.
 
     Returns a flat dict of plain values (strings and tuples), cheap to pickle:
-    ``id``, ``type`` (ProfileType), names, ``dob``, ``phones`` (E.164; ``fixed_lines`` those
-    the numbering plan calls fixed lines, or, where it cannot tell, entered as a home or business
-    number; ``phones_personal`` the others),
+    ``id``, ``type`` (ProfileType), names, ``dob``, ``phones`` (E.164; ``phones_personal`` those
+    that are one person's: not fixed lines by the numbering plan nor, where it cannot tell, entered
+    only as a home or business number),
     ``emails`` (matching keys), ``email_users`` (local parts), ``postcodes``,
     ``address`` (first address line key), ``units`` (the flats or suites that address names), ``city``, ``country``, ``gender``,
     ``business``, ``suffix`` (a generational suffix, Jr or III, taken off the names), ``identifiers`` (values of the fields that must not conflict) and
@@ -482,18 +482,16 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         others = list(dict.fromkeys(r for r in (phone_region(phone[0]) for _, _, phone in read if phone) if r != region))
         read = [(field, raw, phone or next(filter(None, (read_phone(raw, other) for other in others)), None))
                 for field, raw, phone in read]
-    phones, fixed_lines, carried = [], [], set()
+    phones, personal = [], []
     for field, _, phone in read:
         if phone:
             phones.append(phone[0])
-            if phone[1] == FIXED_LINE or (phone[1] == FIXED_OR_MOBILE and field in SHARED_LINE_FIELDS):
-                fixed_lines.append(phone[0])
-            elif phone[1] == FIXED_OR_MOBILE:
-                carried.add(phone[0])  # also entered as a mobile or a plain phone number
+            # one person's: a mobile, or a number the plan cannot place entered anywhere but as a
+            # home or business line (entered as both, it is still one person's)
+            if phone[1] == OTHER_LINE or (phone[1] == FIXED_OR_MOBILE and field not in SHARED_LINE_FIELDS):
+                personal.append(phone[0])
         else:
             invalid.append(field)
-    if carried:
-        fixed_lines = [e164 for e164 in fixed_lines if e164 not in carried]
 
     emails, users = [], []
     for field in EMAIL_FIELDS:
@@ -512,18 +510,17 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         if not dob:
             invalid.append("BirthDate")
 
-    postcodes, lines, cities, countries = [], [], [], []
-    units: tuple[str, ...] = ()
+    postcodes, streets, cities, countries = [], [], [], []
     for field in ADDRESS_FIELDS:
         address = profile.get(field)
         if isinstance(address, dict) and address:
             postcodes.append(normalize_postcode(address.get("PostalCode")))
-            line, line_units = address_parts(address)
-            lines.append(line)
-            if line and not any(lines[:-1]):
-                units = line_units  # the units of the address whose line ``address`` holds
+            streets.append(address_parts(address))
             cities.append(fold_name(address.get("City")))
             countries.append(country_code(address.get("Country")))
+
+    # the first address with a street line: its line key and the flats it names
+    street, units = next((parts for parts in streets if parts[0]), ("", ()))
 
     first, last, middle = (fold_name(profile.get(field)) for field in ("FirstName", "LastName", "MiddleName"))
     last, suffix = split_generation(last)
@@ -549,15 +546,14 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "dob_year": dob[:4],
         "name_pair": "|".join(sorted((first, last))) if first and last else "",
         "phones": _unique(phones),
-        "fixed_lines": _unique(fixed_lines),
-        "phones_personal": _unique(e164 for e164 in phones if e164 not in fixed_lines),
+        "phones_personal": _unique(personal),
         "emails": _unique(emails),
         "email_users": _unique(u for u in users if len(u) >= 4),
         "email_users_specific": _unique(u for u in users if len(u) >= 4 and _beyond_names(u, first, last)),
         "household_emails": (household := _unique(e for e in emails if household_email(e))),
         "personal_emails": _unique(e for e in emails if e not in household),
         "postcodes": _unique(postcodes),
-        "address": next((line for line in lines if line), ""),
+        "address": street,
         "units": units,
         "city": next((c for c in cities if c), ""),
         "country": next((c for c in countries if c), ""),
