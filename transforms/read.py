@@ -262,6 +262,8 @@ class _ReadRangeFn(beam.DoFn):
                         yield path, (start, count), raw.decode("utf-8"), None
                     except UnicodeDecodeError as error:
                         yield path, (start, count), raw.decode("utf-8", errors="replace"), f"not valid UTF-8: {error}"
+                if not compressed_stream_ended(handle):
+                    raise EOFError("the compressed file ended before its end-of-stream marker (truncated?)")
         except Exception as error:  # noqa: BLE001  (a file that cannot be read is reported, not fatal)
             # e.g. a ".gz" that is not gzip, a truncated archive, a file gone or unreadable: what was
             # read stays, and the rest of the range is one rejected record that says why
@@ -269,6 +271,26 @@ class _ReadRangeFn(beam.DoFn):
             reason = f"could not read the file from here on: {type(error).__name__}: {error}"
             yield path, (start, count), "", reason
         yield beam.pvalue.TaggedOutput(LINE_COUNTS, ((path, start), count))
+
+
+def compressed_stream_ended(handle) -> bool:
+    """Whether a file opened through Beam's ``FileSystems`` and read to its end was whole: False
+    for a compressed file whose stream stopped before its end-of-stream marker.
+
+    Beam's decompressing reader stops quietly at the end of the bytes it is given, so an archive
+    cut short (an interrupted upload or copy) would read as a shorter export, and the profiles
+    after the cut would be lost without a word. Its decompressor (zlib, bz2, lzma, zstandard)
+    says whether it saw the end of its stream (``eof``). An empty file is an empty export; a file
+    Beam reads uncompressed has no decompressor and is always whole.
+    """
+    decompressor = getattr(handle, "_decompressor", None)
+    if decompressor is None or getattr(decompressor, "eof", True):
+        return True
+    raw = getattr(handle, "_file", None)
+    try:
+        return raw is not None and raw.tell() == 0
+    except (OSError, ValueError):
+        return False
 
 
 def line_offsets(counts) -> dict[tuple[str, int], int]:
@@ -324,8 +346,10 @@ class _ParseFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, where, reason, text))
             else:
                 # The line travels as text (cheaper to shuffle than the dict) and is read again
-                # once its id is known to be the first. ``where`` places it in its file.
-                yield profile["ProfileId"], (path, where, text)
+                # once its id is known to be the first. ``where`` places it in its file. It travels
+                # as it was parsed: without the whitespace around it, which may be more than JSON's
+                # own (a no-break space, a form feed, RFC 7464's record separator).
+                yield profile["ProfileId"], (path, where, text.strip())
 
 
 def keep_first(profile_id: str, records: list) -> tuple[tuple, list[tuple]]:
