@@ -244,6 +244,21 @@ def test_attributes_per_key():
     assert sources["Attributes"] == {"blank": pid(3), "crm_id": pid(2), "newsletter": pid(3)}
 
 
+@pytest.mark.parametrize("key", ["IPAddress", "WorkEmailAddress", "HomeAddress", "PhoneNumber"])
+def test_attribute_keys_named_like_contact_fields_are_plain_strings(key):
+    # an attribute key that ends as a merge field does ("...Address") once took the address rule
+    # and stopped the job: attribute values are strings, judged present or empty
+    main = {"ProfileId": pid(1), "Attributes": {key: "10.0.0.1"}}
+    other = {"ProfileId": pid(2), "Attributes": {key: "10.0.0.2", "other": "x"}}
+    empty = {"ProfileId": pid(3), "Attributes": {key: ""}}
+    choices, sources = plan([main, other, empty], main)
+    assert choices["Attributes"][key]["source"] == pid(1)
+    assert choices["Attributes"]["other"]["source"] == pid(2)
+    assert sources["Attributes"] == {"other": pid(2)}
+    choices, sources = plan([empty, other], empty)
+    assert choices["Attributes"][key]["source"] == pid(2)   # the main's empty value loses to a present one
+
+
 def phone_pref(value, contact_type="PhoneNumber"):
     return {"KeyName": "_phone", "KeyValue": value, "ContactType": contact_type}
 

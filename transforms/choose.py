@@ -21,6 +21,7 @@ import functools
 from dataclasses import dataclass, field
 
 from transforms.normalize import (
+    ADDRESS_FIELDS,
     EMAIL_FIELDS,
     PHONE_FIELDS,
     fold_name,
@@ -178,7 +179,7 @@ def value_quality(field_name: str, value, profile: dict, policy: Policy,
         return (2, "valid date") if valid else (1, "not a readable date")
     if field_name in ("FirstName", "LastName", "MiddleName"):
         return (2, "present") if fold_name(value) else (1, "placeholder or not a name")
-    if field_name.endswith("Address"):
+    if field_name in ADDRESS_FIELDS and isinstance(value, dict):   # not "Attributes.IPAddress", a string
         useful = any(not is_empty(value.get(k)) for k in ("Address1", "PostalCode", "City"))
         return (2, "has street, postcode or city") if useful else (1, "no street, postcode or city")
     return 2, "present"
