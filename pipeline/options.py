@@ -177,13 +177,41 @@ class ProfileDedupOptions(PipelineOptions):
                              "in: an ISO 3166-1 alpha-2 code such as US, GB or DE")
         import re
 
-        if not re.match(r"^[a-zA-Z0-9_-]{1,64}$", self.domain_name or ""):
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", self.domain_name or ""):   # "$" would let "demo\n" by
             raise ValueError("--domain_name must match [a-zA-Z0-9_-]{1,64}")
         if self.apply and self.domain_name == DRY_RUN_DOMAIN:
             raise ValueError("--apply needs --domain_name: the Customer Profiles domain to merge in")
+        for field in self.identifier_list():
+            problem = identifier_field_problem(field)
+            if problem:
+                raise ValueError(f"--identifier_fields {field!r}: {problem}")
         if self.max_merges_per_second <= 0:
             raise ValueError("--max_merges_per_second must be positive")
         if self.merge_concurrency < 1 or self.merge_shards < 1:
             raise ValueError("--merge_concurrency and --merge_shards must be at least 1")
         if self.max_merges < 0:
             raise ValueError("--max_merges must be 0 (no cap) or more")
+
+
+def identifier_field_problem(field: str) -> str | None:
+    """Why ``field`` cannot be an identifier that merged profiles must not differ on, or None.
+
+    It is a safety rule, so a name that would silently never fire is refused: a field of the
+    ``Profile`` shape whose value is text (AccountNumber, PartyType, a phone or an email field...),
+    or ``Attributes.<key>``. An object (an address, EngagementPreferences) has no one value to
+    compare, and a misspelt name no value at all."""
+    if field.startswith("Attributes."):
+        return None if field.split(".", 1)[1] else "an attribute needs its key: Attributes.<key>"
+    from transforms.read import profile_shape
+
+    members = profile_shape().members
+    if field == "ProfileId":
+        return "every profile's own id, which always differs"
+    if field not in members:
+        close = [name for name in members if name.lower() == field.lower()]
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return f"not a field of a Profile{hint}; name a Profile field such as AccountNumber, or Attributes.<key>"
+    if members[field].type_name != "string":
+        return (f"a {members[field].type_name}, not a text value; name a text field such as AccountNumber, "
+                "or Attributes.<key>")
+    return None

@@ -202,6 +202,12 @@ def test_a_profile_with_a_deeply_nested_field_of_its_own_is_merged_and_written_o
     (lambda d: ["--model", str(d / "rule.json")], "--model {d}/rule.json: blocking rule x: unknown features ['shoe_size']"),
     (lambda d: ["--u_sample_size", "0"], "--u_sample_size must be at least 2"),
     (lambda d: ["--default_region", "XX"], "--default_region 'XX' is not a region phone numbers can be read in"),
+    (lambda d: ["--domain_name", "demo\n"], "--domain_name must match [a-zA-Z0-9_-]{{1,64}}"),
+    (lambda d: ["--identifier_fields", "AcountNumber"], "--identifier_fields 'AcountNumber': not a field of a Profile"),
+    (lambda d: ["--identifier_fields", "AccountNumber,accountnumber"],
+     "--identifier_fields 'accountnumber': not a field of a Profile (did you mean AccountNumber?)"),
+    (lambda d: ["--identifier_fields", "ShippingAddress"], "--identifier_fields 'ShippingAddress': a structure, not a text"),
+    (lambda d: ["--identifier_fields", "Attributes."], "--identifier_fields 'Attributes.': an attribute needs its key"),
 ])
 def test_options_that_cannot_work_exit_with_status_2_and_say_why(tmp_path, capsys, make_args, message):
     import pipeline.run as run_module

@@ -17,6 +17,7 @@ from transforms.normalize import (
     fold_name,
     fold_text,
     household_email,
+    identifier_text,
     name_variants,
     normalize_birth_date,
     normalize_email,
@@ -444,7 +445,8 @@ def test_profile_features_full_profile():
     assert f["gender"] == "FEMALE"
     assert f["business"] == "acme ltd"
     assert f["account"] == "ac-1"
-    assert f["identifiers"] == (("AccountNumber", "ac-1"), ("Attributes.crm_id", "x1"))
+    # identifiers are compared as written (only the spaces around them dropped): not folded like names
+    assert f["identifiers"] == (("AccountNumber", "AC-1"), ("Attributes.crm_id", "X1"))
     assert set(f["invalid"]) == {"MobilePhoneNumber", "BusinessEmailAddress"}
 
 
@@ -590,3 +592,15 @@ def test_a_phone_is_read_exactly_when_phonenumbers_calls_it_valid():
                 elif text.startswith("+"):
                     assert read_phone(text, "US") is None, text
     assert checked > 300 and valid > 300
+
+
+@pytest.mark.parametrize("a, b, same", [
+    ("AB12CD", " AB12CD\t", True), ("A\u030aB-1", "\u00c5B-1", True),   # spaces around; one text in two Unicode forms
+    ("ab12cd", "AB12CD", False), ("\u00c5B-1", "AB-1", False), ("\u30a2\u30a4\u30a6", "\u3042\u3044\u3046", False),
+    ("ACC 1", "ACC1", False),
+])
+def test_identifier_values_differ_unless_they_are_the_same_text(a, b, same):
+    ids = [profile_features({"ProfileId": pid(n), "AccountNumber": v}, "US", ("AccountNumber",))["identifiers"]
+           for n, v in ((1, a), (2, b))]
+    assert (ids[0] == ids[1]) is same
+    assert identifier_text("  ") == "" and identifier_text(None) == "" and identifier_text(5) == ""

@@ -531,7 +531,7 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
     gender = profile.get("Gender") or ""
     if gender not in ("MALE", "FEMALE"):
         gender = ""
-    identifiers = tuple((field, fold_text(_identifier_value(profile, field))) for field in identifier_fields)
+    identifiers = tuple((field, identifier_text(_identifier_value(profile, field))) for field in identifier_fields)
     return {
         "id": profile["ProfileId"],
         "type": profile_type(profile),
@@ -600,6 +600,13 @@ def _beyond_names(user: str, first: str, last: str) -> bool:
     for name in sorted((first + " " + last).split(), key=len, reverse=True):
         rest = rest.replace(name, "", 1)
     return len(rest) >= 2
+
+
+def identifier_text(value: Any) -> str:
+    """An identifier's value as it is compared: the same text (Unicode NFC) without spaces around it.
+    Nothing more is folded: "AB12CD" and "ab12cd", "ÅB-1" and "AB-1" are different values, and two
+    profiles that hold different values of an identifier are never merged."""
+    return unicodedata.normalize("NFC", value).strip() if isinstance(value, str) else ""
 
 
 def _identifier_value(profile: dict, field: str) -> Any:
