@@ -1,6 +1,8 @@
 """Tests for transforms/choose.py: the main profile, the winner of every merge field, the requests."""
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from tests.helpers import pid
@@ -99,6 +101,17 @@ def test_most_recent_tie_breaks_by_completeness_then_id():
     assert choose_main([a, b], RECENT)[0] is b
     c = {"ProfileId": pid(3), "FirstName": "C", "Attributes": {"last_updated": same}}
     assert choose_main([c, b], RECENT)[0] is b
+
+
+@pytest.mark.parametrize("odd", ["NaN", "nan", "inf", "-Infinity", "1e309"])
+def test_most_recent_a_value_that_is_no_time_ranks_as_missing_in_any_order(odd):
+    old = {"ProfileId": pid(1), "Attributes": {"last_updated": "2020-01-01"}}
+    none = {"ProfileId": pid(2), "FirstName": "A", "LastName": "B", "Attributes": {"last_updated": odd}}
+    new = {"ProfileId": pid(3), "Attributes": {"last_updated": "2024-06-01"}}
+    for order in itertools.permutations([old, none, new]):
+        main, reason = choose_main(list(order), RECENT)
+        assert main is new, (odd, [p["ProfileId"] for p in order])
+    assert choose_main([old, none], RECENT)[0] is old
 
 
 def test_most_recent_compact_date():

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import math
 from dataclasses import dataclass, field
 
 from transforms.normalize import (
@@ -114,9 +115,12 @@ def _timestamp(value) -> float | None:
         iso = normalize_birth_date(text)
         if not iso:
             try:
-                return float(text)  # seconds since the epoch
+                seconds = float(text)  # seconds since the epoch
             except ValueError:
                 return None
+            # "NaN" (a spreadsheet's or pandas' empty cell) and "inf" are no time: ranked as missing,
+            # not first (a NaN sort key would also make the order depend on the input's)
+            return seconds if math.isfinite(seconds) else None
         parsed = _dt.datetime.fromisoformat(iso)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_dt.timezone.utc)
