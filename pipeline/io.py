@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 
@@ -46,8 +47,25 @@ def resolve_inputs(patterns: list[str]) -> list[str]:
             found = _files_matched(path, pattern)
         if not found:
             raise ValueError(f"--input {pattern!r} matches no file")
+        _warn_of_files_below(pattern, path)
         resolved.append(path)
     return resolved
+
+
+def _warn_of_files_below(given: str, path: str) -> None:
+    """Log a warning when a local directory given as ``--input`` has files in its sub-folders: it
+    stands for the files directly in it, and an export kept in dated sub-folders would otherwise be
+    read in part without a word. (An s3:// prefix has no folders: its pattern matches every key
+    below it.)"""
+    directory = path[:-2] if path.endswith(os.sep + "*") else None
+    if not directory or not _is_local(directory) or not os.path.isdir(directory):
+        return
+    below = sum(len(files) for top, _, files in os.walk(directory) if top != directory)
+    if below:
+        logging.getLogger(__name__).warning(
+            "--input %r reads the files directly in it; %d file(s) in its sub-folders are not read "
+            "(name them too, or use %r to read every file below it)", given, below,
+            os.path.join(directory, "**"))
 
 
 def check_output(directory: str) -> None:

@@ -200,6 +200,10 @@ def test_a_profile_without_profile_type_is_a_business_by_its_party_type():
     assert hard_conflicts(shop, kind(ProfileType="ACCOUNT_PROFILE")) == []
     # a ProfileType given says what the profile is, whatever its PartyType
     assert kind(ProfileType="PROFILE", PartyType="BUSINESS")["type"] == "PROFILE"
+    # PartyTypeString, PartyType's free-text twin, says so too, in any case
+    assert kind(PartyTypeString=" business ")["type"] == "ACCOUNT_PROFILE"
+    assert kind(PartyTypeString="Individual")["type"] == "" and kind(PartyType="INDIVIDUAL", PartyTypeString="x")["type"] == ""
+    assert hard_conflicts(kind(PartyTypeString="Business"), owner) == ["different ProfileType (ACCOUNT_PROFILE / PROFILE)"]
 
 
 def test_identifier_conflicts():

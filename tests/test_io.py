@@ -39,7 +39,7 @@ def test_concatenate_copies_shards_in_name_order_and_deletes_them(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["x.jsonl"]
 
 
-def test_resolve_inputs_absolute_paths_directories_and_globs(tmp_path, monkeypatch):
+def test_resolve_inputs_absolute_paths_directories_and_globs(tmp_path, monkeypatch, caplog):
     import pytest
 
     exports = tmp_path / "exports"
@@ -51,6 +51,16 @@ def test_resolve_inputs_absolute_paths_directories_and_globs(tmp_path, monkeypat
     # a directory (with or without its slash) stands for the files in it
     assert io.resolve_inputs(["exports"]) == [str(exports / "*")]
     assert io.resolve_inputs([str(exports) + "/"]) == [str(exports / "*")]
+    # ... and says so when files in its sub-folders are left out
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    (exports / "dated").mkdir()
+    (exports / "dated" / "2025-07-31.jsonl").write_text("{}\n")
+    assert io.resolve_inputs(["exports"]) == [str(exports / "*")]
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1 and "1 file(s) in its sub-folders are not read" in warned[0]
+    assert str(exports / "**") in warned[0]
+    assert io.resolve_inputs([str(exports / "**")]) == [str(exports / "**")]
+    (exports / "dated" / "2025-07-31.jsonl").unlink()
     assert io.resolve_inputs(["exports/*.jsonl", "exports/a*"]) == [str(exports / "*.jsonl"), str(exports / "a*")]
     for pattern in ["exports/b.jsonl", "exports/*.csv", "exports/old", "missing/"]:
         with pytest.raises(ValueError, match=re.escape(f"--input '{pattern}' matches no file")):

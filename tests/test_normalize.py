@@ -469,6 +469,10 @@ def test_profile_features_minimal_profile_is_empty_not_invalid():
 def test_profile_features_gender_only_male_or_female():
     assert profile_features({"ProfileId": pid(1), "Gender": "UNSPECIFIED"})["gender"] == ""
     assert profile_features({"ProfileId": pid(1), "Gender": "MALE"})["gender"] == "MALE"
+    # GenderString, Gender's free-text twin, when Gender is missing
+    assert profile_features({"ProfileId": pid(1), "GenderString": " female"})["gender"] == "FEMALE"
+    assert profile_features({"ProfileId": pid(1), "GenderString": "nonbinary"})["gender"] == ""
+    assert profile_features({"ProfileId": pid(1), "Gender": "MALE", "GenderString": "female"})["gender"] == "MALE"
 
 
 def test_profile_features_us_date_is_month_first():

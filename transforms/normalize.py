@@ -528,7 +528,8 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         middle, suffix = split_generation(middle)
     if not suffix:
         first, suffix = split_generation(first)
-    gender = profile.get("Gender") or ""
+    gender = profile.get("Gender") or profile.get("GenderString") or ""   # GenderString: Gender's free-text twin
+    gender = gender.strip().upper() if isinstance(gender, str) else ""
     if gender not in ("MALE", "FEMALE"):
         gender = ""
     identifiers = tuple((field, identifier_text(_identifier_value(profile, field))) for field in identifier_fields)
@@ -577,8 +578,12 @@ _ROLE_USERS = frozenset({
 
 def profile_type(profile: dict) -> str:
     """What the ProfileType hard rule compares: the ProfileType, or for a profile without one that
-    says it is a business (PartyType BUSINESS, the older way), ACCOUNT_PROFILE; else "" (a person)."""
-    return profile.get("ProfileType") or ("ACCOUNT_PROFILE" if profile.get("PartyType") == "BUSINESS" else "")
+    says it is a business (PartyType BUSINESS, the older way, or its free-text twin PartyTypeString),
+    ACCOUNT_PROFILE; else "" (a person)."""
+    if profile.get("ProfileType"):
+        return profile["ProfileType"]
+    party = profile.get("PartyType") or profile.get("PartyTypeString")
+    return "ACCOUNT_PROFILE" if isinstance(party, str) and party.strip().upper() == "BUSINESS" else ""
 
 
 def household_email(email: str) -> bool:
