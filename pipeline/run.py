@@ -116,6 +116,7 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
         "thresholds": thresholds,
         "score_histogram": _histogram(histogram),
     }
+    summary["model_warnings"] = model_warnings(model)
     problems = handover_problems(counts)
     summary["handover_problems"] = problems
     summary["counts_add_up"] = (
@@ -124,6 +125,26 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
         and not problems
     )
     return summary
+
+
+# Fewer profiles than this in the estimate and the model's u (from random pairs of them) and m (from
+# their few candidate pairs) say little: the job still runs, and says so.
+FEW_PROFILES_TO_ESTIMATE = 500
+
+
+def model_warnings(model: dict) -> list[str]:
+    """What a person should know before trusting the model (estimated on this run's data, or given
+    with --model: its ``estimation`` says what it was estimated on)."""
+    estimation = model.get("estimation") or {}
+    if "profiles" not in estimation:
+        return []
+    n = int(estimation["profiles"])
+    if n >= FEW_PROFILES_TO_ESTIMATE:
+        return []
+    return [f"the model was estimated from only {n} profiles (fewer than {FEW_PROFILES_TO_ESTIMATE}): how often "
+            "strangers agree is guessed from pairs of so few that scores may be far off, and true duplicates "
+            "may score too low to merge or to review; estimate a model on a larger export and pass it "
+            "with --model"]
 
 
 # Counts taken on both sides of a hand-over between steps (a shuffle, or a stage boundary where a
@@ -483,6 +504,8 @@ def _log_metrics(result) -> dict:
 
 def _log_summary(summary: dict, out: str) -> None:
     LOG.info("read %d records: %d rejected, %d valid profiles", summary["records_read"], summary["records_rejected"], summary["profiles_valid"])
+    for warning in summary.get("model_warnings", []):
+        LOG.warning("%s", warning)
     LOG.info("blocking made %d candidate pairs; %d blocks capped", summary["candidate_pairs"], summary["capped_blocks"])
     LOG.info("%d pairs matched, %d for review", summary["pairs_matched"], summary["pairs_for_review"])
     LOG.info("%d clusters to merge (%d profiles, %d merged away) in %d requests; %d clusters held, %d profiles under review",

@@ -72,6 +72,7 @@ def test_counts_add_up(sample_run):
                                          + summary["profiles_left_alone"])
     assert summary["counts_add_up"] is True
     assert summary["handover_problems"] == []
+    assert summary["model_warnings"] == []   # 800 profiles are enough to estimate on
     plan = _lines(out / "merge_plan.jsonl")
     assert summary["merge_requests"] == len(plan)
     assert summary["profiles_merged_away"] == sum(len(r["ProfileIdsToBeMerged"]) for r in plan)
@@ -229,6 +230,27 @@ def test_options_that_cannot_work_exit_with_status_2_and_say_why(tmp_path, capsy
     err = capsys.readouterr().err
     assert err.startswith("profile-dedup: " + message.format(d=tmp_path)), err
     assert "Traceback" not in err and not (tmp_path / "out").exists()
+
+
+def test_a_run_on_too_few_profiles_to_estimate_on_says_so(tmp_path):
+    from pipeline.run import FEW_PROFILES_TO_ESTIMATE, model_warnings
+
+    assert model_warnings({"estimation": {"profiles": FEW_PROFILES_TO_ESTIMATE}}) == []
+    assert model_warnings({}) == []
+    profiles, _ = _generate(tmp_path, 40, seed=3)
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out), *RUNNER],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["model_warnings"]) == 1
+    assert summary["model_warnings"][0].startswith(f"the model was estimated from only {summary['profiles_valid']} profiles")
+    assert "WARNING" in result.stderr and "pass it with --model" in result.stderr
+    # a model given with --model says what it was estimated on, and the warning follows it
+    again = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(tmp_path / "again"),
+                            "--model", str(out / "model.json"), *RUNNER], capture_output=True, text=True, cwd=ROOT)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((tmp_path / "again" / "summary.json").read_text())["model_warnings"] == summary["model_warnings"]
 
 
 def test_the_default_region_is_read_in_capitals():

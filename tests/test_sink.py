@@ -188,6 +188,51 @@ def test_faults_every_merge_applied_exactly_once(tmp_path):
     assert retried and all(line["error_code"] for line in retried)
 
 
+@pytest.mark.parametrize("code", ["503", "ServiceUnavailableException", "InternalFailure", ""])
+def test_a_profile_batch_get_cannot_read_is_not_taken_for_gone(tmp_path, monkeypatch, code):
+    """BatchGetProfile may list a profile that exists under Errors with a code that is not "not found"
+    (the API reference lists none). Taken for gone, its merge was recorded as already applied and
+    the next merge of its main skipped, and a rerun sent neither: two merges lost, exit 0."""
+    profiles, plan = pair_plan(3)      # 0 <- 1, 2 <- 3, 4 <- 5
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    unreadable = {pid(1), pid(2)}
+    made = sink.make_client
+
+    def flaky_client(config, session=None):
+        client = made(config, session)
+
+        def answer_with_errors(parsed, **_):
+            kept = [p for p in parsed.get("Profiles", []) if p["ProfileId"] not in unreadable]
+            errors = [{"ProfileId": p["ProfileId"], "Code": code, "Message": "try again"}
+                      for p in parsed.get("Profiles", []) if p["ProfileId"] in unreadable]
+            parsed["Profiles"], parsed["Errors"] = kept, parsed.get("Errors", []) + errors
+
+        client.meta.events.register("after-call.customer-profiles.BatchGetProfile", answer_with_errors)
+        return client
+
+    with start_emulator(profiles, DOMAIN) as emu:
+        monkeypatch.setattr(sink, "make_client", flaky_client)
+        with pytest.raises(ApplyStopped):
+            run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url,
+                                      "--merge_retry_deadline", "2"))
+        first = {line["line"]: line["outcome"] for line in read_jsonl(tmp_path / "out" / "applied.jsonl")}
+        assert first[1] not in ("already_applied", "skipped") and first[2] not in ("already_applied", "skipped")
+        assert first[3] == "merged"
+        monkeypatch.setattr(sink, "make_client", made)
+        summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+        merged_into = emu.backend.store.dump(DOMAIN)["MergedInto"]
+    assert {merged_into.get(pid(n)) for n in (1, 3, 5)} == {pid(0), pid(2), pid(4)}
+    assert merged_into[pid(1)] == pid(0) and merged_into[pid(3)] == pid(2)
+    assert summary["apply"]["merged"] == 3   # the final state of every line, over both runs
+    assert [line["outcome"] for line in read_jsonl(tmp_path / "out" / "applied.jsonl")] == ["merged"] * 3
+
+
+def test_not_found_codes_of_batch_get_profile():
+    assert all(sink._says_not_found(c) for c in ("ResourceNotFoundException", "404", "ProfileNotFound", "NOT_FOUND"))
+    assert not any(sink._says_not_found(c) for c in ("503", "ServiceUnavailableException", "InternalFailure", "",
+                                                       "ThrottlingException", "AccessDeniedException"))
+
+
 # --------------------------------------------------------------------------- circuit breaker, cap
 
 def test_error_rate_trips_the_breaker_and_nothing_else_is_sent(tmp_path):

@@ -794,8 +794,11 @@ class ShardRunner:
         if outcome:
             return self._finish(item, outcome, reason, **common)
         if gave_up:
+            # read just now, the profiles were not merged; a request still on its way (one that
+            # timed out) may land later, so this says what was seen, and a re-run checks again
             return self._finish(item, "failed", f"gave up after {attempts} attempts (--merge_retry_deadline); "
-                                "the profiles are unchanged", **common)
+                                "the profiles were not merged when last read (a request that timed out may "
+                                "still land: a re-run checks the state before sending)", **common)
         if code == NOT_FOUND and "domain" in message.lower():
             self.breaker.trip(f"domain {self.config.domain_name!r} not found: {message}")
         return self._finish(item, "failed", "404 although every profile exists", **common)
@@ -896,9 +899,13 @@ class ShardRunner:
             for profile in answer.get("Profiles") or []:
                 state[profile["ProfileId"]] = profile
             for error in answer.get("Errors") or []:
-                code = error.get("Code") or ""
-                if code in THROTTLE_CODES or code.startswith("InternalServer"):
-                    raise _Unknown(f"BatchGetProfile answered {code} for {error.get('ProfileId')}")
+                code = str(error.get("Code") or "")
+                if not _says_not_found(code):
+                    # only "not found" says a profile is gone (merged away, deleted); any other code
+                    # (throttling, a 5xx, one this code does not know) leaves its state unknown:
+                    # taken for gone, the merge would be recorded as done and never sent
+                    raise _Unknown(f"BatchGetProfile answered {code or 'an error without a code'} "
+                                   f"for {error.get('ProfileId')}")
                 state.setdefault(error["ProfileId"], None)
             missing = [pid for pid in chunk if pid not in state]
             if missing:
@@ -993,6 +1000,13 @@ class ShardRunner:
 def _message_of(error) -> str:
     response = getattr(error, "response", None) or {}
     return (response.get("Error") or {}).get("Message") or str(error)
+
+
+def _says_not_found(code: str) -> bool:
+    """Whether a per-profile error code of BatchGetProfile says the profile does not exist. The API
+    reference calls the code a "status code for why a specific profile failed" without listing them:
+    ResourceNotFoundException, a 404 or another "...NotFound..." name counts; nothing else does."""
+    return code == NOT_FOUND or code == "404" or "notfound" in code.replace("_", "").lower()
 
 
 def _kind_of(error, code: str, status: int) -> str:
