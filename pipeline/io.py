@@ -43,22 +43,23 @@ def resolve_inputs(patterns: list[str]) -> list[str]:
         path = os.path.abspath(os.path.expanduser(pattern)) if _is_local(pattern) else pattern
         found = [] if _is_local(path) and os.path.isdir(path) else _files_matched(path, pattern)
         if not found and not _GLOB & set(path):   # a directory, or an object store's prefix
-            path = FileSystems.join(path.rstrip("/"), "*")
+            directory = path.rstrip("/")
+            path = FileSystems.join(directory, "*")
             found = _files_matched(path, pattern)
+            if found:
+                _warn_of_files_below(pattern, directory)
         if not found:
             raise ValueError(f"--input {pattern!r} matches no file")
-        _warn_of_files_below(pattern, path)
         resolved.append(path)
     return resolved
 
 
-def _warn_of_files_below(given: str, path: str) -> None:
+def _warn_of_files_below(given: str, directory: str) -> None:
     """Log a warning when a local directory given as ``--input`` has files in its sub-folders: it
     stands for the files directly in it, and an export kept in dated sub-folders would otherwise be
     read in part without a word. (An s3:// prefix has no folders: its pattern matches every key
     below it.)"""
-    directory = path[:-2] if path.endswith(os.sep + "*") else None
-    if not directory or not _is_local(directory) or not os.path.isdir(directory):
+    if not _is_local(directory) or not os.path.isdir(directory):
         return
     below = sum(len(files) for top, _, files in os.walk(directory) if top != directory)
     if below:

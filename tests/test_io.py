@@ -60,6 +60,8 @@ def test_resolve_inputs_absolute_paths_directories_and_globs(tmp_path, monkeypat
     assert len(warned) == 1 and "1 file(s) in its sub-folders are not read" in warned[0]
     assert str(exports / "**") in warned[0]
     assert io.resolve_inputs([str(exports / "**")]) == [str(exports / "**")]
+    assert io.resolve_inputs(["exports/*.jsonl"]) == [str(exports / "*.jsonl")]   # a pattern of one's own: no warning
+    assert len([r for r in caplog.records if r.levelname == "WARNING"]) == 1
     (exports / "dated" / "2025-07-31.jsonl").unlink()
     assert io.resolve_inputs(["exports/*.jsonl", "exports/a*"]) == [str(exports / "*.jsonl"), str(exports / "a*")]
     for pattern in ["exports/b.jsonl", "exports/*.csv", "exports/old", "missing/"]:
