@@ -254,7 +254,8 @@ def run_apply(options, job, plan_path: str) -> dict:
         LOG.info("apply run %s: %d requests at %.4g merges/s over %d shards x %d in flight (runner %s)",
                  run_id, len(pending), config.rate, config.shards, config.concurrency, standard.runner)
         try:
-            with _stop_on_signals(journal_dir, run_id), beam.Pipeline(options=options) as p:
+            with _stop_on_signals(journal_dir, run_id), _workers_in_their_own_session(), \
+                    beam.Pipeline(options=options) as p:
                 (p
                  | "ReadPendingRequests" >> beam.io.ReadFromText(pending_path)
                  | "ParseRequests" >> beam.Map(json.loads)
@@ -337,6 +338,41 @@ def _stop_on_signals(journal_dir: str, run_id: str):
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+@contextlib.contextmanager
+def _workers_in_their_own_session():
+    """While the apply pipeline runs, the DirectRunner's worker processes (multi_processing mode) start
+    in a session of their own, so a Ctrl-C at the terminal, which reaches every process of the
+    foreground group, reaches only this one: its handler (``_stop_on_signals``) stops the sending
+    through STOP.json, and the workers finish what is in flight and end their bundles. Killed by the
+    same Ctrl-C, they left the runner waiting for them for ever. A worker still stops when this
+    process is killed outright: the sink watches the process that started it.
+
+    Beam starts them with ``subprocess.Popen(command, shell=True)`` in ``local_job_service``; that
+    module's ``subprocess`` is swapped for one whose ``Popen`` adds ``start_new_session=True`` (the
+    same call otherwise). Other runners start no such processes, and nothing changes for them."""
+    from apache_beam.runners.portability import local_job_service
+
+    original = getattr(local_job_service, "subprocess", None)
+    if original is None or not hasattr(original, "Popen"):
+        yield
+        return
+
+    class _OwnSession:
+        def __getattr__(self, name):
+            return getattr(original, name)
+
+        @staticmethod
+        def Popen(*args, **kwargs):  # noqa: N802  (subprocess's name)
+            kwargs.setdefault("start_new_session", True)
+            return original.Popen(*args, **kwargs)
+
+    local_job_service.subprocess = _OwnSession()
+    try:
+        yield
+    finally:
+        local_job_service.subprocess = original
 
 
 def _check_options(job) -> None:

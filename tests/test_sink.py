@@ -4,6 +4,7 @@ EngagementPreferences)."""
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 
 import pytest
@@ -433,7 +434,8 @@ def _wait_for_merges(url: str, at_least: int, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("mode", ["one process", "two worker processes", "two worker processes, launcher killed"])
+@pytest.mark.parametrize("mode", ["one process", "two worker processes", "two worker processes, launcher killed",
+                                  "two worker processes, Ctrl-C at the terminal"])
 def test_sigterm_stops_sending_and_a_rerun_goes_on(tmp_path, mode):
     """SIGTERM (a scheduler stopping the job) stops the merges within a second or two, in the job's
     own process or in the DirectRunner's worker processes (STOP.json); the run records every request
@@ -451,12 +453,17 @@ def test_sigterm_stops_sending_and_a_rerun_goes_on(tmp_path, mode):
     extra = ["--direct_running_mode", "multi_processing", "--direct_num_workers", "2"] if mode != "one process" else []
     with emulator_process(tmp_path / "profiles.jsonl") as url:
         argv = apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", url, *extra, rate=20)
-        job = subprocess.Popen([sys.executable, "-m", "pipeline", *argv], cwd=ROOT,
+        # in a process group of its own, as a command started at a terminal is
+        job = subprocess.Popen([sys.executable, "-m", "pipeline", *argv], cwd=ROOT, start_new_session=True,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             _wait_for_merges(url, 20)
-            # SIGKILL leaves the DirectRunner's workers behind: they see their parent gone and stop
-            job.send_signal(signal.SIGKILL if mode.endswith("killed") else signal.SIGTERM)
+            if mode.endswith("Ctrl-C at the terminal"):
+                # the terminal sends SIGINT to every process of the foreground group: the workers too
+                os.killpg(job.pid, signal.SIGINT)
+            else:
+                # SIGKILL leaves the DirectRunner's workers behind: they see their parent gone and stop
+                job.send_signal(signal.SIGKILL if mode.endswith("killed") else signal.SIGTERM)
             _, err = job.communicate(timeout=120)
         finally:
             if job.poll() is None:
@@ -466,16 +473,17 @@ def test_sigterm_stops_sending_and_a_rerun_goes_on(tmp_path, mode):
         time.sleep(3)
         assert _merges_so_far(url) == stopped_at < 400, "merges went on after the job was stopped"
         if not mode.endswith("killed"):
-            _check_stopped_run(tmp_path / "out", job.returncode, err, stopped_at)
+            _check_stopped_run(tmp_path / "out", job.returncode, err, stopped_at,
+                               "SIGINT" if mode.endswith("terminal") else "SIGTERM")
         summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", url, rate=400))
         stats = emulator_stats(url)
         assert stats["merges_applied"] == 400 and stats["remerge_attempts"] == 0
         assert summary["apply"]["merged"] + summary["apply"]["already_applied"] == 400
 
 
-def _check_stopped_run(out, returncode: int, err: str, merged: int) -> None:
+def _check_stopped_run(out, returncode: int, err: str, merged: int, signal_name: str = "SIGTERM") -> None:
     assert returncode == 3, err[-2000:]
-    assert "circuit breaker: stopped by SIGTERM; run the same command again to go on" in err
+    assert f"circuit breaker: stopped by {signal_name}; run the same command again to go on" in err
     lines = read_jsonl(out / "applied.jsonl")
     outcomes = Counter(line["outcome"] for line in lines)
     assert len(lines) == 400 and outcomes["merged"] == merged
