@@ -132,7 +132,8 @@ class ProfileDedupOptions(PipelineOptions):
                                 "before it is recorded as failed (default 300).")
         apply.add_argument("--merge_error_rate_threshold", type=float, default=0.5,
                            help="Circuit breaker: stop sending when more than this share of a worker's last 50 "
-                                "MergeProfiles attempts failed (throttling not counted; default 0.5).")
+                                "MergeProfiles attempts failed, for 5 seconds on end (throttling not counted; retries ride out a "
+                                "shorter outage; default 0.5).")
         apply.add_argument("--merge_rate_headroom", type=float, default=0.05,
                            help="Requests are spaced 1/(rate x (1 - headroom)) apart, so that jitter never brings "
                                 "two closer than 1/rate at the service (default 0.05).")

@@ -236,15 +236,81 @@ def test_not_found_codes_of_batch_get_profile():
 
 # --------------------------------------------------------------------------- circuit breaker, cap
 
+def test_the_breaker_rides_out_a_short_outage_and_trips_on_one_that_lasts():
+    breaker = sink.Breaker(sink.SinkConfig(domain_name=DOMAIN, journal_dir="/tmp/unused", run_id="r"))
+    reasons = []
+    breaker.trip = lambda reason: breaker.tripped.set() or reasons.append(reason)
+    # a second of failures fills the window (every attempt of 32 requests in flight fails)...
+    for n in range(60):
+        breaker.record(True, now=100.0 + n / 60)
+    assert not breaker.tripped.is_set()
+    # ... and the service is back: successes bring the share down, and the clock starts again
+    for n in range(40):
+        breaker.record(False, now=101.0 + n / 40)
+    breaker.record(True, now=102.5)
+    for n in range(60):
+        breaker.record(True, now=103.0 + n * 0.05)        # failing again, for 3 s
+    assert not breaker.tripped.is_set()
+    for n in range(120):
+        breaker.record(True, now=106.0 + n * 0.05)        # and on: more than ERROR_SPAN_S above the threshold
+    assert breaker.tripped.is_set()
+    assert reasons[0].endswith("above --merge_error_rate_threshold 0.5 for 5 s")
+
+
+def test_an_outage_of_a_second_is_retried_through_not_a_reason_to_stop(tmp_path, monkeypatch):
+    """Every MergeProfiles answered 503 for a second (a deploy, a load balancer failing over): each
+    attempt fails and fills the error window, but the requests are retried and all merge."""
+    import time
+
+    from botocore.awsrequest import AWSResponse
+
+    class _Raw:
+        def stream(self, **_):
+            yield b'{"Message": "Service Unavailable"}'
+
+    outage = {}
+    made = sink.make_client
+
+    def client(config, session=None):
+        c = made(config, session)
+
+        def unavailable(request, **_):
+            start = outage.setdefault("start", time.monotonic())
+            if time.monotonic() - start < 1.0:
+                return AWSResponse(request.url, 503, {"x-amzn-ErrorType": "ServiceUnavailableException",
+                                                      "Content-Type": "application/json"}, _Raw())
+            return None
+
+        c.meta.events.register("before-send.customer-profiles.MergeProfiles", unavailable)
+        return c
+
+    profiles, plan = pair_plan(150)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    monkeypatch.setattr(sink, "make_client", client)
+    with start_emulator(profiles, DOMAIN) as emu:
+        summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url, rate=100))
+        stats = emu.stats()
+    assert stats["merges_applied"] == 150 and stats["remerge_attempts"] == 0
+    assert summary["apply"]["merged"] == 150
+    applied = read_jsonl(tmp_path / "out" / "applied.jsonl")
+    assert any(line["attempts"] > 1 and line["error_code"] == "ServiceUnavailableException" for line in applied)
+
+
 def test_error_rate_trips_the_breaker_and_nothing_else_is_sent(tmp_path):
     profiles, plan = pair_plan(80)
     write_jsonl(tmp_path / "plan.jsonl", plan)
+    import time
+
     with start_emulator(profiles, DOMAIN, error_rate=1.0, seed=1) as emu:
+        started = time.monotonic()
         with pytest.raises(ApplyStopped) as stop:
             run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url, rate=400))
+        took = time.monotonic() - started
         sent = emu.stats()["requests"]["MergeProfiles"]
     assert stop.value.reason == "circuit_breaker" and "circuit breaker" in str(stop.value)
-    assert sent < 60, "it stopped after about 20 failed attempts (one worker's window), not after 80 x retries"
+    # it stopped once the failures had lasted ERROR_SPAN_S, not after each request's retries ran to
+    # --merge_retry_deadline (300 s, some 40 attempts each: thousands)
+    assert took < sink.ERROR_SPAN_S + 25 and sent < 400, (took, sent)
     assert (tmp_path / "out" / "journal" / stop.value.summary["apply"]["this_run"]["run_id"] / "STOP.json").exists()
     outcomes = Counter(line["outcome"] for line in read_jsonl(tmp_path / "out" / "applied.jsonl"))
     assert set(outcomes) <= {"not_applied", "failed"} and outcomes["not_applied"] >= 60

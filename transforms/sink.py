@@ -48,7 +48,7 @@ flushed and fsync'ed before the next request of that thread goes on; a "sending"
 
 Circuit breaker. AccessDenied (or another credentials error), an unknown domain, a
 share of failed attempts above ``error_rate_threshold`` over the worker's last
-``ERROR_WINDOW`` attempts, a journal that cannot be written, or a signal to the job
+``ERROR_WINDOW`` attempts for ``ERROR_SPAN_S`` seconds on end, a journal that cannot be written, or a signal to the job
 (``pipeline.apply``: ``stop_sending`` here, STOP.json for the others) stops all sending:
 a STOP.json in the run's journal directory tells every worker. A worker process that
 descends from the launcher (the DirectRunner's multi_processing mode) also stops when the
@@ -89,6 +89,10 @@ COUNTERS = ("sent", "merged", "already_applied", "skipped", "failed", "not_appli
 BATCH_GET_MAX_IDS = 20
 ERROR_WINDOW = 50            # attempts per worker the error rate is measured over
 ERROR_WINDOW_MIN = 20        # ... once at least this many were made
+# ... and only when it stays above the threshold this long: retries ride out an outage of a
+# second or two (32 requests in flight, each retried, fill the window within one), but a service
+# that keeps failing stops the run within seconds, not after --merge_retry_deadline
+ERROR_SPAN_S = 5.0
 MAX_STATE_AGE_S = 30.0       # a prefetched state older than this is read again before sending
 ADAPT_WINDOW = 50            # sends per worker the throttled share is measured over
 ADAPT_THROTTLE_SHARE = 0.3   # above it, another caller is using the quota: use fewer slots
@@ -456,6 +460,7 @@ class Breaker:
         self.reason: str | None = None
         self._lock = threading.Lock()
         self._window: collections.deque[bool] = collections.deque(maxlen=ERROR_WINDOW)
+        self._failing_since: float | None = None   # when the share of failures went above the threshold
         self._checked = 0.0
         # A worker process the launcher started itself (the DirectRunner's multi_processing mode, through
         # "sh -c") outlives a launcher that is killed, and must then stop sending. Workers of other
@@ -493,14 +498,23 @@ class Breaker:
                     self.tripped.set()
         return self.tripped.is_set()
 
-    def record(self, error: bool) -> None:
+    def record(self, error: bool, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         with self._lock:
             self._window.append(error)
             n = len(self._window)
             failed = sum(self._window)
-        if n >= ERROR_WINDOW_MIN and failed / n > self._config.error_rate_threshold:
+            above = n >= ERROR_WINDOW_MIN and failed / n > self._config.error_rate_threshold
+            if not above:
+                self._failing_since = None
+                return
+            if self._failing_since is None:
+                self._failing_since = now
+            lasted = now - self._failing_since
+        if lasted >= ERROR_SPAN_S:
             self.trip(f"{failed} of the last {n} MergeProfiles attempts failed, above "
-                      f"--merge_error_rate_threshold {self._config.error_rate_threshold:g}")
+                      f"--merge_error_rate_threshold {self._config.error_rate_threshold:g} "
+                      f"for {lasted:.0f} s")
 
 
 def _descends_from(pid: int) -> bool:
