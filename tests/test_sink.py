@@ -95,6 +95,24 @@ def test_slot_pacers_of_two_workers_interleave_and_hold_the_rate():
     assert later[-1] - start >= 40 * 2 * shards / 4 * spacing * 0.99
 
 
+def test_a_worker_that_was_stopped_for_a_while_does_not_send_its_overdue_slots_in_a_burst():
+    """Threads hold slots they reserved; the process is stopped (SIGSTOP, a starved VM) for a second.
+    Sent on waking, the overdue slots would leave min_gap apart (the whole job's rate) while the
+    other workers go on with their share; a slot that far past is given up for a fresh one."""
+    import time
+
+    rate, shards = 20.0, 2
+    pacer = SlotPacer(rate, shards, 0.05)
+    pacer.own(0)                                         # half of the slots: 9.5 a second
+    held = [pacer.reserve() for _ in range(6)]           # six threads, each holding its next slot
+    time.sleep(held[-1] - time.time() + 0.5)             # stopped until every one of them is past
+    departures = [pacer.wait(slot) for slot in held]
+    own_period = shards / pacer.slot_rate
+    gaps = [b - a for a, b in zip(departures, departures[1:])]
+    assert min(gaps) >= own_period * 0.9, gaps           # this worker's share, not the job's rate
+    assert all(d >= slot for d, slot in zip(departures, held))
+
+
 def test_scrub_hides_emails_and_phones_but_not_ids():
     text = scrub(f"Profile {pid(12345)} with ana@example.com and +1 555 010 9999 failed")
     assert "ana@example.com" not in text and "555 010" not in text and pid(12345) in text

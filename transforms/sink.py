@@ -349,6 +349,7 @@ class SlotPacer:
     def __init__(self, rate: float, shards: int, headroom: float):
         self.slot_rate = rate * (1.0 - headroom)
         self.min_gap = 1.0 / (rate * (1.0 - headroom / 2.0))
+        self.late_after = 1.0 / self.slot_rate   # a slot this far past is given up for a fresh one
         self.shards = shards
         self._owned: set[int] = set()
         self._lock = threading.Lock()
@@ -382,10 +383,18 @@ class SlotPacer:
 
     def wait(self, slot_time: float, cancelled: threading.Event | None = None) -> float:
         """Sleep until ``slot_time`` and at least ``min_gap`` after this worker's last
-        departure; return the departure time."""
+        departure; return the departure time.
+
+        A slot more than one slot period past (the process was stopped or starved for a while,
+        and its threads wake up holding slots long gone) is not used: a fresh one is taken. Sent
+        late, overdue slots would go out ``min_gap`` apart, at the whole job's rate, while the
+        other workers go on using their own share: the job as a whole above its rate."""
         while True:
             delay = slot_time - time.time()
             if delay <= 0:
+                if -delay > self.late_after:
+                    slot_time = self.reserve()
+                    continue
                 break
             if cancelled is not None and cancelled.wait(min(delay, 0.5)):
                 raise _Cancelled()
