@@ -693,7 +693,10 @@ class ShardRunner:
             return f"{reason}: the merge sent in this run was applied though its answer was lost"
         if previous.get("sent"):
             return f"{reason}: sent by run {previous.get('run')} (outcome {previous.get('outcome') or 'unknown'})"
-        return f"{reason}: applied before this run (earlier run or another caller)"
+        # BatchGetProfile says the ids are gone, not where they went: this tool never sent this request,
+        # so another caller merged them (into this main, or perhaps another) or they were deleted
+        return (f"{reason}: not sent by this tool; merged before this run by another caller (into this main "
+                "or perhaps another: the state does not say) or deleted; check the main profile")
 
     def _send(self, item: _Item, before: dict[str, dict | None]) -> dict:
         config = self.config
