@@ -246,6 +246,48 @@ def test_a_profile_batch_get_cannot_read_is_not_taken_for_gone(tmp_path, monkeyp
     assert [line["outcome"] for line in read_jsonl(tmp_path / "out" / "applied.jsonl")] == ["merged"] * 3
 
 
+def test_a_stop_ends_the_retries_of_a_failing_state_read_at_once(tmp_path, monkeypatch):
+    """BatchGetProfile answering 503 is retried up to --merge_retry_deadline; a stop (a signal, the
+    breaker) must not wait for that: the run ends within seconds, every request not_applied."""
+    import threading
+    import time
+
+    from botocore.awsrequest import AWSResponse
+
+    class _Raw:
+        def stream(self, **_):
+            yield b'{"Message": "Service Unavailable"}'
+
+    made = sink.make_client
+
+    def client(config, session=None):
+        c = made(config, session)
+        c.meta.events.register(
+            "before-send.customer-profiles.BatchGetProfile",
+            lambda request, **_: AWSResponse(request.url, 503, {"x-amzn-ErrorType": "ServiceUnavailableException",
+                                                                "Content-Type": "application/json"}, _Raw()))
+        return c
+
+    profiles, plan = pair_plan(40)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    monkeypatch.setattr(sink, "make_client", client)
+    with start_emulator(profiles, DOMAIN) as emu:
+        timer = threading.Timer(2.0, sink.stop_sending, args=("stopped by the test",))
+        started = time.monotonic()
+        timer.start()
+        try:
+            with pytest.raises(ApplyStopped):
+                run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url,
+                                          "--merge_retry_deadline", "60"))
+        finally:
+            timer.cancel()
+        took = time.monotonic() - started
+        assert emu.stats()["requests"].get("MergeProfiles", 0) == 0
+    assert took < 15, f"the run went on for {took:.0f} s after the stop"
+    outcomes = Counter(line["outcome"] for line in read_jsonl(tmp_path / "out" / "applied.jsonl"))
+    assert outcomes == {"not_applied": 40}
+
+
 def test_not_found_codes_of_batch_get_profile():
     assert all(sink._says_not_found(c) for c in ("ResourceNotFoundException", "404", "ProfileNotFound", "NOT_FOUND"))
     assert not any(sink._says_not_found(c) for c in ("503", "ServiceUnavailableException", "InternalFailure", "",

@@ -677,6 +677,8 @@ class ShardRunner:
             self.breaker.trip(str(error))
             return self._finish(item, "not_applied", f"circuit breaker: {self.breaker.reason}")
         except _Unknown as error:
+            if self.breaker.is_tripped():
+                return self._finish(item, "not_applied", f"circuit breaker: {self.breaker.reason}")
             return self._finish(item, "failed", f"could not read the profiles' state: {error}; nothing was sent",
                                 error_code="StateUnknown")
         present = {pid: profile is not None for pid, profile in state.items()}
@@ -959,7 +961,10 @@ class ShardRunner:
                     raise _Unknown(f"{operation} still failing after {attempt} attempts: {code}") from None
                 if kind == "throttle":
                     self._count("throttled")
-                time.sleep(delay)
+                # a stop (a signal, the breaker, another worker's STOP.json) ends the retries at once:
+                # this call would otherwise hold the run for up to --merge_retry_deadline
+                if self.breaker.tripped.wait(delay) or self.breaker.is_tripped():
+                    raise _Unknown(f"{operation} not retried: the run is stopping ({self.breaker.reason})") from None
 
     # -- bookkeeping --------------------------------------------------------------
     def _finish(self, item: _Item, outcome: str, reason: str, *, attempts: int = 0, throttled: int = 0,
