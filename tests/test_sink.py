@@ -288,6 +288,48 @@ def test_a_stop_ends_the_retries_of_a_failing_state_read_at_once(tmp_path, monke
     assert outcomes == {"not_applied": 40}
 
 
+def test_progress_lines_go_on_while_every_merge_is_being_throttled(tmp_path, monkeypatch, caplog):
+    """Progress was logged when a request ended: under throttling, nothing for as long as it lasted."""
+    import functools
+    import logging
+    import time
+
+    import pipeline.apply as apply_module
+    from botocore.awsrequest import AWSResponse
+
+    class _Raw:
+        def stream(self, **_):
+            yield b'{"Message": "Rate exceeded"}'
+
+    made, window = sink.make_client, {}
+
+    def client(config, session=None):
+        c = made(config, session)
+
+        def throttled(request, **_):
+            start = window.setdefault("start", time.monotonic())
+            if time.monotonic() - start < 4.0:
+                return AWSResponse(request.url, 429, {"x-amzn-ErrorType": "ThrottlingException",
+                                                      "Content-Type": "application/json"}, _Raw())
+            return None
+
+        c.meta.events.register("before-send.customer-profiles.MergeProfiles", throttled)
+        return c
+
+    profiles, plan = pair_plan(8)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    monkeypatch.setattr(sink, "make_client", client)
+    monkeypatch.setattr(apply_module, "SinkConfig", functools.partial(sink.SinkConfig, progress_every_s=1.0))
+    caplog.set_level(logging.INFO, logger="profile_dedup.apply")
+    with start_emulator(profiles, DOMAIN) as emu:
+        run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url, "--merge_shards", "1"))
+        assert emu.stats()["merges_applied"] == 8
+    during = [r.getMessage() for r in caplog.records
+              if r.getMessage().startswith("apply shard 0: ") and " 0 merged" in r.getMessage()]
+    assert len(during) >= 2, [r.getMessage() for r in caplog.records]
+    assert all("throttled" in line for line in during)
+
+
 def test_not_found_codes_of_batch_get_profile():
     assert all(sink._says_not_found(c) for c in ("ResourceNotFoundException", "404", "ProfileNotFound", "NOT_FOUND"))
     assert not any(sink._says_not_found(c) for c in ("503", "ServiceUnavailableException", "InternalFailure", "",

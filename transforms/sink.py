@@ -778,6 +778,7 @@ class ShardRunner:
                 return self._finish(item, "failed", f"gave up after {attempts} attempts (--merge_retry_deadline)",
                                     attempts=attempts, throttled=throttles, sent_at=sent_at, error_code=code,
                                     error_message=last_message)
+            self._maybe_log_progress()   # retries (throttling, an outage) do not silence the progress lines
             if self.breaker.tripped.wait(delay):
                 continue  # handled at the top of the loop
             if ambiguous:
@@ -961,6 +962,7 @@ class ShardRunner:
                     raise _Unknown(f"{operation} still failing after {attempt} attempts: {code}") from None
                 if kind == "throttle":
                     self._count("throttled")
+                self._maybe_log_progress()
                 # a stop (a signal, the breaker, another worker's STOP.json) ends the retries at once:
                 # this call would otherwise hold the run for up to --merge_retry_deadline
                 if self.breaker.tripped.wait(delay) or self.breaker.is_tripped():
