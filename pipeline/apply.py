@@ -139,6 +139,7 @@ def final_states(records: list[dict]) -> dict[str, dict]:
     """request_id -> {"outcome" (latest outcome or None), "record", "run", "sent", "attempts",
     "engagement_preferences"} over every run in the journal."""
     states: dict[str, dict] = {}
+    # in the order they were written ("t")
     for record in sorted(records, key=lambda r: r.get("t") or 0):
         rid = record.get("request_id")
         if not rid:

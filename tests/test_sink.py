@@ -554,8 +554,17 @@ def test_object_store_journal_writes_one_object_per_record(tmp_path, monkeypatch
         summary = run_apply_argv(argv)
         objects = list((tmp_path / "out" / "journal").glob("*/records/*.json"))
         assert not list((tmp_path / "out" / "journal").glob("*/*.jsonl"))
-        events = Counter(json.loads(o.read_text())["event"] for o in objects)
+        records = [json.loads(o.read_text()) for o in objects]
+        events = Counter(r["event"] for r in records)
         assert events == {"sending": 12, "outcome": 12, "shard_done": 3}
+        # "t" is when a record was written, which orders the records of every run (a resumed run's
+        # outcomes after a killed one's intents); the slot a send waited for is kept apart
+        by_request = {}
+        for r in records:
+            by_request.setdefault(r.get("request_id"), {})[r["event"]] = r
+        for request_id, pair in by_request.items():
+            if request_id:
+                assert pair["sending"]["t"] <= pair["outcome"]["t"] and "slot" in pair["sending"]
         assert summary["apply"]["merged"] == 12
         again = run_apply_argv(argv)  # resumes from the objects: nothing left to send
         assert again["apply"]["this_run"]["handled"] == 0 and emu.stats()["requests"]["MergeProfiles"] == 12

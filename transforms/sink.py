@@ -716,7 +716,9 @@ class ShardRunner:
             # cannot write its journal cannot be resumed safely: it stops before the send, not after.
             if not self._journal_write({"event": "sending", "run": config.run_id,
                                         "request_id": item.element["request_id"], "line": item.element["line"],
-                                        "attempt": attempts + 1, "t": slot}, sync=False):
+                                        # "t" is when it was written (records of all runs are ordered by it);
+                                        # the slot it waits for may be seconds ahead
+                                        "attempt": attempts + 1, "t": time.time(), "slot": slot}, sync=False):
                 return self._unsent_after_stop(item, ambiguous, attempts, throttles, sent_at, last_code, last_message)
             _SEND.departure = None
             try:
