@@ -336,6 +336,50 @@ def test_not_found_codes_of_batch_get_profile():
                                                        "ThrottlingException", "AccessDeniedException"))
 
 
+# --------------------------------------------------------------------------- groups of several requests
+
+def _group_plan(deleted_from: int | None):
+    """A main and 44 profiles in 3 requests (20 + 20 + 4 ids), as the dry run splits a group of 45;
+    with ``deleted_from`` one profile of that request (1-3) is gone since the export."""
+    main, members = pid(0), [pid(i) for i in range(1, 45)]
+    gone = {1: members[3], 2: members[25], 3: members[42]}.get(deleted_from)
+    profiles = [{"ProfileId": p, "FirstName": "Ann", "LastName": "Lee"} for p in [main, *members] if p != gone]
+    plan = [{"DomainName": DOMAIN, "MainProfileId": main, "ProfileIdsToBeMerged": part}
+            for part in (members[:20], members[20:40], members[40:])]
+    return profiles, plan, gone
+
+
+@pytest.mark.parametrize("deleted_from", [1, 2, 3])
+def test_a_group_split_over_requests_is_merged_whole_or_not_at_all(tmp_path, deleted_from):
+    profiles, plan, gone = _group_plan(deleted_from)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    with start_emulator(profiles, DOMAIN) as emu:
+        summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+        assert emu.stats()["requests"].get("MergeProfiles", 0) == 0, "no part of the group was merged"
+    lines = read_jsonl(tmp_path / "out" / "applied.jsonl")
+    assert [line["outcome"] for line in lines] == ["skipped"] * 3
+    assert all(f"1 of the 45 profiles of this group" in line["reason"] and gone in line["reason"] for line in lines)
+    assert summary["apply"]["skipped"] == 3
+
+
+def test_max_merges_does_not_cut_a_group_in_two(tmp_path):
+    profiles, plan, _ = _group_plan(None)
+    single = [{"ProfileId": pid(100 + n), "FirstName": "x"} for n in range(4)]
+    profiles += single
+    plan = [{"DomainName": DOMAIN, "MainProfileId": pid(100), "ProfileIdsToBeMerged": [pid(101)]}, *plan,
+            {"DomainName": DOMAIN, "MainProfileId": pid(102), "ProfileIdsToBeMerged": [pid(103)]}]
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    with start_emulator(profiles, DOMAIN) as emu:
+        with pytest.raises(ApplyStopped):
+            run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url, "--max_merges", "3"))
+        first = [line["outcome"] for line in read_jsonl(tmp_path / "out" / "applied.jsonl")]
+        # the group (lines 2-4) would be cut after its second request: not started at all
+        assert first == ["merged", "not_applied", "not_applied", "not_applied", "not_applied"]
+        run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+        merged_into = emu.backend.store.dump(DOMAIN)["MergedInto"]
+    assert sum(1 for main in merged_into.values() if main == pid(0)) == 44
+
+
 # --------------------------------------------------------------------------- circuit breaker, cap
 
 def test_the_breaker_rides_out_a_short_outage_and_trips_on_one_that_lasts():

@@ -648,7 +648,11 @@ class ShardRunner:
                     return
                 chain = self._queue.popleft()
             previous: dict | None = None
+            whole = self._whole_chain_check(chain) if len(chain) > 1 else None
             for item in chain:
+                if whole is not None:
+                    self._finish(item, *whole)
+                    continue
                 try:
                     record = self._handle(item, previous)
                 except Exception as error:  # a bug: record it, never lose the request
@@ -657,6 +661,34 @@ class ShardRunner:
                                           error_code=type(error).__name__, error_message=scrub(str(error)))
                 previous = record
             self._maybe_log_progress()
+
+    def _whole_chain_check(self, chain: list[_Item]) -> tuple[str, str] | None:
+        """(outcome, reason) for every request of a group split over several requests (one main),
+        when the group must not be started: None to go on, request by request.
+
+        Each request checks its own ids before it is sent, so a group whose third request holds a
+        profile deleted since the export would be merged two requests out of three, and a partial
+        group is never merged. Before the first request goes, the ids of every request not sent
+        before are read together; and a group that --max_merges would cut in two waits for a run
+        that can send it whole."""
+        if self.cutoff is not None and chain[-1].element["line"] > self.cutoff >= chain[0].element["line"]:
+            return "not_applied", (f"--max_merges reached: the group of main {chain[0].main} needs "
+                                   f"{len(chain)} requests; not started in this run, so that it is not left half merged")
+        fresh = [item for item in chain if not (item.element.get("previous") or {}).get("sent")
+                 and not item.element.get("blocked")]
+        if len(fresh) < 2 or self.breaker.is_tripped():
+            return None
+        ids = list(dict.fromkeys(pid for item in fresh for pid in item.ids))
+        try:
+            state = self._fetch_state(ids, time.monotonic() + self.config.retry_deadline_s)
+        except (_Fatal, _Unknown):
+            return None   # each request reads its own state again, and says what it finds
+        gone = [pid for pid in ids if state.get(pid) is None]
+        if not gone or gone == [chain[0].main]:
+            return None   # all there; or the main alone is gone, which each request reports itself
+        return "skipped", (f"stale plan: {len(gone)} of the {len(ids)} profiles of this group (main "
+                           f"{chain[0].main}, {len(chain)} requests) no longer exist ({', '.join(gone[:5])}"
+                           f"{', ...' if len(gone) > 5 else ''}); a group is merged whole or not at all")
 
     # -- one request --------------------------------------------------------------
     def _handle(self, item: _Item, previous_in_chain: dict | None) -> dict:
