@@ -48,9 +48,11 @@ def test_classify_state():
 
 
 def test_union_of_engagement_preferences_points_at_the_main():
-    a = {"EngagementPreferences": {"Phone": [{"KeyName": "_phone", "KeyValue": "+1555", "ProfileId": pid(1),
+    a = {"ProfileId": pid(1),
+         "EngagementPreferences": {"Phone": [{"KeyName": "_phone", "KeyValue": "+1555", "ProfileId": pid(1),
                                               "ContactType": "PhoneNumber"}]}}
-    b = {"EngagementPreferences": {"Phone": [{"KeyName": "_phone", "KeyValue": "+1555", "ProfileId": pid(2),
+    b = {"ProfileId": pid(2),
+         "EngagementPreferences": {"Phone": [{"KeyName": "_phone", "KeyValue": "+1555", "ProfileId": pid(2),
                                               "ContactType": "PhoneNumber"}],
                                    "Email": [{"KeyName": "_email", "KeyValue": "b@x.org", "ProfileId": pid(2),
                                               "ContactType": "EmailAddress"}]}}
@@ -60,6 +62,12 @@ def test_union_of_engagement_preferences_points_at_the_main():
         "Email": [{"KeyName": "_email", "KeyValue": "b@x.org", "ProfileId": pid(1), "ContactType": "EmailAddress"}],
     }
     assert union_engagement_preferences(pid(1), [{}, {}]) == {}
+    # an entry that names a profile outside the merge keeps it: that profile is not merged away
+    z_entry = {"KeyName": "_phone", "KeyValue": "+1666", "ProfileId": pid(9), "ContactType": "BusinessPhoneNumber"}
+    c = {"ProfileId": pid(3), "EngagementPreferences": {"Phone": [z_entry, {"KeyName": "_phone", "KeyValue": "+1777",
+                                                                            "ContactType": "MobilePhoneNumber"}]}}
+    union = union_engagement_preferences(pid(1), [a, c])
+    assert [e["ProfileId"] for e in union["Phone"]] == [pid(1), pid(9), pid(1)]
 
 
 def test_shards_are_deterministic_and_balanced():

@@ -164,15 +164,19 @@ def classify_state(request: dict, present: dict[str, bool]) -> tuple[str | None,
 
 def union_engagement_preferences(main_id: str, profiles: list[dict]) -> dict:
     """EngagementPreferences of several profiles in one: Phone and Email entries of all of
-    them (main first), each pointed at ``main_id``, duplicates (same key, value and contact
-    type) once."""
+    them (main first), duplicates (same key, value and contact type) once. An entry that
+    names one of these profiles (or none) is pointed at ``main_id``, the profile they become;
+    one that names a profile outside the merge keeps it (that profile is not merged)."""
     out: dict[str, list] = {"Phone": [], "Email": []}
     seen = set()
+    merged = {main_id} | {p["ProfileId"] for p in profiles if p and p.get("ProfileId")}
     for profile in profiles:
         preferences = (profile or {}).get("EngagementPreferences") or {}
+        own = (profile or {}).get("ProfileId")
         for kind in ("Phone", "Email"):
             for entry in preferences.get(kind) or []:
-                item = {**entry, "ProfileId": main_id}
+                named = entry.get("ProfileId") or own
+                item = {**entry, "ProfileId": main_id if named in merged or not named else named}
                 key = (kind, item.get("KeyName"), item.get("KeyValue"), item.get("ContactType"))
                 if key not in seen:
                     seen.add(key)
