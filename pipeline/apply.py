@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 
@@ -50,6 +51,7 @@ from transforms.sink import (
     run_dir,
     scrub,
     stop_sending,
+    utc_now_iso,
     write_stop,
 )
 from transforms.validate import validate_merge_request
@@ -234,6 +236,13 @@ def run_apply(options, job, plan_path: str) -> dict:
         fix_engagement_preferences=job.fix_engagement_preferences,
         launcher_pid=os.getpid(),
     )
+    with journal_lock(journal_dir):
+        return _apply_locked(options, job, plan_path, plan, out, journal_dir, run_id, config)
+
+
+def _apply_locked(options, job, plan_path: str, plan: list[dict], out: str, journal_dir: str, run_id: str,
+                  config: SinkConfig) -> dict:
+    """The rest of ``run_apply``, while this process holds the journal."""
     if not is_local(journal_dir):
         LOG.info("journal on %s: one object per record (an object store has no append)", journal_dir)
 
@@ -303,6 +312,55 @@ def run_apply(options, job, plan_path: str) -> dict:
                    f"re-run with the same --output to continue (done requests are not sent again)")
         raise ApplyStopped(message, summary, reason)
     return summary
+
+
+LOCK_FILE = "LOCK"
+
+
+@contextlib.contextmanager
+def journal_lock(journal_dir: str):
+    """Hold ``journal_dir`` for this run: a second apply run on the same --output at the same time
+    would read the same journal, take the same requests for pending, and send them all again (the
+    service refuses a merge of ids already gone, but the rate doubles and both runs' reports are
+    wrong). A local journal gets a LOCK file made exclusively, naming this process; one whose
+    process is gone (killed) is taken over with a warning. An object store (s3://) has no exclusive
+    create: there, one run at a time is the scheduler's to keep."""
+    if not is_local(journal_dir):
+        yield
+        return
+    import psutil  # noqa: PLC0415
+
+    os.makedirs(journal_dir, exist_ok=True)
+    path = os.path.join(journal_dir, LOCK_FILE)
+    mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now_iso()})
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    holder = json.loads(handle.read() or "{}")
+            except (OSError, ValueError):
+                holder = {}
+            same_host = holder.get("host") == socket.gethostname()
+            if not same_host or (holder.get("pid") and psutil.pid_exists(int(holder["pid"]))):
+                raise ValueError(
+                    f"--output {os.path.dirname(journal_dir)}: another apply run is using this journal "
+                    f"(process {holder.get('pid', '?')} on {holder.get('host', '?')}, started "
+                    f"{holder.get('started', '?')}); wait for it to end, or remove {path} if it is gone") from None
+            LOG.warning("journal lock %s was left by process %s, which is gone: taking it over", path, holder.get("pid"))
+            os.unlink(path)
+            continue
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(mine)
+        break
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
 
 
 @contextlib.contextmanager

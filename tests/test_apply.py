@@ -311,3 +311,32 @@ def test_from_plan_without_a_summary_creates_one(tmp_path):
     assert set(summary) == {"apply"}
     assert summary["apply"]["merged"] == 5 and summary["apply"]["this_run"]["merge_requests_sent"] == 5
     assert summary["apply"]["this_run"]["batch_get_profile_calls"] >= 1
+
+
+# --------------------------------------------------------------------------- one run at a time
+
+def test_a_second_apply_run_on_the_same_output_is_refused_while_the_first_runs(tmp_path, caplog):
+    import socket
+
+    profiles, plan = pair_plan(6)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    journal = tmp_path / "out" / "journal"
+    journal.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (journal / "LOCK").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
+                                                  "started": "2026-01-01T00:00:00Z"}))
+        with start_emulator(profiles, DOMAIN) as emu:
+            with pytest.raises(ValueError, match=f"another apply run is using this journal \\(process {holder.pid} "):
+                run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+            assert emu.stats()["requests"].get("MergeProfiles", 0) == 0
+            holder.kill()
+            holder.wait()
+            # the process that held it is gone (killed): the lock is taken over, the run goes on
+            summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+        assert summary["apply"]["merged"] == 6
+        assert any("which is gone: taking it over" in r.getMessage() for r in caplog.records)
+        assert not (journal / "LOCK").exists(), "the lock is let go when the run ends"
+    finally:
+        if holder.poll() is None:
+            holder.kill()
