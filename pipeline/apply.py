@@ -577,6 +577,10 @@ def _apply_section(plan, plan_path, states, records, run_id, config, elapsed, st
         if missing:
             ep["not sent"] = missing
             LOG.warning("%d merged request(s) had no EngagementPreferences follow-up (see applied.jsonl)", missing)
+    if ep.get("failed"):
+        LOG.warning("%d EngagementPreferences update(s) failed in this run: those merges stand, their preferences "
+                    "were not unioned on the main (applied.jsonl says which and why)", ep["failed"])
+    ep_failed = sum(1 for s in states.values() if str(s.get("engagement_preferences") or "").startswith("failed"))
     runs = sorted({r.get("run") for r in records if r.get("run")})
     return {
         "plan": plan_path,
@@ -584,6 +588,7 @@ def _apply_section(plan, plan_path, states, records, run_id, config, elapsed, st
         "requests": len(plan),
         **{name: final.get(name, 0) for name in OUTCOMES},
         "profiles_merged_away": merged_away,
+        "engagement_preferences_failed": ep_failed,   # in any run, with --fix_engagement_preferences
         "runs": len(runs),
         "this_run": {
             "run_id": run_id,

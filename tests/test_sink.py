@@ -593,6 +593,43 @@ def test_fix_engagement_preferences_unions_them_on_the_main(tmp_path):
     assert json.dumps(lines).count("a@x.org") == 0, "no contact values in the outputs"
 
 
+def test_a_failed_engagement_preferences_update_is_said_out_loud(tmp_path, monkeypatch, caplog):
+    import logging
+
+    from botocore.awsrequest import AWSResponse
+
+    class _Raw:
+        def stream(self, **_):
+            yield b'{"Message": "Invalid input"}'
+
+    made = sink.make_client
+
+    def client(config, session=None):
+        c = made(config, session)
+        c.meta.events.register(
+            "before-send.customer-profiles.UpdateProfile",
+            lambda request, **_: AWSResponse(request.url, 400, {"x-amzn-ErrorType": "BadRequestException",
+                                                                "Content-Type": "application/json"}, _Raw()))
+        return c
+
+    profiles = [{"ProfileId": pid(1), "EngagementPreferences": _ep(pid(1), phone="+15550001")},
+                {"ProfileId": pid(2), "EngagementPreferences": _ep(pid(2), email="a@x.org")}]
+    plan = [{"DomainName": DOMAIN, "MainProfileId": pid(1), "ProfileIdsToBeMerged": [pid(2)]}]
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    monkeypatch.setattr(sink, "make_client", client)
+    caplog.set_level(logging.INFO, logger="profile_dedup.apply")
+    with start_emulator(profiles, DOMAIN) as emu:
+        summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url,
+                                            "--fix_engagement_preferences"))
+    assert summary["apply"]["merged"] == 1
+    assert summary["apply"]["engagement_preferences_failed"] == 1
+    assert summary["apply"]["this_run"]["engagement_preferences"] == {"failed": 1}
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("line 1: merged, but the EngagementPreferences update after it failed" in w for w in warnings)
+    assert any("1 EngagementPreferences update(s) failed in this run" in w for w in warnings)
+    assert not any("a@x.org" in w for w in warnings)
+
+
 # --------------------------------------------------------------------------- object-store journal
 
 def test_object_store_journal_writes_one_object_per_record(tmp_path, monkeypatch):

@@ -909,6 +909,9 @@ class ShardRunner:
                     status = f"failed: {error}"
                 except _Unknown as error:
                     status = f"failed: {error}"
+                if status.startswith("failed"):
+                    LOG.warning("line %s: merged, but the EngagementPreferences update after it %s", item.element["line"],
+                                status)
         record["engagement_preferences"] = status
         self._journal_write({"event": "engagement_preferences", "run": self.config.run_id,
                              "request_id": record["request_id"], "status": status, "t": time.time()})
@@ -998,8 +1001,7 @@ class ShardRunner:
                 delay = random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
                 if time.monotonic() + delay > deadline:
                     raise _Unknown(f"{operation} still failing after {attempt} attempts: {code}") from None
-                if kind == "throttle":
-                    self._count("throttled")
+                # (throttling here is of BatchGetProfile or UpdateProfile: "throttled" counts MergeProfiles)
                 self._maybe_log_progress()
                 # a stop (a signal, the breaker, another worker's STOP.json) ends the retries at once:
                 # this call would otherwise hold the run for up to --merge_retry_deadline
