@@ -281,8 +281,11 @@ def _apply_locked(options, job, plan_path: str, plan: list[dict], out: str, jour
             except Exception as stop_error:  # noqa: BLE001  (the original error is what matters)
                 LOG.error("could not write the stop signal for the workers: %s", stop_error)
             LOG.error("%s; writing what the journal knows to applied.jsonl", why)
-            _write_lines(io.output_path(out, "applied.jsonl"),
-                         (io.dumps(_applied_line(e, s)) for e, s in _with_states(plan, journal_dir)))
+            try:
+                _write_lines(io.output_path(out, "applied.jsonl"),
+                             (io.dumps(_applied_line(e, s)) for e, s in _with_states(plan, journal_dir)))
+            except (OSError, BeamIOError) as write_error:   # the original error is what matters
+                LOG.error("could not write applied.jsonl (%s): a re-run with the same --output writes it", write_error)
             raise
         _log_metrics(getattr(p, "result", None))
     elapsed = time.time() - started
@@ -291,11 +294,19 @@ def _apply_locked(options, job, plan_path: str, plan: list[dict], out: str, jour
     states = final_states(records)
     applied_path = io.output_path(out, "applied.jsonl")
     follow_up = job.fix_engagement_preferences
-    _write_lines(applied_path, (io.dumps(_applied_line(e, states.get(e["request_id"]), follow_up)) for e in plan))
     stop_reason = read_stop(journal_dir, run_id) if pending else None
     section = _apply_section(plan, plan_path, states, records, run_id if pending else None, config,
                              elapsed, stop_reason, applied_path, journal_dir)
-    summary = _merge_summary(out, section)
+    try:
+        _write_lines(applied_path, (io.dumps(_applied_line(e, states.get(e["request_id"]), follow_up)) for e in plan))
+        summary = _merge_summary(out, section)
+    except (OSError, BeamIOError) as error:
+        # a full or read-only disk: what was sent is in the journal (written before each send, or the send
+        # did not happen); the reports are not, and a re-run with the same --output writes them
+        _log_section(section, wrote=False)
+        raise ApplyStopped(f"apply ended, but its reports could not be written to {out} ({error}); what was sent "
+                           "is in the journal: free the space and run the same command again to write them "
+                           "(done requests are not sent again)", {"apply": section}, "outputs") from None
     _log_section(section)
 
     this_run = section["this_run"]
@@ -624,7 +635,7 @@ def _merge_summary(out: str, section: dict) -> dict:
     return summary
 
 
-def _log_section(section: dict) -> None:
+def _log_section(section: dict, wrote: bool = True) -> None:
     run = section["this_run"]
     o = section
     LOG.info("apply: %d requests in the plan: %d merged, %d already applied, %d skipped, %d failed, %d not applied",
@@ -635,4 +646,5 @@ def _log_section(section: dict) -> None:
                  run["run_id"], run["handled"], run["merge_requests_sent"], run["retries"], run["throttled"],
                  run["batch_get_profile_calls"], run["batch_get_profile_calls_per_request"],
                  run["achieved_merges_per_second"], run["configured_merges_per_second"], run["elapsed_seconds"])
-    print(f"wrote {section['applied']}")
+    if wrote:
+        print(f"wrote {section['applied']}")

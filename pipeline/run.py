@@ -440,7 +440,10 @@ def run(argv: list[str] | None = None) -> dict:
         try:
             summary = run_apply(options, job, plan_path)
         except ApplyStopped:
-            print(f"wrote {write_report(job.output, redact=job.redact)}")
+            try:
+                print(f"wrote {write_report(job.output, redact=job.redact)}")
+            except OSError as error:   # a full disk: the stop's own message says what to do
+                LOG.error("the report could not be written: %s", error)
             raise
     report_path = write_report(job.output, redact=job.redact)
     print(f"wrote {report_path}")

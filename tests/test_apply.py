@@ -340,3 +340,31 @@ def test_a_second_apply_run_on_the_same_output_is_refused_while_the_first_runs(t
     finally:
         if holder.poll() is None:
             holder.kill()
+
+
+def test_reports_that_cannot_be_written_stop_with_status_3_and_a_rerun_writes_them(tmp_path, monkeypatch):
+    import errno
+
+    import pipeline.apply as apply_module
+    from pipeline.apply import ApplyStopped
+
+    profiles, plan = pair_plan(5)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    real = apply_module._write_lines
+
+    def full_disk(path, lines):
+        if str(path).endswith("applied.jsonl"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, lines)
+
+    with start_emulator(profiles, DOMAIN) as emu:
+        monkeypatch.setattr(apply_module, "_write_lines", full_disk)
+        with pytest.raises(ApplyStopped) as stopped:
+            run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+        assert stopped.value.reason == "outputs" and "No space left on device" in str(stopped.value)
+        assert stopped.value.summary["apply"]["merged"] == 5
+        monkeypatch.setattr(apply_module, "_write_lines", real)
+        summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+        assert emu.stats()["requests"]["MergeProfiles"] == 5, "nothing sent again"
+    assert summary["apply"]["merged"] == 5
+    assert [line["outcome"] for line in read_jsonl(tmp_path / "out" / "applied.jsonl")] == ["merged"] * 5
