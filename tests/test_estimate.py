@@ -157,6 +157,17 @@ def test_em_holds_guarded_patterns_in_the_non_match_class():
     assert m_of(unguarded, 0)[2] == pytest.approx(TRUE_M[0][2], abs=0.03)
 
 
+def test_a_guard_about_too_little_evidence_stays_out_of_estimation():
+    model = mixture_model()
+    model["guards"] = [{"name": "a differs", "when": {"a": ["else"]}, "in_estimation": False}]
+    patterns, _ = simulate(20_000, seed=13)
+    hist = histogram("by_b", patterns) + histogram(ALL_PAIRS, patterns)
+    result = expectation_maximisation(model, hist, u_tables(), n_profiles=2)
+    unguarded = expectation_maximisation(mixture_model(), hist, u_tables(), n_profiles=2)
+    assert m_of(result, 0) == pytest.approx(m_of(unguarded, 0))
+    assert m_of(result, 0)[2] == pytest.approx(TRUE_M[0][2], abs=0.03)
+
+
 def test_em_with_no_candidate_pairs_keeps_the_seed_m():
     model = mixture_model()
     result = expectation_maximisation(model, [], u_tables(), n_profiles=100)

@@ -118,7 +118,9 @@ def _guarded(model: dict, patterns: np.ndarray) -> np.ndarray:
 
     Without this, households (same phone, address and last name, different first
     names) look like matches to EM and teach it that duplicates often disagree on
-    first names, which would weaken the very evidence that tells them apart.
+    first names, which would weaken the very evidence that tells them apart. A guard
+    about too little evidence rather than a disagreement (``"in_estimation": false``)
+    says nothing about which its pairs are, and is left out.
     """
     labels = {c["name"]: [level["label"] for level in c["levels"]] for c in model["comparisons"]}
     names = [c["name"] for c in model["comparisons"]]
@@ -126,7 +128,7 @@ def _guarded(model: dict, patterns: np.ndarray) -> np.ndarray:
         (g["name"],
          {names.index(c): {labels[c].index(x) for x in xs} for c, xs in g["when"].items()},
          {names.index(c): {labels[c].index(x) for x in xs} for c, xs in g.get("unless", {}).items()})
-        for g in model.get("guards", [])
+        for g in model.get("guards", []) if g.get("in_estimation", True)
     ]
     return np.array([bool(guard_hits(compiled, row)) for row in patterns], dtype=bool)
 

@@ -314,6 +314,10 @@ NOTHING_PERSONAL = {"birth_date": ["null", "within a month", "within a year", "w
 # email, say): a kept member that matches the profile at --match_threshold with no guard
 # between them, and agrees with it at one of the "by" levels, supplies the evidence the main
 # lacks (transforms.cluster).
+#
+# Estimation counts the pairs a guard holds as non-matches (transforms.estimate), so that
+# households do not teach it that duplicates disagree; a guard about too little evidence
+# rather than a disagreement may say "in_estimation": false to stay out of it.
 DEFAULT_GUARDS = [
     {
         "name": "different first names",
@@ -411,6 +415,22 @@ DEFAULT_GUARDS = [
                  "birth_date": ["null", "within a year", "within 15 years", "else"],
                  "email": ["null", "same household address", "else"], "account_number": ["null", "else"]},
         "member_settles": {"profile_lacks": ["first_name"], "by": PERSONAL_AGREEMENT},
+    },
+    {
+        "name": "no names and nothing personal",
+        "description": "One profile has no name at all (no first and no last name), the other has no first or no "
+                       "last name to compare, and nothing personal agrees (no birth date within a month, no email "
+                       "but a household's or an office's, no phone but a fixed line), whatever else does: an "
+                       "address, a landline and an account number are what a household shares, and without "
+                       "names nothing tells its members apart (profiles made from a call or a chat often have "
+                       "nothing but a number).",
+        "when": {"first_name": ["null"], "last_name": ["null"], "generation": ["null"],
+                 "birth_date": NOTHING_PERSONAL["birth_date"], "email": ["null", "same household address", "else"],
+                 "phone": NOTHING_PERSONAL["phone"]},
+        # too little evidence, not a disagreement: between two members that each match the main, the
+        # main settles it, and such pairs are not taken for non-matches in estimation
+        "main_settles": [],
+        "in_estimation": False,
     },
     {
         "name": "different middle names",
