@@ -222,7 +222,7 @@ def test_stale_plan_requests_are_skipped_and_reported(tmp_path):
     assert by_line[2]["outcome"] == "skipped" and "main profile" in by_line[2]["reason"]
     assert by_line[3]["outcome"] == "skipped"  # the chained request of a skipped main
     assert by_line[4]["outcome"] == "already_applied"
-    assert "not sent by this tool; merged before this run by another caller" in by_line[4]["reason"]
+    assert "this request was not sent by this tool (not in its journal); merged before this run" in by_line[4]["reason"]
     assert all(by_line[n]["outcome"] == "merged" for n in range(5, len(plan) + 1))
     assert (summary["apply"]["skipped"], summary["apply"]["already_applied"], summary["apply"]["merged"]) == \
         (3, 1, len(plan) - 4)

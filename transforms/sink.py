@@ -733,8 +733,9 @@ class ShardRunner:
             return f"{reason}: sent by run {previous.get('run')} (outcome {previous.get('outcome') or 'unknown'})"
         # BatchGetProfile says the ids are gone, not where they went: this tool never sent this request,
         # so another caller merged them (into this main, or perhaps another) or they were deleted
-        return (f"{reason}: not sent by this tool; merged before this run by another caller (into this main "
-                "or perhaps another: the state does not say) or deleted; check the main profile")
+        return (f"{reason}: this request was not sent by this tool (not in its journal); merged before this "
+                "run by another caller or another plan (into this main or perhaps another: the state does not "
+                "say) or deleted; check the main profile")
 
     def _send(self, item: _Item, before: dict[str, dict | None]) -> dict:
         config = self.config
