@@ -114,6 +114,17 @@ def test_most_recent_a_value_that_is_no_time_ranks_as_missing_in_any_order(odd):
     assert choose_main([old, none], RECENT)[0] is old
 
 
+def test_most_recent_reads_milliseconds_and_dates_as_the_profile_s_country_writes_them():
+    june = {"ProfileId": pid(1), "Attributes": {"last_updated": "2024-06-01T00:00:00Z"}}
+    ms = {"ProfileId": pid(2), "Attributes": {"last_updated": "1700000000000"}}   # 2023-11-14, in milliseconds
+    assert choose_main([ms, june], RECENT)[0] is june
+    march = {"ProfileId": pid(3), "Attributes": {"last_updated": "2024-03-15"}}
+    us = {"ProfileId": pid(4), "Address": {"Country": "US"}, "Attributes": {"last_updated": "06/01/2024"}}   # 1 June
+    gb = {"ProfileId": pid(5), "Address": {"Country": "GB"}, "Attributes": {"last_updated": "06/01/2024"}}   # 6 January
+    assert choose_main([march, us], RECENT)[0] is us
+    assert choose_main([march, gb], RECENT)[0] is march
+
+
 def test_most_recent_compact_date():
     # "20240101" is a date (1 Jan 2024), not 20,240,101 seconds after 1970
     old = {"ProfileId": pid(1), "Attributes": {"last_updated": "2023-06-01T00:00:00Z"}}

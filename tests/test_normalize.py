@@ -140,6 +140,10 @@ def test_phone_invalid_is_none_never_guessed(region, raw):
     ("Scotland", "GB"), ("Germany", "DE"), ("France", "FR"), ("India", "IN"), ("Australia", "AU"),
     ("Brazil", "BR"), ("Japan", "JP"), ("Spain", "ES"), ("Netherlands", "NL"), ("Viet Nam", "VN"),
     ("Czech Republic", "CZ"), ("Russia", "RU"),
+    # names inside another country's ISO name, or former names
+    ("Republic of Korea", "KR"), ("Korea, Republic of", "KR"), ("North Korea", "KP"), ("Turkey", "TR"),
+    ("Türkiye", "TR"), ("Ivory Coast", "CI"), ("Burma", "MM"), ("Swaziland", "SZ"), ("Cape Verde", "CV"),
+    ("East Timor", "TL"), ("Republic of China", "TW"), ("Taiwan", "TW"),
 ])
 def test_country_code_from_iso2_iso3_names_and_aliases(value, expected):
     assert country_code(value) == expected
@@ -377,6 +381,19 @@ def test_birth_date_iso_with_a_time_part():
 ])
 def test_birth_date_invalid_is_none(raw, region):
     assert normalize_birth_date(raw, region, today=TODAY) is None
+
+
+@pytest.mark.parametrize("raw,region", [("1900-01-01", ""), ("01/01/1900", "GB"), ("19700101", ""),
+                                        ("1970-01-01T00:00:00Z", ""), ("1 Jan 1901", ""), ("12/30/1899", "US")])
+def test_a_placeholder_birth_date_is_not_a_birth_date(raw, region):
+    assert normalize_birth_date(raw, region, today=TODAY) is None
+    # the days around it are
+    assert normalize_birth_date("1970-01-02", today=TODAY) == "1970-01-02"
+
+
+def test_two_strangers_with_a_placeholder_birth_date_have_no_birth_date_to_agree_on():
+    a = profile_features({"ProfileId": pid(1), "FirstName": "John", "LastName": "Smith", "BirthDate": "1900-01-01"})
+    assert a["dob"] == "" and "BirthDate" in a["invalid"]
 
 
 def test_birth_date_future_relative_to_real_today():

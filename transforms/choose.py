@@ -102,8 +102,15 @@ def completeness(profile: dict) -> int:
     return count
 
 
-def _timestamp(value) -> float | None:
-    """Seconds since the epoch from an ISO date/time or a number; None if unreadable."""
+# Above this, a number of the epoch is in milliseconds (JavaScript, Java, many exports): as seconds,
+# 10^11 is the year 5138.
+_MILLISECONDS_ABOVE = 1e11
+
+
+def _timestamp(value, region: str = "") -> float | None:
+    """Seconds since the epoch from an ISO date/time, a date as people write it (read in ``region``:
+    06/01/2024 is 1 June in the US, 6 January elsewhere), or a number of seconds or milliseconds
+    since the epoch; None if unreadable."""
     if value is None:
         return None
     text = str(value).strip()
@@ -112,7 +119,7 @@ def _timestamp(value) -> float | None:
     try:
         parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        iso = normalize_birth_date(text)
+        iso = normalize_birth_date(text, region)
         if not iso:
             try:
                 seconds = float(text)  # seconds since the epoch
@@ -120,7 +127,9 @@ def _timestamp(value) -> float | None:
                 return None
             # "NaN" (a spreadsheet's or pandas' empty cell) and "inf" are no time: ranked as missing,
             # not first (a NaN sort key would also make the order depend on the input's)
-            return seconds if math.isfinite(seconds) else None
+            if not math.isfinite(seconds):
+                return None
+            return seconds / 1000.0 if abs(seconds) > _MILLISECONDS_ABOVE else seconds
         parsed = _dt.datetime.fromisoformat(iso)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_dt.timezone.utc)
@@ -129,7 +138,8 @@ def _timestamp(value) -> float | None:
 
 def rank_key(profile: dict, policy: Policy) -> tuple:
     """Sort key, best first when sorted ascending: the policy's order, then ProfileId."""
-    recency = _timestamp(attribute_path(profile, policy.recency_attribute)) if policy.recency_attribute else None
+    recency = _timestamp(attribute_path(profile, policy.recency_attribute),
+                         profile_region(profile, policy.default_region)) if policy.recency_attribute else None
     recency_key = -recency if recency is not None else float("inf")
     complete_key = -completeness(profile)
     if policy.name == "source_priority":

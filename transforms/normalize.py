@@ -143,6 +143,13 @@ _COUNTRY_ALIASES = {
     "svizzera": "CH", "osterreich": "AT", "sverige": "SE", "norge": "NO", "danmark": "DK", "suomi": "FI",
     "polska": "PL", "belgique": "BE", "belgie": "BE", "eire": "IE", "nippon": "JP", "nihon": "JP",
     "bharat": "IN", "south korea": "KR", "korea": "KR", "russia": "RU", "vietnam": "VN", "uae": "AE",
+    # names the ISO list spells otherwise, or no longer uses (the word search would find the wrong
+    # country or none: "republic of korea" is inside "democratic people's republic of korea")
+    "republic of korea": "KR", "korea republic of": "KR", "rok": "KR", "north korea": "KP", "dprk": "KP",
+    "republic of china": "TW", "taiwan": "TW", "turkey": "TR", "turkiye": "TR", "ivory coast": "CI",
+    "burma": "MM", "swaziland": "SZ", "cape verde": "CV", "east timor": "TL", "czech republic": "CZ",
+    "macedonia": "MK", "holy see": "VA", "vatican": "VA", "laos": "LA", "syria": "SY", "iran": "IR",
+    "bolivia": "BO", "venezuela": "VE", "tanzania": "TZ", "moldova": "MD", "palestine": "PS",
 }
 
 
@@ -312,6 +319,13 @@ _NUMERIC_RE = re.compile(r"^(\d{1,2})[-/. ](\d{1,2})[-/. ](\d{2}|\d{4})$")
 _WORDY_RE = re.compile(r"^(?:(\d{1,2})(?:st|nd|rd|th)?[ -]?([a-z]+)\.?,?[ -]?(\d{4})|([a-z]+)\.? (\d{1,2})(?:st|nd|rd|th)?,? (\d{4}))$")
 
 
+# Dates systems write when no birth date was given: the first day of 1900 or 1901 (forms, old CRMs),
+# the Unix epoch, and the spreadsheet zero dates. Read as a birth date, a placeholder shared by
+# thousands of profiles agrees like one person's own (two strangers "born" 1900-01-01 would look
+# like one person), so it is flagged like any date that cannot be read, never compared.
+PLACEHOLDER_BIRTH_DATES = frozenset({"1900-01-01", "1901-01-01", "1970-01-01", "1899-12-30", "1899-12-31"})
+
+
 def _make_date(year: int, month: int, day: int, today: _dt.date) -> str | None:
     try:
         value = _dt.date(year, month, day)
@@ -319,7 +333,8 @@ def _make_date(year: int, month: int, day: int, today: _dt.date) -> str | None:
         return None
     if value.year < 1880 or value > today:
         return None
-    return value.isoformat()
+    iso = value.isoformat()
+    return None if iso in PLACEHOLDER_BIRTH_DATES else iso
 
 
 def normalize_birth_date(raw: Any, region: str = "", today: _dt.date | None = None) -> str | None:
