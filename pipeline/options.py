@@ -26,7 +26,7 @@ class ProfileDedupOptions(PipelineOptions):
         io.add_argument("--input", default=None,
                         help="Exported profiles: JSONL of Customer Profiles Profile objects. A local path, "
                              "a glob, a directory (its files) or s3:// URI; several separated by commas, each "
-                             "matching at least one file. Gzip/bzip2 by extension.")
+                             "matching at least one file. Compressed files (.gz, .bz2, .xz, .zst, .deflate) are read by their extension.")
         io.add_argument("--output", default=None,
                         help="Directory (local or s3://) for merge_plan.jsonl, clusters.jsonl, review.jsonl, "
                              "rejected.jsonl, model.json, summary.json and report.html.")
@@ -117,7 +117,7 @@ class ProfileDedupOptions(PipelineOptions):
                                 "(default 0: no cap).")
         apply.add_argument("--endpoint_url", default=None,
                            help="Customer Profiles endpoint, e.g. a local emulator (default: the AWS endpoint "
-                                "of --region).")
+                                "of --aws_region).")
         apply.add_argument("--aws_region", default=None,
                            help="AWS Region of the domain (default: boto3's standard chain, e.g. AWS_REGION). "
                                 "Not --region: Beam already uses that for Dataflow's Region.")

@@ -451,6 +451,8 @@ class Views:
                 part = mask_phone(part)
             elif name == "dob":
                 part = mask_date(part)
+            elif name in ("address", "account"):   # a street line, an account number: shown as the fields are
+                part = "***"
             masked.append(self.r.text(part))
         return " + ".join(masked)
 

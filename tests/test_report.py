@@ -270,6 +270,20 @@ def test_redact_hides_personal_data(out, tmp_path):
     assert "alice.wonder@example.org" in plain and "12 rabbit hole lane" in plain
 
 
+def test_redacted_capped_block_keys_hide_street_lines_and_account_numbers():
+    from pipeline.report import Views
+    from transforms.model import default_model
+
+    model = default_model()
+    views = Views(Redactor(True), model, {"match": 0.95, "review": 0.5}, None)
+    key = views.block_key("postcode+street+first_initial", "NW16XE + flat 1 221b baker street + a")
+    assert "baker" not in key and key.endswith("*** + a")
+    assert "ACC-77" not in views.block_key("account_number", "ACC-7788")
+    assert views.block_key("phone", "+442079460958") == "+44 **** **0958"
+    plain = Views(Redactor(False), model, {"match": 0.95, "review": 0.5}, None)
+    assert plain.block_key("postcode+street+first_initial", "NW16XE + 1 baker st + a") == "NW16XE + 1 baker st + a"
+
+
 def test_masks():
     assert mask_email("julia.braun@gmail.com") == "j***@gmail.com"
     assert mask_phone("+44 20 7946 1346") == "+44 **** **1346"
