@@ -322,6 +322,7 @@ class Views:
         profiles = [p for p in record.get("profiles") or [] if isinstance(p, dict)]
         profiles.sort(key=lambda p: p.get("ProfileId") != main)  # main first, others as listed
         hidden_columns = 0
+        by_id = {str(p.get("ProfileId", "")): p for p in profiles}
         if max_columns is not None and len(profiles) > max_columns:
             hidden_columns = len(profiles) - max_columns
             profiles = profiles[:max_columns]
@@ -335,20 +336,30 @@ class Views:
             keys.update(k for k in p if k not in ("ProfileId", "Attributes", "EngagementPreferences"))
             if isinstance(p.get("Attributes"), dict):
                 attribute_keys.update(p["Attributes"])
+        # a field whose kept value comes from a profile not shown still gets its row (and that value)
+        shown = set(ids)
+        for f, c in choices.items():
+            if isinstance(c, dict) and c.get("source") not in (None, *shown) and f not in ("Attributes",):
+                keys.add(f)
+        attribute_choices_all = choices.get("Attributes") if isinstance(choices.get("Attributes"), dict) else {}
+        attribute_keys.update(k for k, c in attribute_choices_all.items()
+                              if isinstance(c, dict) and c.get("source") not in (None, *shown))
+        keys.discard("EngagementPreferences")
         fields = [f for f in FIELD_ORDER if f in keys] + sorted(keys - set(FIELD_ORDER))
         rows = []
         for f in fields:
             choice = choices.get(f) if isinstance(choices.get(f), dict) else {}
-            rows.append(self._row(f, [p.get(f) for p in profiles], ids, choice))
-        attribute_choices = choices.get("Attributes") if isinstance(choices.get("Attributes"), dict) else {}
+            rows.append(self._row(f, [p.get(f) for p in profiles], ids, choice, by_id=by_id))
+        attribute_choices = attribute_choices_all
         for key in sorted(attribute_keys):
             values = [p["Attributes"].get(key) if isinstance(p.get("Attributes"), dict) else None for p in profiles]
             choice = attribute_choices.get(key) if isinstance(attribute_choices.get(key), dict) else {}
-            rows.append(self._row(f"Attributes.{key}", values, ids, choice, attribute=True))
-        if any(p.get("EngagementPreferences") for p in profiles):
-            choice = choices.get("EngagementPreferences") if isinstance(choices.get("EngagementPreferences"), dict) else {}
-            rows.append(self._row("EngagementPreferences", [p.get("EngagementPreferences") for p in profiles], ids, choice))
-        rows = [row for row in rows if any(cell["lines"] for cell in row["cells"])]
+            rows.append(self._row(f"Attributes.{key}", values, ids, choice, attribute=True, by_id=by_id))
+        ep_choice = choices.get("EngagementPreferences") if isinstance(choices.get("EngagementPreferences"), dict) else {}
+        if any(p.get("EngagementPreferences") for p in profiles) or ep_choice.get("source") not in (None, *shown):
+            rows.append(self._row("EngagementPreferences", [p.get("EngagementPreferences") for p in profiles], ids,
+                                  ep_choice, by_id=by_id))
+        rows = [row for row in rows if any(cell["lines"] for cell in row["cells"]) or row["hidden_lines"]]
         empty = sorted(f for f, c in choices.items() if f not in ("Attributes", "EngagementPreferences")
                        and isinstance(c, dict) and "source" in c and c["source"] is None and f not in keys)
 
@@ -380,19 +391,28 @@ class Views:
             "split_off": [str(s) for s in record.get("split_off") or []],
         }
 
-    def _row(self, field: str, values: list, ids: list[str], choice: dict, attribute: bool = False) -> dict:
+    def _row(self, field: str, values: list, ids: list[str], choice: dict, attribute: bool = False,
+             by_id: dict | None = None) -> dict:
         source = choice.get("source")
         name = field.split(".", 1)[1] if attribute else field
-        cells = []
-        for pid, value in zip(ids, values):
+
+        def lines_of(value) -> list[str]:
             if attribute:
                 text = value if isinstance(value, str) else None if value is None else orjson.dumps(value).decode()
-                lines = [clip(self.r.text(text))] if text else []
-            else:
-                lines = self.value_lines(name, value)
-            cells.append({"lines": lines, "win": source is not None and source == pid})
+                return [clip(self.r.text(text))] if text else []
+            return self.value_lines(name, value)
+
+        cells = [{"lines": lines_of(value), "win": source is not None and source == pid} for pid, value in zip(ids, values)]
+        hidden = source is not None and source not in ids
+        hidden_lines: list[str] = []
+        if hidden and by_id and isinstance(by_id.get(source), dict):
+            winner = by_id[source]
+            value = (winner.get("Attributes") or {}).get(name) if attribute and isinstance(winner.get("Attributes"), dict) \
+                else None if attribute else winner.get(name)
+            hidden_lines = lines_of(value)
         return {"field": field, "cells": cells, "reason": self.r.text(str(choice.get("reason", ""))),
-                "source_hidden": source is not None and source not in ids}
+                "source_hidden": hidden, "source_short": short_id(str(source)) if hidden else "",
+                "hidden_lines": hidden_lines}
 
     def edge(self, edge: dict, title: str | None = None, vouched: dict | None = None) -> dict:
         fields = edge.get("fields") if isinstance(edge.get("fields"), dict) else {}

@@ -284,6 +284,26 @@ def test_redacted_capped_block_keys_hide_street_lines_and_account_numbers():
     assert plain.block_key("postcode+street+first_initial", "NW16XE + 1 baker st + a") == "NW16XE + 1 baker st + a"
 
 
+def test_a_field_kept_from_a_profile_not_shown_keeps_its_row_and_value():
+    from pipeline.report import Views
+    from transforms.model import default_model
+
+    ids = [f"{n:032x}" for n in range(1, 16)]
+    profiles = [{"ProfileId": i, "FirstName": "Desmond"} for i in ids]
+    profiles[-1].update(MiddleName="Quincy", Attributes={"tier": "gold"})
+    record = {"main": ids[0], "members": ids, "profiles": profiles, "edges": [], "requests": [{}],
+              "choices": {"FirstName": {"source": ids[0], "reason": "main"},
+                          "MiddleName": {"source": ids[-1], "reason": "main has none"},
+                          "Attributes": {"tier": {"source": ids[-1], "reason": "main has none"}}}}
+    for redact, shown in ((False, "Quincy"), (True, "Quincy")):
+        view = Views(Redactor(redact), default_model(), {"match": 0.95, "review": 0.5}, None).cluster(record, max_columns=12)
+        rows = {row["field"]: row for row in view["rows"]}
+        assert view["hidden_columns"] == 3
+        assert rows["MiddleName"]["source_hidden"] and rows["MiddleName"]["hidden_lines"] == [shown]
+        assert rows["Attributes.tier"]["hidden_lines"] == ["gold"]
+        assert not rows["FirstName"]["source_hidden"]
+
+
 def test_masks():
     assert mask_email("julia.braun@gmail.com") == "j***@gmail.com"
     assert mask_phone("+44 20 7946 1346") == "+44 **** **1346"
