@@ -246,6 +246,8 @@ def test_a_run_on_too_few_profiles_to_estimate_on_says_so(tmp_path):
     assert len(summary["model_warnings"]) == 1
     assert summary["model_warnings"][0].startswith(f"the model was estimated from only {summary['profiles_valid']} profiles")
     assert "WARNING" in result.stderr and "pass it with --model" in result.stderr
+    assert f"<b>Model:</b> the model was estimated from only {summary['profiles_valid']} profiles" in \
+        (out / "report.html").read_text(encoding="utf-8")
     # a model given with --model says what it was estimated on, and the warning follows it
     again = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(tmp_path / "again"),
                             "--model", str(out / "model.json"), *RUNNER], capture_output=True, text=True, cwd=ROOT)
