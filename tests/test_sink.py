@@ -34,6 +34,36 @@ def aws_env(monkeypatch):
     set_aws_env(monkeypatch)
 
 
+def _answering(operation: str, status: int, error_type: str, seconds: float | None = None):
+    """A stand-in for ``sink.make_client``: a real boto3 client whose ``operation`` is answered with
+    this error before it reaches the emulator, always or for the first ``seconds`` after its first call."""
+    import time
+
+    from botocore.awsrequest import AWSResponse
+
+    made = sink.make_client
+    body = json.dumps({"Message": error_type}).encode()
+    first: dict = {}
+
+    class _Raw:
+        def stream(self, **_):
+            yield body
+
+    def answer(request, **_):
+        start = first.setdefault("t", time.monotonic())
+        if seconds is None or time.monotonic() - start < seconds:
+            return AWSResponse(request.url, status, {"x-amzn-ErrorType": error_type,
+                                                     "Content-Type": "application/json"}, _Raw())
+        return None
+
+    def client(config, session=None):
+        c = made(config, session)
+        c.meta.events.register(f"before-send.customer-profiles.{operation}", answer)
+        return c
+
+    return client
+
+
 # --------------------------------------------------------------------------- pieces
 
 def test_classify_state():
@@ -260,22 +290,7 @@ def test_a_stop_ends_the_retries_of_a_failing_state_read_at_once(tmp_path, monke
     import threading
     import time
 
-    from botocore.awsrequest import AWSResponse
-
-    class _Raw:
-        def stream(self, **_):
-            yield b'{"Message": "Service Unavailable"}'
-
-    made = sink.make_client
-
-    def client(config, session=None):
-        c = made(config, session)
-        c.meta.events.register(
-            "before-send.customer-profiles.BatchGetProfile",
-            lambda request, **_: AWSResponse(request.url, 503, {"x-amzn-ErrorType": "ServiceUnavailableException",
-                                                                "Content-Type": "application/json"}, _Raw()))
-        return c
-
+    client = _answering("BatchGetProfile", 503, "ServiceUnavailableException")
     profiles, plan = pair_plan(40)
     write_jsonl(tmp_path / "plan.jsonl", plan)
     monkeypatch.setattr(sink, "make_client", client)
@@ -303,27 +318,8 @@ def test_progress_lines_go_on_while_every_merge_is_being_throttled(tmp_path, mon
     import time
 
     import pipeline.apply as apply_module
-    from botocore.awsrequest import AWSResponse
 
-    class _Raw:
-        def stream(self, **_):
-            yield b'{"Message": "Rate exceeded"}'
-
-    made, window = sink.make_client, {}
-
-    def client(config, session=None):
-        c = made(config, session)
-
-        def throttled(request, **_):
-            start = window.setdefault("start", time.monotonic())
-            if time.monotonic() - start < 4.0:
-                return AWSResponse(request.url, 429, {"x-amzn-ErrorType": "ThrottlingException",
-                                                      "Content-Type": "application/json"}, _Raw())
-            return None
-
-        c.meta.events.register("before-send.customer-profiles.MergeProfiles", throttled)
-        return c
-
+    client = _answering("MergeProfiles", 429, "ThrottlingException", seconds=4.0)
     profiles, plan = pair_plan(8)
     write_jsonl(tmp_path / "plan.jsonl", plan)
     monkeypatch.setattr(sink, "make_client", client)
@@ -414,30 +410,7 @@ def test_the_breaker_rides_out_a_short_outage_and_trips_on_one_that_lasts():
 def test_an_outage_of_a_second_is_retried_through_not_a_reason_to_stop(tmp_path, monkeypatch):
     """Every MergeProfiles answered 503 for a second (a deploy, a load balancer failing over): each
     attempt fails and fills the error window, but the requests are retried and all merge."""
-    import time
-
-    from botocore.awsrequest import AWSResponse
-
-    class _Raw:
-        def stream(self, **_):
-            yield b'{"Message": "Service Unavailable"}'
-
-    outage = {}
-    made = sink.make_client
-
-    def client(config, session=None):
-        c = made(config, session)
-
-        def unavailable(request, **_):
-            start = outage.setdefault("start", time.monotonic())
-            if time.monotonic() - start < 1.0:
-                return AWSResponse(request.url, 503, {"x-amzn-ErrorType": "ServiceUnavailableException",
-                                                      "Content-Type": "application/json"}, _Raw())
-            return None
-
-        c.meta.events.register("before-send.customer-profiles.MergeProfiles", unavailable)
-        return c
-
+    client = _answering("MergeProfiles", 503, "ServiceUnavailableException", seconds=1.0)
     profiles, plan = pair_plan(150)
     write_jsonl(tmp_path / "plan.jsonl", plan)
     monkeypatch.setattr(sink, "make_client", client)
@@ -596,22 +569,7 @@ def test_fix_engagement_preferences_unions_them_on_the_main(tmp_path):
 def test_a_failed_engagement_preferences_update_is_said_out_loud(tmp_path, monkeypatch, caplog):
     import logging
 
-    from botocore.awsrequest import AWSResponse
-
-    class _Raw:
-        def stream(self, **_):
-            yield b'{"Message": "Invalid input"}'
-
-    made = sink.make_client
-
-    def client(config, session=None):
-        c = made(config, session)
-        c.meta.events.register(
-            "before-send.customer-profiles.UpdateProfile",
-            lambda request, **_: AWSResponse(request.url, 400, {"x-amzn-ErrorType": "BadRequestException",
-                                                                "Content-Type": "application/json"}, _Raw()))
-        return c
-
+    client = _answering("UpdateProfile", 400, "BadRequestException")
     profiles = [{"ProfileId": pid(1), "EngagementPreferences": _ep(pid(1), phone="+15550001")},
                 {"ProfileId": pid(2), "EngagementPreferences": _ep(pid(2), email="a@x.org")}]
     plan = [{"DomainName": DOMAIN, "MainProfileId": pid(1), "ProfileIdsToBeMerged": [pid(2)]}]
