@@ -341,9 +341,13 @@ def journal_lock(journal_dir: str):
         return
     import psutil  # noqa: PLC0415
 
-    os.makedirs(journal_dir, exist_ok=True)
     path = os.path.join(journal_dir, LOCK_FILE)
     mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": utc_now_iso()})
+    unwritable = f"--output {os.path.dirname(journal_dir)}: the journal cannot be written there"
+    try:
+        os.makedirs(journal_dir, exist_ok=True)
+    except OSError as error:   # read-only, full, a file in the way: before anything is sent
+        raise ValueError(f"{unwritable} ({error})") from None
     for _ in range(2):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -362,6 +366,8 @@ def journal_lock(journal_dir: str):
             LOG.warning("journal lock %s was left by process %s, which is gone: taking it over", path, holder.get("pid"))
             os.unlink(path)
             continue
+        except OSError as error:
+            raise ValueError(f"{unwritable} ({error})") from None
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(mine)
         break

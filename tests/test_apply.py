@@ -368,3 +368,13 @@ def test_reports_that_cannot_be_written_stop_with_status_3_and_a_rerun_writes_th
         assert emu.stats()["requests"]["MergeProfiles"] == 5, "nothing sent again"
     assert summary["apply"]["merged"] == 5
     assert [line["outcome"] for line in read_jsonl(tmp_path / "out" / "applied.jsonl")] == ["merged"] * 5
+
+
+def test_an_output_where_the_journal_cannot_be_written_is_refused_before_anything_is_sent(tmp_path):
+    profiles, plan = pair_plan(2)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    (tmp_path / "file").write_text("a file, not a directory")
+    with start_emulator(profiles, DOMAIN) as emu:
+        with pytest.raises(ValueError, match="the journal cannot be written there"):
+            run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "file" / "out", emu.url))
+        assert emu.stats()["requests"].get("MergeProfiles", 0) == 0
