@@ -338,19 +338,16 @@ class Views:
                 attribute_keys.update(p["Attributes"])
         # a field whose kept value comes from a profile not shown still gets its row (and that value)
         shown = set(ids)
-        for f, c in choices.items():
-            if isinstance(c, dict) and c.get("source") not in (None, *shown) and f not in ("Attributes",):
-                keys.add(f)
-        attribute_choices_all = choices.get("Attributes") if isinstance(choices.get("Attributes"), dict) else {}
-        attribute_keys.update(k for k, c in attribute_choices_all.items()
+        keys.update(f for f, c in choices.items() if f not in ("Attributes", "EngagementPreferences")
+                    and isinstance(c, dict) and c.get("source") not in (None, *shown))
+        attribute_choices = choices.get("Attributes") if isinstance(choices.get("Attributes"), dict) else {}
+        attribute_keys.update(k for k, c in attribute_choices.items()
                               if isinstance(c, dict) and c.get("source") not in (None, *shown))
-        keys.discard("EngagementPreferences")
         fields = [f for f in FIELD_ORDER if f in keys] + sorted(keys - set(FIELD_ORDER))
         rows = []
         for f in fields:
             choice = choices.get(f) if isinstance(choices.get(f), dict) else {}
             rows.append(self._row(f, [p.get(f) for p in profiles], ids, choice, by_id=by_id))
-        attribute_choices = attribute_choices_all
         for key in sorted(attribute_keys):
             values = [p["Attributes"].get(key) if isinstance(p.get("Attributes"), dict) else None for p in profiles]
             choice = attribute_choices.get(key) if isinstance(attribute_choices.get(key), dict) else {}
@@ -407,9 +404,8 @@ class Views:
         hidden_lines: list[str] = []
         if hidden and by_id and isinstance(by_id.get(source), dict):
             winner = by_id[source]
-            value = (winner.get("Attributes") or {}).get(name) if attribute and isinstance(winner.get("Attributes"), dict) \
-                else None if attribute else winner.get(name)
-            hidden_lines = lines_of(value)
+            attributes = winner.get("Attributes") if isinstance(winner.get("Attributes"), dict) else {}
+            hidden_lines = lines_of(attributes.get(name) if attribute else winner.get(name))
         return {"field": field, "cells": cells, "reason": self.r.text(str(choice.get("reason", ""))),
                 "source_hidden": hidden, "source_short": short_id(str(source)) if hidden else "",
                 "hidden_lines": hidden_lines}

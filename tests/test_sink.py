@@ -366,6 +366,16 @@ def test_a_group_split_over_requests_is_merged_whole_or_not_at_all(tmp_path, del
     assert summary["apply"]["skipped"] == 3
 
 
+def test_a_whole_group_is_read_once_before_its_requests(tmp_path):
+    profiles, plan, _ = _group_plan(None)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    with start_emulator(profiles, DOMAIN) as emu:
+        summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+        calls = emu.stats()["requests"]["BatchGetProfile"]
+    assert summary["apply"]["merged"] == 3
+    assert calls == 3, "45 ids, 20 a call, read once for the group and its three requests"
+
+
 def test_max_merges_does_not_cut_a_group_in_two(tmp_path):
     profiles, plan, _ = _group_plan(None)
     single = [{"ProfileId": pid(100 + n), "FirstName": "x"} for n in range(4)]
@@ -443,31 +453,13 @@ def test_error_rate_trips_the_breaker_and_nothing_else_is_sent(tmp_path):
     assert set(outcomes) <= {"not_applied", "failed"} and outcomes["not_applied"] >= 60
 
 
-def _access_denied_client(make_client):
-    """A real boto3 client whose MergeProfiles answers 403 AccessDeniedException."""
-    from botocore.awsrequest import AWSResponse
-
-    class _Raw:
-        def stream(self, **_):
-            yield b'{"Message": "User is not authorized to perform: profile:MergeProfiles"}'
-
-    def client(config, session=None):
-        c = make_client(config, session)
-        c.meta.events.register(
-            "before-send.customer-profiles.MergeProfiles",
-            lambda request, **_: AWSResponse(request.url, 403, {"x-amzn-ErrorType": "AccessDeniedException",
-                                                                "Content-Type": "application/json"}, _Raw()))
-        return c
-    return client
-
-
 def test_access_denied_stops_at_once_and_a_rerun_continues(tmp_path, monkeypatch):
     profiles, plan = pair_plan(40)
     write_jsonl(tmp_path / "plan.jsonl", plan)
     argv = apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", "", rate=400)
     with start_emulator(profiles, DOMAIN) as emu:
         argv[argv.index("--endpoint_url") + 1] = emu.url
-        monkeypatch.setattr(sink, "make_client", _access_denied_client(sink.make_client))
+        monkeypatch.setattr(sink, "make_client", _answering("MergeProfiles", 403, "AccessDeniedException"))
         with pytest.raises(ApplyStopped) as stop:
             run_apply_argv(argv)
         assert "AccessDeniedException" in str(stop.value)

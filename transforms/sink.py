@@ -689,7 +689,16 @@ class ShardRunner:
             return None   # each request reads its own state again, and says what it finds
         gone = [pid for pid in ids if state.get(pid) is None]
         if not gone or gone == [chain[0].main]:
-            return None   # all there; or the main alone is gone, which each request reports itself
+            # all there (or the main alone is gone, which each request reports itself): what was read
+            # is each request's state, unless another thread's read-ahead has taken that request already
+            now = time.monotonic()
+            with self._lock:
+                for item in fresh:
+                    if not item.claimed:
+                        item.claimed = True
+                        item.state, item.state_time = {pid: state[pid] for pid in item.ids}, now
+                        item.ready.set()
+            return None
         return "skipped", (f"stale plan: {len(gone)} of the {len(ids)} profiles of this group (main "
                            f"{chain[0].main}, {len(chain)} requests) no longer exist ({', '.join(gone[:5])}"
                            f"{', ...' if len(gone) > 5 else ''}); a group is merged whole or not at all")
