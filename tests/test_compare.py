@@ -891,3 +891,55 @@ def test_a_shared_fixed_line_is_its_own_phone_level_and_guarded_without_a_first_
     us = [features({"ProfileId": pid(7 + n), "LastName": "Hale", "PhoneNumber": "+1 415 555 2671",
                     **({"FirstName": "Ann"} if n else {})}) for n in range(2)]
     assert by_label(model, "phone", us[1], us[0]) == "same number"
+
+
+def _named(n: int, first: str, last: str, middle: str = "") -> dict:
+    return features({"ProfileId": pid(n), "FirstName": first, "LastName": last, "MiddleName": middle})
+
+
+@pytest.mark.parametrize("one, other", [
+    ("伟", "薇"),          # Wei and Wei: one reading, two names (a brother and a sister)
+    ("حسن", "حسين"),       # Hasan and Husayn: "hsn" and "hsyn" once transliterated
+    ("서연", "서윤"),       # Seo-yeon and Seo-yun: one syllable apart
+])
+def test_default_model_names_written_differently_are_different_names(one, other):
+    model = default_model()
+    a, b = _named(1, one, "张"), _named(2, other, "张")
+    assert by_label(model, "first_name", a, b) == "else"
+    assert by_label(model, "last_name", a, b) == "exact"
+    # family names likewise: 王 and 汪 both read "wang"
+    assert by_label(model, "last_name", _named(3, "芳", "王"), _named(4, "芳", "汪")) == "else"
+    # a middle name too
+    assert by_label(model, "middle_name", _named(5, "A", "B", one), _named(6, "A", "B", other)) == "else"
+
+
+def test_default_model_names_written_alike_keep_their_levels():
+    model = default_model()
+    # the same name, with and without optional vowel marks, or in either Japanese syllabary
+    assert by_label(model, "first_name", _named(1, "حَسَن", "x"), _named(2, "حسن", "x")) == "exact"
+    assert by_label(model, "first_name", _named(1, "サトウ", "x"), _named(2, "さとう", "x")) == "exact"
+    # a name written in Chinese characters on one side and in pinyin on the other: the
+    # transliteration relates them, as before
+    assert by_label(model, "first_name", _named(3, "伟", "张"), _named(4, "Wei", "Zhang")) == "exact"
+    # family name first on one side, given name first on the other: still a swap, not two names
+    assert by_label(model, "first_name", _named(5, "张", "伟"), _named(6, "伟", "张")) == "swapped with last name"
+    # Cyrillic spells letter for letter: a typo stays a typo
+    assert by_label(model, "last_name", _named(7, "Ivan", "Петров"), _named(8, "Ivan", "Петтров")) != "else"
+
+
+def test_written_names_on_a_batch_agree_with_one_pair_at_a_time():
+    model = default_model()
+    names = [("伟", "张"), ("薇", "张"), ("Wei", "Zhang"), ("Mary", "Smith"), ("Marie", "Smith"), ("张", "伟")]
+    people = [_named(i, first, last) for i, (first, last) in enumerate(names)]
+    left = [a for a in people for _ in people]
+    right = [b for _ in people for b in people]
+    batch = comparison_vectors(model, left, right)
+    one_by_one = np.vstack([comparison_vectors(model, [a], [b]) for a, b in zip(left, right)])
+    assert (batch == one_by_one).all()
+
+
+def test_validate_model_checks_as_written():
+    model = default_model()
+    model["comparisons"][0]["as_written"] = "nickname"
+    with pytest.raises(ValueError, match="as_written"):
+        validate_model(model, fitted=False)

@@ -26,6 +26,7 @@ from transforms.normalize import (
     phonetic,
     profile_features,
     profile_region,
+    written_name,
 )
 
 # ----------------------------------------------------------------------- phones
@@ -625,3 +626,18 @@ def test_identifier_values_differ_unless_they_are_the_same_text(a, b, same):
            for n, v in ((1, a), (2, b))]
     assert (ids[0] == ids[1]) is same
     assert identifier_text("  ") == "" and identifier_text(None) == "" and identifier_text(5) == ""
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("张伟", "张伟"), ("山田 太郎", "山田太郎"), ("حَسَن", "حسن"), ("محـمد", "محمد"), ("サトウ", "さとう"), ("서연", "서연"),
+    ("Zoë", ""), ("Александр", ""), ("Γιώργος", ""), ("", ""), (None, ""), (7, ""),
+])
+def test_written_name_keeps_names_in_scripts_transliteration_loses(value, expected):
+    assert written_name(value) == expected
+
+
+def test_features_keep_names_as_written_only_when_needed():
+    assert profile_features({"ProfileId": "a" * 32, "FirstName": "伟", "LastName": "张"})["written"] == ("伟", "", "张")
+    assert profile_features({"ProfileId": "a" * 32, "FirstName": "Wei", "LastName": "Zhang"})["written"] == ""
+    # the transliteration stays the name blocking and the fuzzy levels read
+    assert profile_features({"ProfileId": "a" * 32, "FirstName": "伟", "LastName": "张"})["first"] == fold_name("伟") == "wei"

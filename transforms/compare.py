@@ -16,7 +16,7 @@ import time
 import numpy as np
 from rapidfuzz import distance, fuzz, process
 
-from transforms.model import guard_hits, prior_weight, probability, weight_tables
+from transforms.model import WRITTEN_NAMES, guard_hits, prior_weight, probability, weight_tables
 
 # Similarity scorers a level may name: (rapidfuzz scorer, is a distance, scale). Each returns
 # a score where higher is more alike, except *_distance scorers whose threshold is an upper
@@ -107,6 +107,12 @@ class _Batch:
         """How many values each multi-valued feature holds (0 for none)."""
         return self._spread("lengths", side, field, lambda f: np.fromiter(
             map(len, self._member_column(f)), dtype=np.int64, count=len(self._cache["members"])))
+
+    def written(self, side: int, index: int) -> np.ndarray:
+        """One name as written (the ``written`` feature's entry ``index``; "" where it has none)."""
+        return self._spread("written", side, index, lambda i: np.fromiter(
+            (w[i] if w else "" for w in self._member_column("written")), dtype=object,
+            count=len(self._cache["members"])))
 
     def days(self, side: int, field: str) -> np.ndarray:
         return self._spread("days", side, field, lambda f: np.array(
@@ -360,8 +366,24 @@ def comparison_vectors(model: dict, left: list[dict], right: list[dict]) -> np.n
             hit = _condition_mask(level, batch, remaining)
             result[remaining[hit]] = index
             remaining = remaining[~hit]
+        if comparison.get("as_written"):
+            result[(result != 0) & _written_apart(batch, comparison["as_written"])] = len(levels) - 1
         out[:, column] = result
     return out
+
+
+def _written_apart(batch: _Batch, name: str) -> np.ndarray:
+    """Pairs whose name ``name`` both sides have as written (see transforms.model.WRITTEN_NAMES),
+    differently, and not as the other side's other name (first and last swapped)."""
+    index = WRITTEN_NAMES.index(name)
+    if not batch._member_column("written").astype(bool).any():
+        return np.zeros(batch.n, dtype=bool)                 # no name written in such a script
+    a, b = batch.written(0, index), batch.written(1, index)
+    apart = (a != "") & (b != "") & (a != b)
+    if name != "middle" and apart.any():
+        other = WRITTEN_NAMES.index("last" if name == "first" else "first")
+        apart &= (a != batch.written(1, other)) & (b != batch.written(0, other))
+    return apart
 
 
 def joint_specs(model: dict) -> list[tuple[int, int, str]]:

@@ -170,6 +170,8 @@ def comparison_fields(comparison: dict, raw: bool = False) -> set[str]:
 
     for level in comparison["levels"]:
         visit(level)
+    if comparison.get("as_written"):
+        fields.add("written")
     if raw:
         return fields
     return {base for f in fields for base in FEATURE_SOURCES.get(f, (f,))}

@@ -39,6 +39,14 @@ MODEL_VERSION = 1
 # share it: below that, one person's own duplicates could be all of them.
 JOINT_MIN_PROFILES = 25
 
+# The names the normaliser also keeps as written (the ``written`` feature, in this order) when
+# they are in a script whose transliteration loses what tells names apart (Chinese characters,
+# Arabic, Hangul, ...: transforms.normalize.written_name). A comparison with "as_written" names one
+# of them: two profiles that both have it written, differently, are at its "else" level whatever
+# the transliterations say (伟 / 薇 both read "wei"), unless one's is the other's other name
+# (first and last swapped).
+WRITTEN_NAMES = ("first", "middle", "last")
+
 # Each level: label, a condition (kind + arguments) and an initial m for EM.
 # Condition kinds (see transforms.compare): null, exact, overlap, member, similarity,
 # member_typo, other_name (two names the nickname table knows, not related), compatible (one
@@ -53,6 +61,7 @@ DEFAULT_COMPARISONS = [
         "description": "First name, folded; nickname groups from the nicknames table",
         "term_frequency": {"field": "first", "levels": ["exact"],
                            "given": {"comparison": "last_name", "joint_field": "name_pair"}},
+        "as_written": "first",
         "levels": [
             {"label": "null", "kind": "null", "fields": ["first"]},
             {"label": "exact", "kind": "exact", "field": "first", "m": 0.75},
@@ -100,6 +109,7 @@ DEFAULT_COMPARISONS = [
     {
         "name": "middle_name",
         "description": "Middle name, folded; an initial agrees with the names it begins",
+        "as_written": "middle",
         "levels": [
             {"label": "null", "kind": "null", "fields": ["middle"]},
             {"label": "exact", "kind": "exact", "field": "middle", "m": 0.7},
@@ -113,6 +123,7 @@ DEFAULT_COMPARISONS = [
         "name": "last_name",
         "description": "Last name, folded",
         "term_frequency": {"field": "last", "levels": ["exact"]},
+        "as_written": "last",
         "levels": [
             {"label": "null", "kind": "null", "fields": ["last"]},
             {"label": "exact", "kind": "exact", "field": "last", "m": 0.8},
@@ -527,6 +538,8 @@ def validate_model(model: dict, fitted: bool = True) -> None:
                 value = level.get(key)
                 if not isinstance(value, (int, float)) or not 0 < value <= 1:
                     raise ValueError(f"comparison {comparison['name']} level {level['label']}: {key} must be in (0, 1]")
+        if comparison.get("as_written", WRITTEN_NAMES[0]) not in WRITTEN_NAMES:
+            raise ValueError(f"comparison {comparison['name']}: as_written must be one of {', '.join(WRITTEN_NAMES)}")
     by_name = {c["name"]: c for c in model["comparisons"]}
     for comparison in model["comparisons"]:
         spec = comparison.get("term_frequency")

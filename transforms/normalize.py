@@ -27,6 +27,7 @@ from anyascii import anyascii
 from apache_beam.metrics import Metrics
 
 from transforms.buckets import CountInBuckets, FromSideInput
+from transforms.model import WRITTEN_NAMES
 from transforms.packing import count_records, like, records
 
 # phonenumbers compiles its metadata's patterns through the re module's cache, which
@@ -48,6 +49,9 @@ _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _NON_ALPHA_SPACE = re.compile(r"[^a-z ]+")
 _SPACES = re.compile(r"\s+")
 _DIGITS = re.compile(r"\d+")
+# optional vowel and cantillation marks of Arabic and Hebrew, and the Arabic letter stretcher
+# (tatweel): one writer adds them, another does not
+_OPTIONAL_MARKS = re.compile("[\u0591-\u05c7\u0610-\u061a\u0640\u064b-\u065f\u0670\u06d6-\u06ed]")
 
 # Common street-type abbreviations, folded so "12 High St." and "12 high street" agree.
 _STREET_WORDS = {
@@ -79,7 +83,7 @@ def fold_text(value: Any) -> str:
     """Lower-case ASCII letters, digits and single spaces: accents and case folded."""
     if not isinstance(value, str) or not value:
         return ""
-    text = unicodedata.normalize("NFKC", value)
+    text = _OPTIONAL_MARKS.sub("", unicodedata.normalize("NFKC", value))
     text = anyascii(text).casefold()
     return _SPACES.sub(" ", text).strip()
 
@@ -95,6 +99,35 @@ def _fold_name(value: str) -> str:
     text = _NON_ALPHA_SPACE.sub(" ", fold_text(value).replace("'", "").replace("-", " "))
     text = _SPACES.sub(" ", text).strip()
     return "" if text in _PLACEHOLDER_NAMES else text
+
+
+# Scripts whose letters anyascii spells one for one, so that a transliterated name keeps what
+# tells names apart (and a typo stays a typo). Names in any other script lose it: Chinese
+# characters become toneless pinyin (伟 and 薇 both "wei", 王 and 汪 both "wang"), Arabic and
+# Hebrew are written without most vowels (حسن / حسين, Hasan / Husayn: "hsn" / "hsyn"), and a
+# Hangul or kana character is a syllable (서연 / 서윤, Seo-yeon / Seo-yun). Such a name is kept as
+# written too, and two names written differently are two names (transforms.compare, "as_written").
+# The names kept as written, in the order of the ``written`` feature (first, middle, last).
+WRITTEN_NAME_FIELDS = ("FirstName", "MiddleName", "LastName")
+_SPELT_SCRIPTS = ("LATIN", "GREEK", "CYRILLIC", "ARMENIAN", "GEORGIAN")
+# katakana to hiragana: one name, either syllabary
+_KATAKANA = {code: code - 0x60 for code in range(0x30A1, 0x30F7)}
+
+
+def written_name(value: Any) -> str:
+    """A name as written (NFKC, case-folded, letters and their marks only) when it is in a script
+    whose transliteration loses what tells names apart; "" for names spelt in Latin, Greek,
+    Cyrillic, Armenian or Georgian letters, and for no name."""
+    return _written_name(value) if isinstance(value, str) and value else ""
+
+
+@functools.lru_cache(maxsize=65536)
+def _written_name(value: str) -> str:
+    text = unicodedata.normalize("NFKC", value).casefold()
+    if all(not ch.isalpha() or unicodedata.name(ch, "LATIN").startswith(_SPELT_SCRIPTS) for ch in text):
+        return ""
+    text = _OPTIONAL_MARKS.sub("", text).translate(_KATAKANA)
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] in "LM")
 
 
 @functools.lru_cache(maxsize=1)
@@ -485,8 +518,9 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
     only as a home or business number),
     ``emails`` (matching keys), ``email_users`` (local parts), ``postcodes``,
     ``address`` (first address line key), ``units`` (the flats or suites that address names), ``city``, ``country``, ``gender``,
-    ``business``, ``suffix`` (a generational suffix, Jr or III, taken off the names), ``identifiers`` (values of the fields that must not conflict) and
-    ``invalid`` (names of fields whose values could not be read).
+    ``business``, ``suffix`` (a generational suffix, Jr or III, taken off the names), ``identifiers`` (values of the fields that must not conflict),
+    ``invalid`` (names of fields whose values could not be read) and ``written`` (the first, middle and
+    last names as written when one is in a script its transliteration loses, see ``written_name``; else "").
     """
     region = profile_region(profile, default_region)
     invalid: list[str] = []
@@ -578,6 +612,7 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "account": fold_text(profile.get("AccountNumber")),
         "identifiers": tuple((f, v) for f, v in identifiers if v),
         "invalid": tuple(invalid),
+        "written": written if any(written := tuple(written_name(profile.get(field)) for field in WRITTEN_NAME_FIELDS)) else "",
     }
 
 
