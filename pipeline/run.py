@@ -14,6 +14,7 @@ import gc
 import json
 from collections import Counter
 import logging
+import re
 import signal
 import sys
 import threading
@@ -26,6 +27,7 @@ from apache_beam.runners.runner import PipelineState
 from pipeline import io
 from pipeline.memory import return_freed_memory
 from pipeline.options import ProfileDedupOptions
+from transforms import progress
 from transforms.block import BlockPairs, BlockSizes
 from transforms.buckets import CoGroupInBuckets, in_global_window
 from transforms.choose import Policy
@@ -534,12 +536,22 @@ def _print_help() -> None:
 _WORKER_DATA_LINES = ("Discard inputs for cleaned up instruction",)
 
 
+# A forwarded worker line is "Worker: " and the log entry in protobuf text form; its message field:
+_ENTRY_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+
+
 def keep_worker_line(record: logging.LogRecord) -> bool:
-    """Whether a log line forwarded from a Beam worker is worth showing: warnings and above, and
-    the data plane's lines about dropped data (logged by the worker at INFO)."""
+    """Whether a log line forwarded from a Beam worker is worth showing: warnings and above, the
+    data plane's lines about dropped data (logged by the worker at INFO), and the job's own progress
+    lines (transforms.progress), which are shown as the worker wrote them, without the log entry
+    around them."""
     if record.levelno >= logging.WARNING:
         return True
     message = record.getMessage()
+    found = _ENTRY_MESSAGE.search(message)
+    if found and found.group(1).startswith(progress.PREFIX + " ("):
+        record.name, record.msg, record.args = progress.LOG.name, found.group(1).replace('\\"', '"'), ()
+        return True
     return any(line in message for line in _WORKER_DATA_LINES)
 
 

@@ -450,3 +450,34 @@ def test_the_runner_is_made_to_buffer_its_data_to_workers_by_size(monkeypatch):
     stream = after.get_conn_by_worker_id("w").output_stream("bundle_1", "read")
     assert isinstance(stream, data_plane.SizeBasedBufferingClosableOutputStream)
     assert not isinstance(stream, data_plane.TimeBasedBufferingClosableOutputStream)
+
+
+def test_progress_lines_from_two_worker_processes_add_up_to_the_job(tmp_path):
+    """A long run says where it is while it runs: each process that runs the steps logs its own tallies
+    (transforms.progress), and the launcher shows its worker processes' lines once each, as written.
+    Every increment logs here (period 0), so each process's last line holds all it did: together they
+    are the job's totals."""
+    import os
+    import re
+
+    profiles, _ = _generate(tmp_path, 300, seed=5)
+    out = tmp_path / "out"
+    env = dict(os.environ, PROFILE_DEDUP_PROGRESS_SECONDS="0")
+    result = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out),
+                             *RUNNER, "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+                            capture_output=True, text=True, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = re.findall(r"INFO profile_dedup\.progress: progress \(process (\d+), [^)]*\): (.*)", result.stderr)
+    last: dict[str, dict[str, int]] = {}
+    for process, counts in lines:
+        last[process] = {words: int(n.replace(",", "")) for n, words in re.findall(r"([\d,]+) ([a-z ]+?)(?:,|$)", counts)}
+    assert len(last) == 2 and str(os.getpid()) not in last, "one tally per worker process"
+    summary = json.loads((out / "summary.json").read_text())
+    totals = {words: sum(tally.get(words, 0) for tally in last.values()) for words in
+              ("records read", "profiles normalised", "candidate pairs made", "compared", "scored", "clusters planned")}
+    assert totals == {"records read": summary["records_read"], "profiles normalised": summary["profiles_valid"],
+                      "candidate pairs made": summary["candidate_pairs"], "compared": summary["candidate_pairs"],
+                      "scored": summary["candidate_pairs"], "clusters planned": summary["clusters"]}
+    # shown once each: the worker processes' own copies on the shared terminal are not printed too
+    assert "INFO:profile_dedup.progress" not in result.stderr
+    assert len(re.findall(r"progress \(process", result.stderr)) == len(lines)

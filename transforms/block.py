@@ -39,6 +39,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from transforms import progress
 from transforms.buckets import (DEFAULT_BUCKETS, BucketBuffer, CountInBuckets, FromSideInput, group_bucket,
                                in_global_window, key_hash)
 from transforms.packing import pack, records, unpack
@@ -377,7 +378,7 @@ class _PairsInBlockFn(beam.DoFn):
         self._names = [rule["name"] for rule in rules]
         self._split = FromSideInput(functools.partial(_capped_and_windowed, rules, max_block_size))
         self._buffer: list = []
-        self._pairs = Metrics.counter("block", "candidate_pairs")
+        self._pairs = progress.counter("block", "candidate_pairs")
         self._usec = Metrics.counter("block", "busy_usec")
 
     def start_bundle(self):

@@ -23,6 +23,7 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
 
+from transforms import progress
 from transforms.block import hard_conflicts
 from transforms.buckets import in_global_window
 from transforms.choose import Policy, choose_fields, plan_requests, rank_key, rank_reason
@@ -553,7 +554,7 @@ class _ResolveFn(beam.DoFn):
         self._scorer = None
         self._buffer: list = []
         self._buffered_pairs = 0
-        self._merged = Metrics.counter("cluster", "clusters_planned")
+        self._merged = progress.counter("cluster", "clusters_planned")
         self._held = Metrics.counter("cluster", "clusters_held")
         self._split = Metrics.counter("cluster", "profiles_split_off")
         self._vouched = Metrics.counter("cluster", "profiles_vouched_for_by_a_member")

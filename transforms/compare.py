@@ -634,6 +634,7 @@ class Scorer:
 import apache_beam as beam  # noqa: E402  (Beam wiring kept apart from the pure functions)
 from apache_beam.metrics import Metrics  # noqa: E402
 
+from transforms import progress  # noqa: E402
 from transforms.block import hard_conflicts  # noqa: E402
 from transforms.packing import unpack_compressed  # noqa: E402
 
@@ -694,7 +695,7 @@ class _CompareFn(beam.DoFn):
 
     def __init__(self, model):
         self._model = model
-        self._compared = Metrics.counter("compare", "pairs_compared")
+        self._compared = progress.counter("compare", "pairs_compared")
         self._usec = Metrics.counter("compare", "busy_usec")
 
     def process(self, pairs):
@@ -725,7 +726,7 @@ class ComparePairs(beam.PTransform):
 class _ScoreFn(beam.DoFn):
     def __init__(self):
         self._scorers: dict = {}
-        self._scored = Metrics.counter("score", "pairs_scored")
+        self._scored = progress.counter("score", "pairs_scored")
         self._usec = Metrics.counter("score", "busy_usec")
 
     def process(self, batch, model):

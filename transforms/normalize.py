@@ -26,6 +26,7 @@ import pycountry
 from anyascii import anyascii
 from apache_beam.metrics import Metrics
 
+from transforms import progress
 from transforms.buckets import CountInBuckets, FromSideInput
 from transforms.model import WRITTEN_NAMES
 from transforms.packing import count_records, like, records
@@ -681,7 +682,7 @@ class _NormalizeFn(beam.DoFn):
     def __init__(self, default_region: str, identifier_fields: tuple[str, ...]):
         self._region = default_region
         self._identifiers = identifier_fields
-        self._profiles = Metrics.counter("normalize", "profiles_normalized")
+        self._profiles = progress.counter("normalize", "profiles_normalized")
         self._invalid = Metrics.counter("normalize", "invalid_values_flagged")
         self._usec = Metrics.counter("normalize", "busy_usec")
 

@@ -21,6 +21,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
+from transforms import progress
 from transforms.buckets import FromSideInput, ToBucketsFn, group_bucket
 
 REJECTED = "rejected"
@@ -333,7 +334,7 @@ class _NumberLinesFn(beam.DoFn):
 @beam.typehints.with_output_types(typing.Tuple[str, typing.Any])
 class _ParseFn(beam.DoFn):
     def __init__(self):
-        self._read = Metrics.counter("read", "records_read")
+        self._read = progress.counter("read", "records_read")
         self._bad = Metrics.counter("read", "records_rejected")
 
     def process(self, element):
