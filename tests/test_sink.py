@@ -373,7 +373,27 @@ def test_a_whole_group_is_read_once_before_its_requests(tmp_path):
         summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
         calls = emu.stats()["requests"]["BatchGetProfile"]
     assert summary["apply"]["merged"] == 3
-    assert calls == 3, "45 ids, 20 a call, read once for the group and its three requests"
+    # 45 ids, 20 a call, read once for the group and its three requests; the main once more before
+    # the second and the third (the requests ahead of them changed it)
+    assert calls == 3 + 2
+
+
+def test_fix_engagement_preferences_on_a_group_of_several_requests_keeps_every_requests_preferences(tmp_path):
+    """Each request's follow-up unions from the main as the requests ahead of it left it: read with the
+    group's state before the first one, the union of the third overwrote what the first two added."""
+    profiles, plan, _ = _group_plan(None)
+    with_preferences = {pid(4): "a@x.org", pid(25): "b@x.org", pid(43): "c@x.org"}   # one in each request
+    for profile in profiles:
+        if profile["ProfileId"] in with_preferences:
+            profile["EngagementPreferences"] = _ep(profile["ProfileId"], email=with_preferences[profile["ProfileId"]])
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    with start_emulator(profiles, DOMAIN) as emu:
+        summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url,
+                                            "--fix_engagement_preferences"))
+        main = next(p for p in emu.profiles() if p["ProfileId"] == pid(0))
+    assert summary["apply"]["merged"] == 3
+    assert sorted(e["KeyValue"] for e in main["EngagementPreferences"]["Email"]) == ["a@x.org", "b@x.org", "c@x.org"]
+    assert all(e["ProfileId"] == pid(0) for e in main["EngagementPreferences"]["Email"])
 
 
 def test_max_merges_does_not_cut_a_group_in_two(tmp_path):

@@ -589,6 +589,8 @@ class _Item:
         self.claimed = False
         self.state: dict[str, dict | None] | None = None
         self.state_time = 0.0
+        # the state was read before an earlier request of its group merged into the same main
+        self.main_stale = False
 
 
 def _error_code(error) -> tuple[str, int]:
@@ -693,10 +695,13 @@ class ShardRunner:
             # is each request's state, unless another thread's read-ahead has taken that request already
             now = time.monotonic()
             with self._lock:
-                for item in fresh:
+                for position, item in enumerate(fresh):
                     if not item.claimed:
                         item.claimed = True
                         item.state, item.state_time = {pid: state[pid] for pid in item.ids}, now
+                        # the main changes with each request before this one (its merged values, its
+                        # EngagementPreferences once --fix_engagement_preferences has updated them)
+                        item.main_stale = position > 0
                         item.ready.set()
             return None
         return "skipped", (f"stale plan: {len(gone)} of the {len(ids)} profiles of this group (main "
@@ -718,6 +723,11 @@ class ShardRunner:
             return self._finish(item, "not_applied", f"circuit breaker: {self.breaker.reason}")
         try:
             state = self._state_for(item)
+            if item.main_stale:
+                # read with its group's, before the requests ahead of it merged into the main: the
+                # main as it is now (the EngagementPreferences follow-up unions from it)
+                state = {**state, **self._fetch_state([item.main], time.monotonic() + self.config.retry_deadline_s)}
+                item.main_stale = False
         except _Fatal as error:
             self.breaker.trip(str(error))
             return self._finish(item, "not_applied", f"circuit breaker: {self.breaker.reason}")
