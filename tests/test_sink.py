@@ -366,6 +366,21 @@ def test_a_group_split_over_requests_is_merged_whole_or_not_at_all(tmp_path, del
     assert summary["apply"]["skipped"] == 3
 
 
+def test_a_group_whose_first_request_was_applied_before_goes_on_with_the_rest(tmp_path):
+    """The first request's profiles all gone, the main there: that request was applied before (another
+    run's journal, another caller), as a request of its own would say; the group is not stale, and
+    its other requests are sent. Skipped as a whole, it stayed half merged for good."""
+    profiles, plan, _ = _group_plan(None)
+    write_jsonl(tmp_path / "plan.jsonl", plan)
+    with start_emulator(profiles, DOMAIN) as emu:
+        emu.client().merge_profiles(**plan[0])
+        summary = run_apply_argv(apply_argv(tmp_path / "plan.jsonl", tmp_path / "out", emu.url))
+        left = [p["ProfileId"] for p in emu.profiles()]
+    assert [line["outcome"] for line in read_jsonl(tmp_path / "out" / "applied.jsonl")] == [
+        "already_applied", "merged", "merged"]
+    assert left == [pid(0)] and summary["apply"]["merged"] == 2
+
+
 def test_a_whole_group_is_read_once_before_its_requests(tmp_path):
     profiles, plan, _ = _group_plan(None)
     write_jsonl(tmp_path / "plan.jsonl", plan)

@@ -675,8 +675,9 @@ class ShardRunner:
         Each request checks its own ids before it is sent, so a group whose third request holds a
         profile deleted since the export would be merged two requests out of three, and a partial
         group is never merged. Before the first request goes, the ids of every request not sent
-        before are read together; and a group that --max_merges would cut in two waits for a run
-        that can send it whole."""
+        before are read together: a request that lost some of its profiles to merge stops the group
+        (one that lost all of them was applied before, and says so itself). A group that
+        --max_merges would cut in two waits for a run that can send it whole."""
         if self.cutoff is not None and chain[-1].element["line"] > self.cutoff >= chain[0].element["line"]:
             return "not_applied", (f"--max_merges reached: the group of main {chain[0].main} needs "
                                    f"{len(chain)} requests; not started in this run, so that it is not left half merged")
@@ -690,8 +691,13 @@ class ShardRunner:
         except (_Fatal, _Unknown):
             return None   # each request reads its own state again, and says what it finds
         gone = [pid for pid in ids if state.get(pid) is None]
-        if not gone or gone == [chain[0].main]:
-            # all there (or the main alone is gone, which each request reports itself): what was read
+        # A request whose profiles to merge are all gone was applied before (by an earlier run with
+        # another journal, or another caller) or its profiles deleted: it says so itself, as a request
+        # of its own would (already_applied), and the rest of the group goes on. Only a request that
+        # lost some of its profiles makes the group a stale plan.
+        partial = [item for item in fresh if 0 < sum(state.get(pid) is None for pid in item.ids[1:]) < len(item.ids) - 1]
+        if not partial or state.get(chain[0].main) is None:
+            # all there (or the main is gone, which each request reports itself): what was read
             # is each request's state, unless another thread's read-ahead has taken that request already
             now = time.monotonic()
             with self._lock:
