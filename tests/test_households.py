@@ -65,7 +65,31 @@ CASES = [
       "EmailAddress": "reedfamily@btinternet.com", "Address": {"Address1": "31 Otley Road", "City": "Leeds", "PostalCode": "LS6 3AA", "Country": "GB"}},
      {"FirstName": "Samantha", "LastName": "Reed", "BirthDate": "1984-09-17", "HomePhoneNumber": "+44 113 268 0175",
       "EmailAddress": "reedfamily@btinternet.com", "Address": {"Address1": "31 Otley Rd", "City": "Leeds", "PostalCode": "LS6 3AA", "Country": "GB"}},
-     "a nickname, different birth dates, one household"),
+     "names alike, different birth dates, one household"),
+    ("siblings Minh and Linh, born four years apart: the family's landline and home",
+     {"FirstName": "Minh", "LastName": "Nguyen", "BirthDate": "1990-03-12", "HomePhoneNumber": "(714) 893-1144",
+      "Address": us_home("9200 Bolsa Ave", "Westminster", "92683")},
+     {"FirstName": "Linh", "LastName": "Nguyen", "BirthDate": "1994-08-30", "HomePhoneNumber": "714-893-1144",
+      "Address": us_home("9200 Bolsa Ave", "Westminster", "92683")},
+     "names alike, different birth dates, one household"),
+    ("a couple Jan and Jana, one home: names one letter apart",
+     {"FirstName": "Jan", "LastName": "Novak", "BirthDate": "1980-01-05", "HomePhoneNumber": "+420 222 333 444",
+      "Address": {"Address1": "Vinohradska 12", "City": "Praha", "PostalCode": "120 00", "Country": "CZ"}},
+     {"FirstName": "Jana", "LastName": "Novakova", "BirthDate": "1983-06-21", "HomePhoneNumber": "222 333 444",
+      "Address": {"Address1": "Vinohradská 12", "City": "Praha", "PostalCode": "12000", "Country": "CZ"}},
+     "names alike, different birth dates, one household"),
+    ("brothers known by their initials only: R. and S. Iyer, the family's landline and home",
+     {"FirstName": "R.", "LastName": "Iyer", "HomePhoneNumber": "+91 44 2434 5566",
+      "Address": {"Address1": "12 TTK Road, Alwarpet", "City": "Chennai", "PostalCode": "600018", "Country": "IN"}},
+     {"FirstName": "S.", "LastName": "Iyer", "HomePhoneNumber": "044 2434 5566",
+      "Address": {"Address1": "12 TTK Road, Alwarpet", "City": "Chennai", "PostalCode": "600018", "Country": "IN"}},
+     "a family name and a household"),
+    ("namesakes in two flats of one building, flats written the Spanish way",
+     {"FirstName": "María", "LastName": "García", "MobilePhoneNumber": "+34 612 345 678",
+      "Address": {"Address1": "Calle de Alcalá 120, 3º B", "City": "Madrid", "PostalCode": "28009", "Country": "ES"}},
+     {"FirstName": "Maria", "LastName": "Garcia", "MobilePhoneNumber": "+34 699 876 543",
+      "Address": {"Address1": "Calle de Alcalá 120, 5º A", "City": "Madrid", "PostalCode": "28009", "Country": "ES"}},
+     "namesakes: different phones"),
     ("coworkers Chris and Christine: the front desk's line and info@",
      {"FirstName": "Chris", "LastName": "Lee", "BusinessName": "Lee Family Dental", "BusinessPhoneNumber": "(206) 324-8800",
       "BusinessEmailAddress": "info@leefamilydental.com", "Address": us_home("1200 S Jackson St", "Seattle", "98144")},
@@ -139,10 +163,15 @@ def test_a_household_is_held_and_one_person_is_not(case, left, right, guard):
     ("8333 NW 53rd St Ste 450 #CCS 77120", ("450", "ccs77120")),
     ("Flat B, 12 High St", ("b",)),
     ("4/123 Main Street", ("4",)),
-    ("Bloco B, Apto 40", ("40",)),
+    ("Bloco B, Apto 40", ("b", "40")),   # a block of a condominium, and a flat in it
     ("122 Howarth Place Villa 19", ("19",)),
     ("12 Apartment Road", ()),
     ("Résidence Les Pins", ()),
+    # flats written the local way
+    ("Calle de Alcalá 120, 3º B", ("3b",)), ("Calle Mayor 3, 4º izq.", ("4izq",)), ("Calle Mayor 3, 2º 1ª", ("21",)),
+    ("Av. Insurgentes Sur 1500 Depto 702", ("702",)), ("ul. Tverskaya d. 10 kv. 5", ("5",)),
+    ("Olympic-ro 300, 101동 1203호", ("101dong", "1203ho")), ("Hauptstraße 5, Top 3", ("3",)),
+    ("Via Roma 3 int. 4", ("4",)), ("10 Top Road", ()), ("Sinsa-dong 12", ()),
 ])
 def test_units_read_from_address_lines(line, units):
     assert address_units({"Address1": line}) == units
@@ -176,9 +205,18 @@ def test_another_flat_of_one_building_is_not_the_same_address():
 @pytest.mark.parametrize("name,split", [
     ("johnson jr", ("johnson", "jr")), ("johnson junior", ("johnson", "jr")), ("smith iii", ("smith", "iii")),
     ("jr", ("jr", "")), ("li", ("li", "")), ("van der berg", ("van der berg", "")),
+    ("santos filho", ("santos", "jr")), ("santos neto", ("santos", "iii")), ("dupont fils", ("dupont", "jr")),
+    ("neto", ("neto", "")),
 ])
 def test_split_generation(name, split):
     assert split_generation(name) == split
+
+
+def test_initials_are_no_first_name_to_compare():
+    for written in ("R.", "J. K.", "r"):
+        found = profile_features({"ProfileId": pid(1), "FirstName": written, "LastName": "Iyer"})
+        assert (found["first"], found["first_initial"], found["name_pair"]) == ("", written[0].lower(), "")
+    assert profile_features({"ProfileId": pid(1), "FirstName": "J. Robert"})["first"] == "j robert"
 
 
 def test_a_suffix_is_taken_off_the_name_it_follows():

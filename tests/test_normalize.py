@@ -551,6 +551,8 @@ def test_term_frequency_fields_of_the_default_model():
     ("familia.garcia@example.es", True), ("allen.home3555@comcast.net", True), ("home@example.com", True),
     ("theodore.smith@example.com", False), ("thomas@example.com", False), ("homer.simpson@example.com", False),
     ("mary.hale@example.com", False), ("themes@example.com", False),
+    ("kontakt@firma.de", True), ("contacto@empresa.es", True), ("accueil@societe.fr", True), ("ufficio@ditta.it", True),
+    ("kontaktlos.klaus@example.de", False),
 ])
 def test_household_email(email, household):
     assert household_email(email) is household

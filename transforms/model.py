@@ -394,12 +394,16 @@ DEFAULT_GUARDS = [
         "member_settles": {"profile_lacks": ["first_name"], "by": PERSONAL_AGREEMENT},
     },
     {
-        "name": "a nickname, different birth dates, one household",
+        "name": "names alike, different birth dates, one household",
         "description": "One first name a nickname of the other (Sam / Samantha, Alex / Alexandra: a nickname "
-                       "may stand for names of two people), birth dates that differ by more than a typo, the "
+                       "may stand for names of two people) or only alike (Minh / Linh, Jan / Jana, Samir / Samira, "
+                       "Rajesh / Rakesh: a typo would be one, but so are many siblings' and couples' names), birth "
+                       "dates that differ by more than a typo, the "
                        "address agrees and nothing personal does (no email but a household's or an office's, no "
-                       "phone but a fixed line, no account number): a couple, or a parent and a child, sharing a home.",
-        "when": {"first_name": ["nickname", "nickname with a typo", "another name alike"],
+                       "phone but a fixed line, no account number): a couple, siblings, or a parent and a child, "
+                       "sharing a home.",
+        "when": {"first_name": ["nickname", "nickname with a typo", "another name alike", "jaro-winkler >= 0.92",
+                                "one typo", "jaro-winkler >= 0.80", "same letters reordered"],
                  "birth_date": ["within a year", "within 15 years", "else"],
                  "location": ["postcode and street", "postcode", "street and city"],
                  "email": ["null", "same household address", "else"],

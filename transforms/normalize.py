@@ -435,10 +435,20 @@ def address_line_key(address: dict) -> str:
 
 # Words that name a unit inside a building, folded ("#" counts as one): two profiles at one
 # street number in different flats are two households, whatever else their lines share.
-_UNIT_WORDS = frozenset({"apartment", "apt", "apto", "appartement", "app", "unit", "suite", "ste", "flat",
-                         "room", "rm", "villa", "#"})
+_UNIT_WORDS = frozenset({"apartment", "apt", "apto", "appartement", "app", "appt", "unit", "suite", "ste", "flat",
+                         "room", "rm", "villa", "#",
+                         # other languages: Spanish, Portuguese, Russian (kv.), German and Austrian (Whg., Top),
+                         # Swedish (lgh), Italian (int.), French (porte, bat.), and the stair or block of a building
+                         "depto", "dpto", "departamento", "piso", "puerta", "pta", "ap", "apartamento", "kv",
+                         "kvartira", "whg", "wohnung", "top", "lgh", "int", "interno", "porte", "bat", "batiment",
+                         "esc", "escalera", "bloco", "bloque"})
 _UNIT_TOKENS = re.compile(r"#|[a-z0-9]+")
 _UNIT_SLASH = re.compile(r"^(\d+[a-z]?) ?/ ?\d")  # "4/123 main street": unit 4 at number 123 (AU, NZ)
+# a number with the word for building or unit after it (Korean 101동 1203호, folded "101dong 1203ho")
+_UNIT_SUFFIXED = re.compile(r"\b(\d+) ?(dong|ho)\b")
+# a floor written as an ordinal with its door (Spanish "3º B", "2º 1ª", "4º izq."), read before folding turns º into o
+_UNIT_FLOOR = re.compile(r"\b(\d{1,2}) ?[ºª°] ?(?:([a-z])\b|(\d{1,2}) ?[ºª]?|(izq|izda|dcha|der|centro|ctro))?",
+                         re.IGNORECASE)
 
 
 def address_units(address: dict) -> tuple[str, ...]:
@@ -453,13 +463,17 @@ def address_parts(address: dict) -> tuple[str, tuple[str, ...]]:
     ``address_line_key`` and ``address_units``)."""
     parts, units = [], []
     for key in _LINE_FIELDS:
-        text = fold_text(address.get(key))
+        raw = address.get(key)
+        text = fold_text(raw)
         if not text:
             continue
         words = _NON_ALNUM.sub(" ", text).split()
         parts.extend(_STREET_WORDS.get(word, word) for word in words)
         if "#" in text or "/" in text or not _UNIT_WORDS.isdisjoint(words):  # most lines name no unit
             units.extend(_line_units(text))
+        units.extend(number + kind for number, kind in _UNIT_SUFFIXED.findall(text))
+        if any(mark in raw for mark in "ºª°"):
+            units.extend("".join(found).lower() for found in _UNIT_FLOOR.findall(raw))
     return " ".join(parts), _unique(units)
 
 
@@ -491,7 +505,10 @@ def _line_units(text: str) -> list[str]:
 
 # Generational suffixes written after a name ("Robert Johnson Jr."), folded to one form each.
 _GENERATIONS = {"jr": "jr", "junior": "jr", "jnr": "jr", "sr": "sr", "senior": "sr", "snr": "sr",
-                "ii": "ii", "iii": "iii", "iv": "iv"}
+                "ii": "ii", "iii": "iii", "iv": "iv",
+                # son of a father of the same name in Portuguese (Filho; Neto: grandson) and Spanish (hijo);
+                # French fils / pere
+                "filho": "jr", "hijo": "jr", "fils": "jr", "neto": "iii", "pere": "sr"}
 
 
 def split_generation(name: str) -> tuple[str, str]:
@@ -578,6 +595,11 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         middle, suffix = split_generation(middle)
     if not suffix:
         first, suffix = split_generation(first)
+    initial = first[:1]
+    if first and all(len(word) == 1 for word in first.split(" ")):
+        # initials only ("R.", "J. K."): one letter names no one (R. and S. Iyer are one typo apart, two
+        # J. Okonkwos agree "exactly"), so it is compared as no first name; blocking keeps the initial
+        first = ""
     gender = profile.get("Gender") or profile.get("GenderString") or ""   # GenderString: Gender's free-text twin
     gender = gender.strip().upper() if isinstance(gender, str) else ""
     if gender not in ("MALE", "FEMALE"):
@@ -587,7 +609,7 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "id": profile["ProfileId"],
         "type": profile_type(profile),
         "first": first,
-        "first_initial": first[:1],
+        "first_initial": initial,
         "first_variants": name_variants(first),
         "middle": middle,
         "suffix": suffix,
@@ -624,6 +646,13 @@ _ROLE_USERS = frozenset({
     "info", "office", "admin", "contact", "contactus", "hello", "sales", "support", "enquiries", "enquiry",
     "inquiries", "reception", "frontdesk", "team", "mail", "accounts", "billing", "orders", "help", "service",
     "customerservice", "bookings", "reservations", "marketing", "webmaster", "postmaster", "noreply",
+    # the same roles in other languages (German, Dutch, Scandinavian, French, Spanish, Portuguese, Italian)
+    "kontakt", "buero", "buro", "verwaltung", "empfang", "vertrieb", "bestellung", "anfrage", "zentrale",
+    "kantoor", "administratie", "receptie", "kundeservice", "kundtjanst", "accueil", "bureau", "secretariat",
+    "commercial", "ventes", "compta", "comptabilite", "facturation", "reservation", "contacto", "oficina",
+    "administracion", "recepcion", "ventas", "pedidos", "reservas", "atendimento", "contato", "vendas",
+    "escritorio", "financeiro", "contatti", "ufficio", "amministrazione", "segreteria", "vendite", "ordini",
+    "prenotazioni", "informazioni", "infos",
 })
 
 
