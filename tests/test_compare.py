@@ -239,6 +239,9 @@ def test_default_model_nickname_with_a_typo_is_no_different_first_name():
     ("Min-jun", "Min-seo", "else"),
     ("Thi Lan", "Thi Hoa", "else"),
     ("Mary Ann", "Mary Anne", "nickname"),         # a typo in the second given name
+    ("Jean-Christophe", "Jean-Christophr", "nickname"),
+    ("Hye-jin", "Hye-min", "else"),                # another letter in a short one: another name
+    ("Xiao Ming", "Xiao Ling", "else"),
     ("Anna Maria", "Ana Maria", "jaro-winkler >= 0.92"),
 ])
 def test_default_model_nickname_levels_read_every_given_name(one, other, expected):

@@ -32,6 +32,9 @@ _SCORERS = {
 
 
 _NOT_DIGITS = re.compile(r"\D+")
+# the shortest given names (after the first) in which another letter in the place of one is read as a
+# typo, not another name
+MIN_TYPO_LETTERS = 5
 
 
 class _Batch:
@@ -320,14 +323,21 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
         return both & (np.where(both, diff, np.inf) <= condition["days"])
     if kind == "other_given_names":
         # the words after the first agree (within one typo), or one side has none: "mary" / "mary
-        # ann" may be one woman, "van anh" / "van binh" or "jean pierre" / "jean luc" are two people
+        # ann" may be one woman, "van anh" / "van binh" or "jean pierre" / "jean luc" are two people.
+        # In a short given name (under five letters, often one syllable) only a letter more or less is a
+        # typo (ann / anne): another letter in its place makes another name (hye jin / hye min, xiao ming /
+        # xiao ling)
         field = condition["field"]
         a, b = batch.rests(0, field)[rows], batch.rests(1, field)[rows]
         agree = (a == "") | (b == "") | (a == b)
         rest = np.flatnonzero(~agree)
         if len(rest):
-            agree[rest] = process.cpdist(list(a[rest]), list(b[rest]), scorer=distance.DamerauLevenshtein.distance,
-                                         score_cutoff=1, dtype=np.int32, workers=1) <= 1
+            a_rest, b_rest = list(a[rest]), list(b[rest])
+            typo = process.cpdist(a_rest, b_rest, scorer=distance.DamerauLevenshtein.distance,
+                                  score_cutoff=1, dtype=np.int32, workers=1) <= 1
+            agree[rest] = typo & np.fromiter(
+                (min(len(x), len(y)) >= MIN_TYPO_LETTERS or distance.Indel.distance(x, y) <= 1
+                 for x, y in zip(a_rest, b_rest)), dtype=bool, count=len(rest))
         return agree
     if kind == "similarity":
         field = condition["field"]

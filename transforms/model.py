@@ -87,7 +87,10 @@ DEFAULT_COMPARISONS = [
             ]},
             # a typo in a short name (Ryan / Rgan) scores below 0.92; apart from the looser band
             # below, where unrelated names of one household land too (Mary / Mandy)
-            {"label": "one typo", "kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 1, "m": 0.03},
+            {"label": "one typo", "kind": "all", "m": 0.03, "of": [
+                {"kind": "similarity", "field": "first", "scorer": "damerau_levenshtein_distance", "threshold": 1},
+                {"kind": "other_given_names", "field": "first"},
+            ]},
             {"label": "jaro-winkler >= 0.80", "kind": "all", "m": 0.05, "of": [
                 {"kind": "similarity", "field": "first", "scorer": "jaro_winkler", "threshold": 0.80},
                 {"kind": "other_given_names", "field": "first"},
