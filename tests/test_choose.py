@@ -199,7 +199,7 @@ def test_every_merge_field_has_a_choice():
     main = {"ProfileId": pid(1)}
     choices = choose_fields([main, {"ProfileId": pid(2)}], main, COMPLETE)
     assert set(choices) == set(ALL_FIELDS)
-    assert choices["FirstName"] == {"source": None, "reason": "empty in every profile"}
+    assert choices["FirstName"] == {"source": None, "reason": "blank or missing in every profile"}
     assert choices["Attributes"] == {}
     assert choices["EngagementPreferences"]["source"] is None
     assert plan_requests("d", pid(1), [pid(1), pid(2)], choices) == [
@@ -350,8 +350,8 @@ def synthetic_choices(main, winners, attribute_winners):
         choices[field] = {"source": winner, "reason": "better"}
     choices["Attributes"] = {f"k{i}": {"source": w, "reason": "better"} for i, w in enumerate(attribute_winners)}
     choices["Attributes"]["main_key"] = {"source": main, "reason": "main"}
-    choices["Attributes"]["empty_key"] = {"source": None, "reason": "empty in every profile"}
-    choices["MiddleName"] = {"source": None, "reason": "empty in every profile"}
+    choices["Attributes"]["empty_key"] = {"source": None, "reason": "blank or missing in every profile"}
+    choices["MiddleName"] = {"source": None, "reason": "blank or missing in every profile"}
     return choices
 
 

@@ -214,7 +214,7 @@ def _pick(field_name: str, candidates: list[tuple[dict, object]], main_id: str, 
 
 def _reason(winner_id: str, main_id: str, quality: int, note: str, scored, field_name: str) -> str:
     if quality == 0:
-        return "empty in every profile"
+        return "blank or missing in every profile"
     qualities = {item[4] for item in scored}
     if winner_id == main_id:
         return f"main profile's value kept ({note})"
