@@ -69,6 +69,35 @@ def _warn_of_files_below(given: str, directory: str) -> None:
             os.path.join(directory, "**"))
 
 
+def allow_empty_s3_objects() -> None:
+    """Let Beam write files of zero bytes to S3 (an empty ``rejected.jsonl``, an empty shard).
+
+    Beam's S3 uploader (``apache_beam.io.aws.s3io.S3Uploader``, 2.77) completes a multipart upload
+    with the parts it has sent; a file of zero bytes has sent none, and S3 refuses to complete an
+    upload of no parts (MalformedXML), so a clean export written to ``s3://`` failed the job at its
+    first empty output. Such a file now goes as one empty part, the last (and only) part of its
+    upload, which may be of any size. Called in every process that writes (see ``transforms``)."""
+    try:
+        from apache_beam.io.aws import s3io
+    except ImportError:   # Beam without its aws extra: no s3:// paths at all
+        return
+    uploader = getattr(s3io, "S3Uploader", None)
+    if uploader is None or getattr(uploader.finish, "allows_empty", False):
+        return
+    original = uploader.finish
+
+    def finish(self):
+        if not self.parts and not self.buffer and self.last_error is None:
+            self._write_to_s3(b"")
+        return original(self)
+
+    finish.allows_empty = True
+    uploader.finish = finish
+
+
+allow_empty_s3_objects()
+
+
 def check_output(directory: str) -> None:
     """Raise ValueError when ``--output`` cannot be a directory (a local file is in the way)."""
     if _is_local(directory) and os.path.exists(directory) and not os.path.isdir(directory):

@@ -426,6 +426,10 @@ def run(argv: list[str] | None = None) -> dict:
         # engine (FnApiRunner) is what it falls back to, and what we use by default.
         standard.runner = "FnApiRunner"
     flush_runner_data_by_size()
+    # This process lists the inputs, checks the output and reads and writes the summary and report
+    # through Beam's filesystems: an s3:// path needs the job's S3 options (--s3_endpoint_url,
+    # --s3_region_name) here too, not only in the pipeline's workers.
+    FileSystems.set_options(options)
     if job.from_plan:
         summary = {}
         plan_path = job.from_plan
@@ -570,6 +574,8 @@ def main(argv: list[str] | None = None) -> int:
     # instruction"), which the hand-over counts' error message can then be read against.
     logging.getLogger("apache_beam").setLevel(logging.WARNING)
     logging.getLogger("apache_beam.runners.worker.data_plane").setLevel(logging.INFO)
+    # botocore says where it found credentials at INFO, once per S3 client Beam makes (dozens a run)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
     # The worker processes of the DirectRunner's multi_processing mode log through Beam's job service
     # logger in this process: keep their warnings and their data-plane lines about dropped data,
     # which say which side of a hand-over lost it; not the rest of their INFO.
