@@ -6,7 +6,8 @@ Each mask keeps just enough to compare two values by eye without revealing them:
 * phones keep the country code (when the number has one) and the last four digits:
   ``+44 **** **1346``;
 * birth dates keep the year: ``1980-**-**``;
-* street lines (``Address1`` .. ``Address4``) are replaced entirely: ``***``.
+* street lines (``Address1`` .. ``Address4``, or an address written as one string) are replaced
+  entirely: ``***``.
 
 :class:`Redactor` applies these by field name, and to free text (attribute values,
 raw rejected lines, blocking keys, reasons) by pattern: anything that looks like
@@ -33,26 +34,37 @@ _MONTHS = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?"
 # of them with no "@" is tried once, not once from every position (which took time in the square of
 # its length); the possessive "++" gives nothing back, so failing costs one pass.
 _EMAIL_TEXT = re.compile(r"(?<![^\s@\"'<>,;:()\[\]{}\\])[^\s@\"'<>,;:()\[\]{}\\]++@[^\s@\"'<>,;:()\[\]{}\\]+")
+_WORD_GAP = r"[\s\-/.,]+"
 _DATE_TEXT = re.compile(
     r"(?<![\w.])(?:"
     r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}"                       # 1980-04-23
     r"|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"                    # 23/04/1980, 04.23.80
-    r"|\d{1,2}\s+" + _MONTHS + r",?\s+\d{2,4}"              # 23 Apr 1980
-    r"|" + _MONTHS + r"\s+\d{1,2}(?:st|nd|rd|th)?,?\s+\d{2,4}"  # April 23, 1980
+    # 23 Apr 1980, 23-Apr-1980, 23rd April 1980 (every form transforms.normalize reads)
+    r"|\d{1,2}(?:st|nd|rd|th)?" + _WORD_GAP + _MONTHS + _WORD_GAP + r"\d{2,4}"
+    r"|" + _MONTHS + _WORD_GAP + r"\d{1,2}(?:st|nd|rd|th)?" + _WORD_GAP + r"\d{2,4}"  # April 23, 1980
     r")(?=$|\W|T\d)",
     re.IGNORECASE,
 )
 # An ISO timestamp (2020-03-27T20:49:20Z) is a record time, not a birth date.
 _TIMESTAMP_AFTER = re.compile(r"[T ]\d{2}:\d{2}")
 # A run of digits with the separators phone numbers are written with; at least 7 digits.
-_PHONE_TEXT = re.compile(r"(?<![\w+])(?:\+|\b00)?\(?\d[\d\s().\-/]{4,}\d(?!\w)")
-# A street line inside JSON text that could not be parsed (e.g. a clipped line).
-_STREET_TEXT = re.compile(r'("Address[1-4]"\s*:\s*")((?:[^"\\]|\\.)*)("?)')
+_PHONE_TEXT = re.compile(r"(?<![\w+])(?:\+|\b00)?\(?\d[\d\s().\-/\u2010-\u2015\u2212]{4,}\d(?!\w)")
+# A street line, or an address written as one string, inside text that is not JSON (a clipped line,
+# a line written with single quotes).
+_STREET_TEXT = re.compile(
+    r"""(["'](?:Address[1-4]?|ShippingAddress|MailingAddress|BillingAddress)["']\s*:\s*(["']))"""
+    r"""((?:(?!\2)[^\\]|\\.)*)(\2?)""")
+# Fields that hold an address: a string or a list in their place (a reason to reject the line) is a street too.
+ADDRESS_FIELDS = frozenset({"Address", "ShippingAddress", "MailingAddress", "BillingAddress"})
+_ONE_EMAIL = re.compile(r"[^\s@]+@[^\s@,;<>()\[\]]+")
 
 
 def mask_email(value: str) -> str:
     """``julia.braun@yahoo.de`` -> ``j***@yahoo.de``."""
     text = str(value).strip()
+    if "@" in text and not _ONE_EMAIL.fullmatch(text):
+        # more than one address, or an address with a note or a number beside it
+        return scrub_text(text, strict=True)
     local, at, domain = text.rpartition("@")
     if not at:
         return (text[:1] + "***") if text else text
@@ -64,7 +76,8 @@ def mask_phone(value: str) -> str:
     text = _EXTENSION.sub("", str(value).strip())
     digits = re.sub(r"\D", "", text)
     if len(digits) < 4:
-        return "****" if digits else text
+        # a phone field holding something else (an email, a note) shows none of it
+        return "****" if text else text
     country = None
     if text.startswith("+") or text.startswith("00"):
         try:
@@ -120,7 +133,7 @@ class Redactor:
             return mask_phone(value)
         if name in DATE_FIELDS:
             return mask_date(value)
-        if name in STREET_FIELDS:
+        if name in STREET_FIELDS or name in ADDRESS_FIELDS:
             return STREET_MASK
         return scrub_text(value)
 
@@ -148,7 +161,7 @@ class Redactor:
         try:
             parsed = json.loads(value)
         except ValueError:
-            text = _STREET_TEXT.sub(lambda m: m.group(1) + STREET_MASK + m.group(3), value)
+            text = _STREET_TEXT.sub(lambda m: m.group(1) + STREET_MASK + m.group(4), value)
         else:
             text = json.dumps(self._structure(parsed, None), ensure_ascii=False)
         return scrub_text(text, strict=True)

@@ -406,7 +406,8 @@ class Views:
             winner = by_id[source]
             attributes = winner.get("Attributes") if isinstance(winner.get("Attributes"), dict) else {}
             hidden_lines = lines_of(attributes.get(name) if attribute else winner.get(name))
-        return {"field": field, "cells": cells, "reason": self.r.text(str(choice.get("reason", ""))),
+        # a field's name is the export's own (an attribute key, a field the model does not know): masked too
+        return {"field": self.r.text(field), "cells": cells, "reason": self.r.text(str(choice.get("reason", ""))),
                 "source_hidden": hidden, "source_short": short_id(str(source)) if hidden else "",
                 "hidden_lines": hidden_lines}
 

@@ -466,3 +466,33 @@ def test_a_guard_settled_by_a_member_reads_as_settled(tmp_path):
     assert html.unescape(caption.group(2)) == short_id(vouched["profile"])
     assert html.unescape(caption.group(3)) == "birth_date \u00b7 exact, email \u00b7 same address"
     assert "blocked: guard" not in text
+
+
+@pytest.mark.parametrize("kind, value, hidden", [
+    ("phone field", "see second.annabel@example.com", ["second.annabel"]),                # no digits: all of it
+    ("email field", "a.person@example.com, 217-555-0143", ["a.person", "555-0143"]),      # a number beside it
+    ("text", "DOB 08-Jul-1991, cell 217\u2013555\u20130166", ["08-Jul", "555\u20130166"]),  # dashes of every kind
+    ("text", "born 23rd April 1980", ["23rd April"]),
+    ("text", "23-Apr-1980", ["23-Apr"]),
+    ("raw", '{"ProfileId": "x", "Address": "221B Baker Street, London", "ShippingAddress": ["17 Cherry Tree Lane"]}',
+     ["Baker", "Cherry"]),                                   # an address written as a string or a list
+    ("raw", "{'Address1': '10 Downing Street', 'BirthDate': '1980-01-02'}", ["Downing", "01-02"]),  # not JSON
+    ("raw", '{"Address1": "12 Main St", "BirthDate":"23-Apr-1980", "Fir', ["Main St", "23-Apr"]),   # clipped
+])
+def test_redaction_leaves_no_contact_data_in_odd_places(kind, value, hidden):
+    r = Redactor(True)
+    shown = {"phone field": lambda v: r.field("PhoneNumber", v), "email field": lambda v: r.field("EmailAddress", v),
+             "text": r.text, "raw": r.raw}[kind](value)
+    assert not [part for part in hidden if part in shown], shown
+    # timestamps (record times a reviewer needs) stay in free text
+    assert r.text("last_updated 2024-01-02T10:00:00Z") == "last_updated 2024-01-02T10:00:00Z"
+
+
+def test_redacted_report_masks_attribute_keys(tmp_path):
+    """An attribute key is the export's own text: an email in it is masked like one in a value."""
+    from pipeline.report import Views
+    views = Views(Redactor(True), {}, {"match": 0.95}, None)
+    profiles = [{"ProfileId": _pid(1), "Attributes": {"optin john.doe@example.com": "yes"}},
+                {"ProfileId": _pid(2), "Attributes": {"optin john.doe@example.com": "yes"}}]
+    shown = views.cluster({"main": _pid(1), "profiles": profiles, "choices": {}, "edges": []})
+    assert "john.doe" not in json.dumps(shown) and any("j***@example.com" in row["field"] for row in shown["rows"])
