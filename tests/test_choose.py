@@ -125,6 +125,24 @@ def test_most_recent_reads_milliseconds_and_dates_as_the_profile_s_country_write
     assert choose_main([march, gb], RECENT)[0] is march
 
 
+@pytest.mark.parametrize("newer, older", [
+    ("2024-06-01 10:00:00 UTC", "2024-06-01T08:00:00Z"),     # a zone written as a word
+    ("2024/06/01 18:00", "2024/06/01 09:00"),                # the time of a date as people write it
+    ("06/01/2024 10:00", "2023-01-01T00:00:00Z"),            # a US date with a time (the profile is in the US)
+    ("06/01/2024 10:00 PM", "06/01/2024 11:00 AM"),
+    ("2024-06-01 10:00 -02:00", "2024-06-01 11:00 +00:00"),  # 12:00 UTC against 11:00 UTC
+])
+def test_most_recent_reads_the_time_after_a_date(newer, older):
+    """The time of day decides between two updates of one day; read as a date alone, it was dropped (a
+    tie, settled by completeness) or the value was not read at all (ranked last)."""
+    a = {"ProfileId": pid(1), "Address": {"Country": "US"}, "Attributes": {"last_updated": newer}}
+    b = {"ProfileId": pid(2), "FirstName": "More", "LastName": "Complete", "Gender": "FEMALE",
+         "Address": {"Country": "US"}, "Attributes": {"last_updated": older}}
+    for order in ([a, b], [b, a]):
+        main, reason = choose_main(order, RECENT)
+        assert main is a and reason == f"most recent Attributes.last_updated ({newer})"
+
+
 def test_most_recent_compact_date():
     # "20240101" is a date (1 Jan 2024), not 20,240,101 seconds after 1970
     old = {"ProfileId": pid(1), "Attributes": {"last_updated": "2023-06-01T00:00:00Z"}}

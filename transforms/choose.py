@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import math
+import re
 from dataclasses import dataclass, field
 
 from transforms.normalize import (
@@ -107,6 +108,32 @@ def completeness(profile: dict) -> int:
 _MILLISECONDS_ABOVE = 1e11
 
 
+# A date as people write it with a time after it: "2024/06/01 18:00", "06/01/2024 10:00 PM",
+# "2024-06-01 10:00:00 UTC" (a date alone, or an ISO date and time, is read without it)
+_DATE_AND_TIME = re.compile(
+    r"^(?P<date>.+?)[T ,]+(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2})(?:[.,]\d+)?)?"
+    r"\s*(?P<ampm>[ap]\.?m\.?)?\s*(?P<zone>z|utc|gmt|[+-]\d{2}:?\d{2})?$", re.IGNORECASE)
+
+
+def _date_and_time(found: re.Match, region: str) -> float | None:
+    iso = normalize_birth_date(found["date"], region)
+    hour, minute, second = int(found["hour"]), int(found["minute"]), int(found["second"] or 0)
+    if found["ampm"]:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if found["ampm"][0].lower() == "p" else 0)
+    if not iso or hour > 23 or minute > 59 or second > 59:
+        return None
+    zone = (found["zone"] or "").upper()
+    offset = 0
+    if zone[:1] in "+-" and zone:
+        digits = zone[1:].replace(":", "")
+        offset = (int(digits[:2]) * 60 + int(digits[2:])) * (1 if zone[0] == "+" else -1)
+    moment = _dt.datetime.fromisoformat(iso).replace(hour=hour, minute=minute, second=second,
+                                                     tzinfo=_dt.timezone(_dt.timedelta(minutes=offset)))
+    return moment.timestamp()
+
+
 def _timestamp(value, region: str = "") -> float | None:
     """Seconds since the epoch from an ISO date/time, a date as people write it (read in ``region``:
     06/01/2024 is 1 June in the US, 6 January elsewhere), or a number of seconds or milliseconds
@@ -119,6 +146,9 @@ def _timestamp(value, region: str = "") -> float | None:
     try:
         parsed = _dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        timed = _DATE_AND_TIME.match(text)
+        if timed:
+            return _date_and_time(timed, region)
         iso = normalize_birth_date(text, region)
         if not iso:
             try:
