@@ -946,3 +946,36 @@ def test_validate_model_checks_as_written():
     model["comparisons"][0]["as_written"] = "nickname"
     with pytest.raises(ValueError, match="as_written"):
         validate_model(model, fitted=False)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["comparisons"][0]["levels"].pop(3), "has no levels"),                      # a level guards name
+    (lambda m: m["guards"][0]["when"].update(first_name=["totally else"]), "has no levels"),
+    (lambda m: next(g for g in m["guards"] if g.get("member_settles"))["member_settles"]["by"].update(dob=["exact"]),
+     "unknown comparisons"),
+    (lambda m: m["comparisons"].append(dict(m["comparisons"][0])), "named twice"),
+    (lambda m: m.update(version=99), "model version 99"),
+    (lambda m: m.update(version=1), "model version 1"),                                       # an earlier job's
+])
+def test_validate_model_refuses_what_would_fail_or_mislead_mid_run(edit, message):
+    """A model file is checked before the job starts: these used to pass and then fail after every pair
+    was compared (a level a guard names), or run silently wrong (a comparison counted twice; a model of an
+    earlier version, without this one's guards)."""
+    model = default_model()
+    assert model["comparisons"][0]["levels"][3]["label"] == "nickname"
+    edit(model)
+    with pytest.raises(ValueError, match=message):
+        validate_model(model, fitted=False)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda m: m["comparisons"][-1]["levels"][1].update(field="sex"),          # a level on a feature never made
+    lambda m: m["comparisons"][2]["term_frequency"].update(field="surname"),  # frequencies of one: never lower
+])
+def test_check_rule_features_also_checks_what_comparisons_read(edit):
+    from transforms.model import check_rule_features
+    model = default_model()
+    check_rule_features(model)
+    edit(model)
+    with pytest.raises(ValueError, match="unknown features"):
+        check_rule_features(model)

@@ -22,7 +22,7 @@ from transforms.estimate import (
     expectation_maximisation,
     rule_involves,
 )
-from transforms.model import default_model, validate_model
+from transforms.model import MODEL_VERSION, default_model, validate_model
 
 # Three comparisons, each: null, exact, close, else. True parameters of the simulated mixture.
 TRUE_M = np.array([[0.80, 0.15, 0.05], [0.70, 0.20, 0.10], [0.90, 0.05, 0.05]])
@@ -41,7 +41,7 @@ def mixture_model(seed_m=(0.5, 0.3, 0.2)) -> dict:
              "m": seed_m[1]},
             {"label": "else", "kind": "else", "m": seed_m[2]},
         ]})
-    return {"version": 1, "comparisons": comparisons, "guards": [], "prior": None,
+    return {"version": MODEL_VERSION, "comparisons": comparisons, "guards": [], "prior": None,
             "blocking_rules": [{"name": "by_a", "fields": ["a"]}, {"name": "by_b", "fields": ["b"]}]}
 
 

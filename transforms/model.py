@@ -33,7 +33,9 @@ from __future__ import annotations
 import copy
 import math
 
-MODEL_VERSION = 1
+# Raised when comparisons, levels or guards change what a model file means: a model.json of an earlier
+# version lacks later guards (it would merge what this version holds), so it is refused, not reused.
+MODEL_VERSION = 2
 
 # A joint value ("john|smith") counts as common only when at least this many profiles
 # share it: below that, one person's own duplicates could be all of them.
@@ -577,15 +579,32 @@ def validate_model(model: dict, fitted: bool = True) -> None:
     prior = model.get("prior")
     if fitted and (not isinstance(prior, (int, float)) or not 0 < prior < 1):
         raise ValueError("model prior must be a probability in (0, 1)")
+    version = model.get("version", MODEL_VERSION)
+    if version != MODEL_VERSION:
+        raise ValueError(f"model version {version!r}: this job reads version {MODEL_VERSION} (an earlier version's "
+                         "comparisons and guards differ: without this version's guards it may merge households "
+                         "this one holds). Fit a new model (run without --model), or set \"version\": "
+                         f"{MODEL_VERSION} in the file to use it as it is")
+    if len(names) != len(model["comparisons"]):
+        seen = [c["name"] for c in model["comparisons"]]
+        raise ValueError(f"comparisons named twice: {sorted({n for n in seen if seen.count(n) > 1})}")
+    labels_of = {c["name"]: {level["label"] for level in c["levels"]} for c in model["comparisons"]}
     for guard in model.get("guards", []):
-        unknown = (set(guard["when"]) | set(guard.get("unless", {})) | set(guard.get("main_settles", []))) - names
+        settles = guard.get("member_settles") or {}
+        unknown = (set(guard["when"]) | set(guard.get("unless", {})) | set(guard.get("main_settles", []))
+                   | set(settles.get("by", {})) | set(settles.get("profile_lacks", []))) - names
         if unknown:
             raise ValueError(f"guard {guard['name']} names unknown comparisons {sorted(unknown)}")
+        for conditions in (guard["when"], guard.get("unless", {}), settles.get("by", {})):
+            for comparison, labels in conditions.items():
+                missing = sorted(set(labels) - labels_of[comparison])
+                if missing:
+                    raise ValueError(f"guard {guard['name']}: comparison {comparison} has no levels {missing}")
 
 
 def check_rule_features(model: dict) -> None:
-    """Raise ValueError when a blocking rule names a feature that normalising does not make (the
-    rule would make no key, silently). The functions here work on any feature dicts; the job's
+    """Raise ValueError when a blocking rule or a comparison names a feature that normalising does not
+    make (the rule would make no key, silently). The functions here work on any feature dicts; the job's
     features are ``transforms.normalize.profile_features``'."""
     from transforms.normalize import profile_features  # noqa: PLC0415  (normalising does not need the model)
 
@@ -594,6 +613,17 @@ def check_rule_features(model: dict) -> None:
         unknown = sorted(set(rule["fields"]) - known)
         if unknown:
             raise ValueError(f"blocking rule {rule['name']}: unknown features {unknown} "
+                             f"(features: {', '.join(sorted(known))})")
+    # a comparison on a feature normalising does not make fails when the first pair is compared, and a
+    # term frequency of one silently never lowers a weight
+    from transforms.estimate import comparison_fields  # noqa: PLC0415  (estimation reads this module)
+
+    for comparison in model["comparisons"]:
+        spec = comparison.get("term_frequency") or {}
+        read = comparison_fields(comparison, raw=True) | {spec.get("field")} | {(spec.get("given") or {}).get("joint_field")}
+        unknown = sorted(set(read) - known - {None})
+        if unknown:
+            raise ValueError(f"comparison {comparison['name']}: unknown features {unknown} "
                              f"(features: {', '.join(sorted(known))})")
 
 
