@@ -186,6 +186,12 @@ class ProfileDedupOptions(PipelineOptions):
             problem = identifier_field_problem(field)
             if problem:
                 raise ValueError(f"--identifier_fields {field!r}: {problem}")
+        # a misspelt attribute ("last_updated" for Attributes.last_updated) is missing on every profile,
+        # and every main would silently be the most complete one
+        for flag, field in (("--recency_attribute", self.recency_attribute), ("--source_attribute", self.source_attribute)):
+            problem = identifier_field_problem(field) if field else None
+            if problem:
+                raise ValueError(f"{flag} {field!r}: {problem}")
         if self.max_merges_per_second <= 0:
             raise ValueError("--max_merges_per_second must be positive")
         if self.merge_concurrency < 1 or self.merge_shards < 1:

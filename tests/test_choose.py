@@ -480,3 +480,20 @@ def test_choices_from_the_features_validity_equal_choices_from_parsing_again():
     for main in profiles:
         for policy in (COMPLETE, RECENT):
             assert choose_fields(profiles, main, policy, invalid) == choose_fields(profiles, main, policy)
+
+
+def test_main_reason_says_what_decided_when_the_policy_s_own_criterion_ties_or_is_missing():
+    plain = {"ProfileId": pid(1), "Attributes": {"last_updated": "2024-01-01"}}
+    fuller = {"ProfileId": pid(2), "FirstName": "A", "Attributes": {"last_updated": "2024-01-01"}}
+    assert choose_main([plain, fuller], RECENT)[1] == "Attributes.last_updated ties; most complete (2 fields filled)"
+    bare = [{"ProfileId": pid(3)}, {"ProfileId": pid(4), "FirstName": "A"}]
+    assert choose_main(bare, RECENT)[1] == "no readable Attributes.last_updated; most complete (1 fields filled)"
+    twins = [{"ProfileId": pid(6), "FirstName": "A"}, {"ProfileId": pid(5), "FirstName": "A"}]
+    main, reason = choose_main(twins, RECENT)
+    assert main["ProfileId"] == pid(5) and reason.endswith("the first ProfileId of profiles alike in every other way")
+    by_source = Policy("source_priority", source_attribute="Attributes.source", source_priority=("crm", "web"))
+    legacy = [{"ProfileId": pid(7), "Attributes": {"source": "legacy"}},
+              {"ProfileId": pid(8), "FirstName": "A", "Attributes": {"source": "legacy"}}]
+    assert choose_main(legacy, by_source)[1] == "no Attributes.source in --source_priority; most complete (2 fields filled)"
+    crm = {"ProfileId": pid(9), "Attributes": {"source": "crm"}}
+    assert choose_main(legacy + [crm], by_source) == (crm, "source crm ranks first in --source_priority")

@@ -209,6 +209,11 @@ def test_a_profile_with_a_deeply_nested_field_of_its_own_is_merged_and_written_o
      "--identifier_fields 'accountnumber': not a field of a Profile (did you mean AccountNumber?)"),
     (lambda d: ["--identifier_fields", "ShippingAddress"], "--identifier_fields 'ShippingAddress': a structure, not a text"),
     (lambda d: ["--identifier_fields", "Attributes."], "--identifier_fields 'Attributes.': an attribute needs its key"),
+    (lambda d: ["--main_policy", "most_recent", "--recency_attribute", "last_updated"],
+     "--recency_attribute 'last_updated': not a field of a Profile"),
+    (lambda d: ["--main_policy", "source_priority", "--source_attribute", "Source", "--source_priority", "crm"],
+     "--source_attribute 'Source': not a field of a Profile"),
+    (lambda d: ["--model", str(d / "old.json")], "--model {d}/old.json: model version 1: this job reads version 2"),
 ])
 def test_options_that_cannot_work_exit_with_status_2_and_say_why(tmp_path, capsys, make_args, message):
     import pipeline.run as run_module
@@ -221,6 +226,7 @@ def test_options_that_cannot_work_exit_with_status_2_and_say_why(tmp_path, capsy
 
     spec = dict(default_model(), blocking_rules=[{"name": "x", "fields": ["shoe_size"]}])
     (tmp_path / "rule.json").write_text(json.dumps(spec))
+    (tmp_path / "old.json").write_text(json.dumps(dict(default_model(), version=1)))
     args = make_args(tmp_path)
     defaults = {"--input": str(tmp_path / "in.jsonl"), "--output": str(tmp_path / "out")}
     for flag, value in defaults.items():

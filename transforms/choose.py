@@ -184,19 +184,44 @@ def rank_key(profile: dict, policy: Policy) -> tuple:
     return (complete_key, recency_key, profile["ProfileId"])
 
 
-def rank_reason(profile: dict, policy: Policy) -> str:
-    if policy.name == "source_priority":
+# What each part of a rank key (``rank_key``) ranks by, per policy.
+_RANKED_BY = {"source_priority": ("source", "recency", "completeness", "id"),
+              "most_recent": ("recency", "completeness", "id")}
+
+
+def rank_reason(profile: dict, policy: Policy, others: list[dict] = ()) -> str:
+    """Why ``profile`` ranks first among itself and ``others``: the first part of the policy's order
+    that tells it from the best of the others (the policy's own criterion when that decides; else
+    what did, and that the policy's criterion tied or was missing)."""
+    parts = _RANKED_BY.get(policy.name, ("completeness", "recency", "id"))
+    mine = rank_key(profile, policy)
+    runner_up = min((rank_key(other, policy) for other in others), default=None)
+    decided = parts[0] if runner_up is None else next(
+        (part for part, a, b in zip(parts, mine, runner_up) if a != b), "id")
+    if decided == "source":
         return f"source {attribute_path(profile, policy.source_attribute)!s} ranks first in --source_priority"
-    if policy.name == "most_recent":
+    if decided == "recency":
         return f"most recent {policy.recency_attribute} ({attribute_path(profile, policy.recency_attribute)})"
-    return f"most complete ({completeness(profile)} fields filled)"
+    if decided == "completeness":
+        why = f"most complete ({completeness(profile)} fields filled)"
+    else:
+        why = "the first ProfileId of profiles alike in every other way"
+    if parts[0] == "source" and decided != "source":
+        known = mine[0] < len(policy.source_priority)
+        why = (f"sources tie in --source_priority ({attribute_path(profile, policy.source_attribute)!s})" if known
+               else f"no {policy.source_attribute} in --source_priority") + f"; {why}"
+    if "recency" in parts[:parts.index(decided)] and policy.recency_attribute:
+        readable = mine[parts.index("recency")] != float("inf")
+        why = (f"{policy.recency_attribute} ties" if readable
+               else f"no readable {policy.recency_attribute}") + f"; {why}"
+    return why
 
 
 def choose_main(profiles: list[dict], policy: Policy) -> tuple[dict, str]:
     """The main profile of a cluster by the policy, and why."""
     ordered = sorted(profiles, key=lambda p: rank_key(p, policy))
     main = ordered[0]
-    return main, rank_reason(main, policy)
+    return main, rank_reason(main, policy, ordered[1:])
 
 
 # ------------------------------------------------------------------- field checks

@@ -334,7 +334,7 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
                     best_kept, best_vouched, main = kept, vouched, candidate
             kept = sorted(best_kept)
             main_profile = members[main][0]
-            main_reason = rank_reason(main_profile, policy)
+            main_reason = rank_reason(main_profile, policy, [members[i][0] for i in kept if i != main])
             if main != ranked[0]:
                 main_reason += (f"; chosen over {ids[ranked[0]]} (ranked first by --main_policy) because it "
                                 f"keeps more members together ({len(kept)} profiles)")
