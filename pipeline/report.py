@@ -60,7 +60,11 @@ APPLY_FIRST = ["merged", "already_applied", "skipped", "failed"]
 
 # Characters that reorder or hide text (bidi overrides, isolates, marks) and control
 # characters: shown as a visible marker, never passed through to the page.
-_INVISIBLE = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# control and direction characters, and characters that show nothing: zero-width spaces and joiners,
+# the word joiner and invisible operators, the byte order mark, the soft hyphen, line and paragraph
+# separators ("Za\u200bra" would look like "Zara")
+_INVISIBLE = re.compile("[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e"
+                        "\u2060-\u2064\u2066-\u2069\ufeff]")
 
 
 def _visible(value):

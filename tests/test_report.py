@@ -496,3 +496,10 @@ def test_redacted_report_masks_attribute_keys(tmp_path):
                 {"ProfileId": _pid(2), "Attributes": {"optin john.doe@example.com": "yes"}}]
     shown = views.cluster({"main": _pid(1), "profiles": profiles, "choices": {}, "edges": []})
     assert "john.doe" not in json.dumps(shown) and any("j***@example.com" in row["field"] for row in shown["rows"])
+
+
+@pytest.mark.parametrize("hidden", ["\u200b", "\u200d", "\u2060", "\ufeff", "\u00ad", "\u2028"])
+def test_characters_that_show_nothing_are_marked(hidden):
+    """"Za\\u200bra" would look like "Zara" on the page: a reviewer comparing two profiles must see it."""
+    from pipeline.report import _visible
+    assert _visible(f"Za{hidden}ra") == f"Za\u27e8U+{ord(hidden):04X}\u27e9ra"
