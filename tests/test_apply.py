@@ -127,6 +127,21 @@ def test_dry_run_plan_applied_gives_exactly_the_planned_profiles(tmp_path):
         assert final[profile_id] == profile, profile_id  # field by field, ProfileType and EngagementPreferences too
     touched = [expected[r["MainProfileId"]] for r in plan]
     assert any("ProfileType" in p for p in touched) and any("EngagementPreferences" in p for p in touched)
+    # ... and what the dry run said it would make, whatever the emulator's merge rules: every field (and
+    # attribute) of each main holds the value of the profile clusters.jsonl chose for it, none where it chose none
+    checked = 0
+    for cluster in (c for c in read_jsonl(out / "clusters.jsonl") if c["kind"] == "merge"):
+        got = final[cluster["main"]]
+        assert not set(cluster["members"]) - {cluster["main"]} & set(final), "members merged away"
+        for field, choice in cluster["choices"].items():
+            pairs = (choice.items() if field == "Attributes" else [(None, choice)])
+            for key, chosen in pairs:
+                source = initial.get(chosen["source"]) or {}
+                want = (source.get("Attributes") or {}).get(key) if key else source.get(field)
+                have = (got.get("Attributes") or {}).get(key) if key else got.get(field)
+                assert have == (want or None), (cluster["main"], field, key, chosen["reason"])
+                checked += 1
+    assert checked >= 23 * 20
     assert summary["apply"]["merged"] == len(plan) == stats["merges_applied"]
     assert summary["apply"]["profiles_merged_away"] == summary["profiles_merged_away"] == len(initial) - len(final)
     assert summary["merge_requests"] == len(plan), "the dry-run summary is kept"
