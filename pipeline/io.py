@@ -95,9 +95,6 @@ def allow_empty_s3_objects() -> None:
     uploader.finish = finish
 
 
-allow_empty_s3_objects()
-
-
 def check_output(directory: str) -> None:
     """Raise ValueError when ``--output`` cannot be a directory (a local file is in the way)."""
     if _is_local(directory) and os.path.exists(directory) and not os.path.isdir(directory):

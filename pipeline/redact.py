@@ -56,13 +56,12 @@ _STREET_TEXT = re.compile(
     r"""((?:(?!\2)[^\\]|\\.)*)(\2?)""")
 # Fields that hold an address: a string or a list in their place (a reason to reject the line) is a street too.
 ADDRESS_FIELDS = frozenset({"Address", "ShippingAddress", "MailingAddress", "BillingAddress"})
-_ONE_EMAIL = re.compile(r"[^\s@]+@[^\s@,;<>()\[\]]+")
 
 
 def mask_email(value: str) -> str:
     """``julia.braun@yahoo.de`` -> ``j***@yahoo.de``."""
     text = str(value).strip()
-    if "@" in text and not _ONE_EMAIL.fullmatch(text):
+    if "@" in text and not _EMAIL_TEXT.fullmatch(text):
         # more than one address, or an address with a note or a number beside it
         return scrub_text(text, strict=True)
     local, at, domain = text.rpartition("@")

@@ -126,7 +126,7 @@ def _date_and_time(found: re.Match, region: str) -> float | None:
         return None
     zone = (found["zone"] or "").upper()
     offset = 0
-    if zone[:1] in "+-" and zone:
+    if zone and zone[0] in "+-":
         digits = zone[1:].replace(":", "")
         offset = (int(digits[:2]) * 60 + int(digits[2:])) * (1 if zone[0] == "+" else -1)
     moment = _dt.datetime.fromisoformat(iso).replace(hour=hour, minute=minute, second=second,
@@ -166,36 +166,31 @@ def _timestamp(value, region: str = "") -> float | None:
     return parsed.timestamp()
 
 
+# What each part of a rank key ranks by, per policy, in the order they are compared.
+_RANKED_BY = {"source_priority": ("source", "recency", "completeness", "id"),
+              "most_recent": ("recency", "completeness", "id"),
+              "most_complete": ("completeness", "recency", "id")}
+
+
 def rank_key(profile: dict, policy: Policy) -> tuple:
-    """Sort key, best first when sorted ascending: the policy's order, then ProfileId."""
+    """Sort key, best first when sorted ascending: the policy's order (``_RANKED_BY``), then ProfileId."""
     recency = _timestamp(attribute_path(profile, policy.recency_attribute),
                          profile_region(profile, policy.default_region)) if policy.recency_attribute else None
-    recency_key = -recency if recency is not None else float("inf")
-    complete_key = -completeness(profile)
+    parts = {"recency": -recency if recency is not None else float("inf"),
+             "completeness": -completeness(profile), "id": profile["ProfileId"]}
     if policy.name == "source_priority":
-        source = attribute_path(profile, policy.source_attribute)
-        try:
-            source_key = policy.source_priority.index(str(source).strip().lower())
-        except ValueError:
-            source_key = len(policy.source_priority)
-        return (source_key, recency_key, complete_key, profile["ProfileId"])
-    if policy.name == "most_recent":
-        return (recency_key, complete_key, profile["ProfileId"])
-    return (complete_key, recency_key, profile["ProfileId"])
+        source = str(attribute_path(profile, policy.source_attribute)).strip().lower()
+        parts["source"] = (policy.source_priority.index(source) if source in policy.source_priority
+                           else len(policy.source_priority))
+    return tuple(parts[part] for part in _RANKED_BY[policy.name])
 
 
-# What each part of a rank key (``rank_key``) ranks by, per policy.
-_RANKED_BY = {"source_priority": ("source", "recency", "completeness", "id"),
-              "most_recent": ("recency", "completeness", "id")}
-
-
-def rank_reason(profile: dict, policy: Policy, others: list[dict] = ()) -> str:
-    """Why ``profile`` ranks first among itself and ``others``: the first part of the policy's order
-    that tells it from the best of the others (the policy's own criterion when that decides; else
-    what did, and that the policy's criterion tied or was missing)."""
-    parts = _RANKED_BY.get(policy.name, ("completeness", "recency", "id"))
+def rank_reason(profile: dict, policy: Policy, runner_up: tuple | None = None) -> str:
+    """Why ``profile`` ranks first, given the rank key (``rank_key``) of the best of the others: the
+    first part of the policy's order that tells the two apart (the policy's own criterion when that
+    decides; else what did, and that the policy's criterion tied or was missing)."""
+    parts = _RANKED_BY[policy.name]
     mine = rank_key(profile, policy)
-    runner_up = min((rank_key(other, policy) for other in others), default=None)
     decided = parts[0] if runner_up is None else next(
         (part for part, a, b in zip(parts, mine, runner_up) if a != b), "id")
     if decided == "source":
@@ -219,9 +214,10 @@ def rank_reason(profile: dict, policy: Policy, others: list[dict] = ()) -> str:
 
 def choose_main(profiles: list[dict], policy: Policy) -> tuple[dict, str]:
     """The main profile of a cluster by the policy, and why."""
-    ordered = sorted(profiles, key=lambda p: rank_key(p, policy))
-    main = ordered[0]
-    return main, rank_reason(main, policy, ordered[1:])
+    keys = [rank_key(p, policy) for p in profiles]
+    order = sorted(range(len(profiles)), key=keys.__getitem__)
+    main = profiles[order[0]]
+    return main, rank_reason(main, policy, keys[order[1]] if len(order) > 1 else None)
 
 
 # ------------------------------------------------------------------- field checks

@@ -326,7 +326,8 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
             # The policy's best profile becomes the main unless another member keeps
             # a larger group together (the main itself never changes field choices:
             # every field's winner is named explicitly).
-            ranked = sorted(component, key=lambda i: rank_key(members[i][0], policy))
+            key_of = {i: rank_key(members[i][0], policy) for i in component}
+            ranked = sorted(component, key=key_of.__getitem__)
             best_kept, main = None, None
             for candidate in ranked:
                 kept, vouched = _group_around(candidate, component, pairs, member_threshold, ids, match_threshold)
@@ -334,7 +335,7 @@ def resolve_component(members: list[tuple[dict, dict]], scorer: Scorer, policy: 
                     best_kept, best_vouched, main = kept, vouched, candidate
             kept = sorted(best_kept)
             main_profile = members[main][0]
-            main_reason = rank_reason(main_profile, policy, [members[i][0] for i in kept if i != main])
+            main_reason = rank_reason(main_profile, policy, min((key_of[i] for i in kept if i != main), default=None))
             if main != ranked[0]:
                 main_reason += (f"; chosen over {ids[ranked[0]]} (ranked first by --main_policy) because it "
                                 f"keeps more members together ({len(kept)} profiles)")

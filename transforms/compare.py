@@ -111,6 +111,10 @@ class _Batch:
         return self._spread("lengths", side, field, lambda f: np.fromiter(
             map(len, self._member_column(f)), dtype=np.int64, count=len(self._cache["members"])))
 
+    def any_written(self) -> bool:
+        """Whether any profile of the batch has a name kept as written (most batches have none)."""
+        return bool(self._of_members("any", "written", lambda f: self._member_column(f).astype(bool).any()))
+
     def written(self, side: int, index: int) -> np.ndarray:
         """One name as written (the ``written`` feature's entry ``index``; "" where it has none)."""
         return self._spread("written", side, index, lambda i: np.fromiter(
@@ -335,9 +339,11 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
             a_rest, b_rest = list(a[rest]), list(b[rest])
             typo = process.cpdist(a_rest, b_rest, scorer=distance.DamerauLevenshtein.distance,
                                   score_cutoff=1, dtype=np.int32, workers=1) <= 1
-            agree[rest] = typo & np.fromiter(
-                (min(len(x), len(y)) >= MIN_TYPO_LETTERS or distance.Indel.distance(x, y) <= 1
-                 for x, y in zip(a_rest, b_rest)), dtype=bool, count=len(rest))
+            letter_more_or_less = process.cpdist(a_rest, b_rest, scorer=distance.Indel.distance,
+                                                 score_cutoff=1, dtype=np.int32, workers=1) <= 1
+            long_enough = np.minimum(np.fromiter(map(len, a_rest), dtype=np.int64, count=len(rest)),
+                                     np.fromiter(map(len, b_rest), dtype=np.int64, count=len(rest))) >= MIN_TYPO_LETTERS
+            agree[rest] = typo & (long_enough | letter_more_or_less)
         return agree
     if kind == "similarity":
         field = condition["field"]
@@ -386,7 +392,7 @@ def _written_apart(batch: _Batch, name: str) -> np.ndarray:
     """Pairs whose name ``name`` both sides have as written (see transforms.model.WRITTEN_NAMES),
     differently, and not as the other side's other name (first and last swapped)."""
     index = WRITTEN_NAMES.index(name)
-    if not batch._member_column("written").astype(bool).any():
+    if not batch.any_written():
         return np.zeros(batch.n, dtype=bool)                 # no name written in such a script
     a, b = batch.written(0, index), batch.written(1, index)
     apart = (a != "") & (b != "") & (a != b)
