@@ -132,7 +132,7 @@ def test_dry_run_plan_applied_gives_exactly_the_planned_profiles(tmp_path):
     checked = 0
     for cluster in (c for c in read_jsonl(out / "clusters.jsonl") if c["kind"] == "merge"):
         got = final[cluster["main"]]
-        assert not set(cluster["members"]) - {cluster["main"]} & set(final), "members merged away"
+        assert not (set(cluster["members"]) - {cluster["main"]}) & set(final), "members merged away"
         for field, choice in cluster["choices"].items():
             pairs = (choice.items() if field == "Attributes" else [(None, choice)])
             for key, chosen in pairs:
