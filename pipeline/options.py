@@ -24,7 +24,8 @@ class ProfileDedupOptions(PipelineOptions):
     def _add_argparse_args(cls, parser):
         io = parser.add_argument_group("input and output")
         io.add_argument("--input", default=None,
-                        help="Exported profiles: JSONL of Customer Profiles Profile objects. A local path, "
+                        help="Exported profiles: JSONL of Customer Profiles Profile objects (a JSON array of them, or a "
+                             "SearchProfiles or BatchGetProfile answer listing them, is read too). A local path, "
                              "a glob, a directory (its files) or s3:// URI; several separated by commas, each "
                              "matching at least one file. Compressed files (.gz, .bz2, .xz, .zst, .deflate) are read by their extension.")
         io.add_argument("--output", default=None,

@@ -504,7 +504,7 @@ class Views:
     def rejected(self, record: dict) -> dict:
         raw = record.get("record")
         raw = raw if isinstance(raw, str) else orjson.dumps(raw).decode()
-        return {"file": str(record.get("file", "")), "line": record.get("line"),
+        return {"file": str(record.get("file", "")), "line": record.get("line"), "item": record.get("item"),
                 "reason": self.r.text(str(record.get("reason", ""))), "record": clip(self.r.raw(raw), 600)}
 
 

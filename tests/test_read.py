@@ -17,9 +17,14 @@ from transforms.read import (
     ReadProfiles,
     byte_ranges,
     line_offsets,
+    documents_or_lines,
+    json_values,
     lines_in_range,
     parse_profile_line,
+    parse_records,
+    profiles_in,
     rejection,
+    starts_document,
 )
 
 ID = pid(0xABC)
@@ -315,7 +320,7 @@ def test_read_profiles_two_files_duplicates_blank_lines_and_bad_lines(tmp_path, 
         orjson.dumps({"ProfileId": pid(2), "FirstName": "Other"}),  # 1 duplicate of a.jsonl:2
         orjson.dumps(p4),                                   # 2 valid
         orjson.dumps({"ProfileId": pid(4), "LastName": "Again"}),   # 3 duplicate of b.jsonl:2 (same file)
-        b"[1, 2]",                                          # 4 not an object
+        b'"a string"',                                      # 4 not an object
         b"",                                                # 5 blank
     ]))  # no trailing newline on the last line
     profiles, rejected = run_read([str(tmp_path / "*.jsonl")], tmp_path)
@@ -408,11 +413,11 @@ def test_read_profiles_reads_a_compressed_file_whole_with_line_numbers(tmp_path,
     monkeypatch.setattr(read_module, "MIN_RANGE_BYTES", 7)   # would cut an uncompressed file of this size
     path = tmp_path / "export.jsonl.gz"
     rows = [{"ProfileId": pid(n), "FirstName": f"N{n}"} for n in range(1, 40)]
-    path.write_bytes(gzip.compress(b"\n".join(orjson.dumps(r) for r in rows) + b"\n[]\n" + orjson.dumps(rows[0]) + b"\n"))
+    path.write_bytes(gzip.compress(b"\n".join(orjson.dumps(r) for r in rows) + b'\n"x"\n' + orjson.dumps(rows[0]) + b"\n"))
     profiles, rejected = run_read([str(path)], tmp_path)
     assert sorted(profiles, key=lambda p: p["ProfileId"]) == rows
     assert [(r["line"], r["reason"]) for r in sorted(rejected, key=lambda r: r["line"])] == [
-        (40, "not a JSON object (a list)"), (41, f"duplicate ProfileId {pid(1)} (first seen at {path}:1)")]
+        (40, "not a JSON object (a str)"), (41, f"duplicate ProfileId {pid(1)} (first seen at {path}:1)")]
 
 
 def test_read_profiles_a_file_matched_by_two_patterns_is_read_once(tmp_path, range_size):
@@ -501,3 +506,89 @@ def test_read_profiles_whitespace_beyond_json_s_own_around_a_line_is_not_data(tm
     path.write_text("".join(before + json.dumps(r) + after + "\n" for r in rows), encoding="utf-8")
     profiles, rejected = run_read([str(path)], tmp_path)
     assert sorted(profiles, key=lambda p: p["ProfileId"]) == rows and rejected == []
+
+
+# ------------------------------------------------------------------ profiles in lists and documents
+
+
+def test_a_list_or_an_api_answer_holds_one_record_per_profile():
+    p1, p2 = {"ProfileId": pid(1), "FirstName": "Ann"}, {"ProfileId": pid(2)}
+    assert profiles_in([p1, p2]) == [p1, p2]
+    assert profiles_in({"Items": [p1], "NextToken": "t"}) == [p1]              # SearchProfiles
+    assert profiles_in({"Profiles": [p2], "Errors": []}) == [p2]               # BatchGetProfile
+    assert profiles_in(p1) is None                                            # one record
+    # a profile is a profile even with a field named like a list of them, and a non-list is no list
+    assert profiles_in({**p1, "Items": [p2]}) is None
+    assert profiles_in({"Items": "none"}) is None
+    assert profiles_in({"Other": [p1]}) is None
+
+
+def test_records_of_a_line_are_numbered_items_each_checked_as_a_profile():
+    good = {"ProfileId": pid(1), "FirstName": "Ann"}
+    records = parse_records(json.dumps([good, {"ProfileId": "x"}, 5, {"ProfileId": pid(2), "Gender": "M"}]))
+    assert [(item, profile) for item, profile, _, _ in records] == [(1, good), (2, None), (3, None), (4, None)]
+    reasons = [reason for _, _, reason, _ in records]
+    assert reasons[0] is None and reasons[1].startswith("missing or invalid ProfileId")
+    assert reasons[2] == "not a JSON object (a int)" and "Gender must be one of" in reasons[3]
+    # each record's text is its own JSON, which reads back as the record
+    assert [json.loads(text) for _, _, _, text in records][1:3] == [{"ProfileId": "x"}, 5]
+    # a plain line is one record without an item number, as parse_profile_line reads it
+    assert parse_records(json.dumps(good)) == [(None, good, None, json.dumps(good))]
+    assert parse_records(" [] ") == []
+
+
+def test_values_written_one_after_another_are_read_in_order():
+    p1, p2, p3 = ({"ProfileId": pid(i)} for i in (1, 2, 3))
+    glued = json.dumps(p1) + json.dumps(p2) + "\x1e" + json.dumps({"Items": [p3]})
+    assert json_values(glued) == [p1, p2, {"Items": [p3]}]
+    assert [profile for _, profile, _, _ in parse_records(glued)] == [p1, p2, p3]
+    for broken in (json.dumps(p1) + "{", json.dumps(p1) + " x", '{"a": NaN}', "[" * 100_000):
+        with pytest.raises(ValueError):
+            json_values(broken)
+    # not JSON at all keeps orjson's reason, and the line as read
+    [(item, profile, reason, text)] = parse_records(json.dumps(p1) + "} ")
+    assert (item, profile, text) == (None, None, json.dumps(p1) + "} ") and reason.startswith("not valid JSON")
+
+
+def test_a_document_starts_with_a_line_that_opens_it_without_closing_it():
+    assert starts_document(b"{\n") and starts_document(b"\xef\xbb\xbf[\n") and starts_document(b'  { "Items": [\n')
+    assert not starts_document(b'{"ProfileId": "a"}\n')          # a whole record: JSON Lines
+    assert not starts_document(b'[{"ProfileId": "a"}]\n')        # a whole list on one line
+    assert not starts_document(b"ProfileId,FirstName\n")         # not JSON at all
+
+
+def test_documents_or_lines_gives_a_document_whole_and_anything_else_line_by_line():
+    pretty = json.dumps({"Items": [{"ProfileId": pid(1)}]}, indent=2).encode()
+    lines = [raw + b"\n" for raw in pretty.split(b"\n")]
+    assert list(documents_or_lines(iter([b"\xef\xbb\xbf\n"] + lines))) == [b"\n" + pretty + b"\n"]
+    broken = lines[:-1]                                           # never closed
+    assert list(documents_or_lines(iter(broken))) == broken
+    assert list(documents_or_lines(iter(lines), limit=len(pretty) // 2)) == lines   # too large to hold
+    jsonl = [b'{"ProfileId": "a"}\n', b"{\n"]
+    assert list(documents_or_lines(iter(jsonl))) == jsonl
+
+
+def test_read_profiles_pretty_printed_answers_arrays_and_concatenated_records(tmp_path, range_size):
+    """What a person exports with the AWS CLI or a delivery stream: SearchProfiles answers pretty-printed
+    and appended to one file, a JSON array of profiles, records concatenated without newlines, and
+    JSON Lines whose lines are lists. Every profile is read once, item numbers place the bad ones,
+    and a repeat names the item it repeats."""
+    ps = [{"ProfileId": pid(i), "FirstName": f"N{i}"} for i in range(1, 9)]
+    cli = tmp_path / "search.json"
+    cli.write_text("\ufeff" + json.dumps({"Items": ps[:2], "NextToken": "t"}, indent=4) + "\n"
+                   + json.dumps({"Items": [ps[2], {"ProfileId": pid(3), "FirstName": 7}]}, indent=4) + "\n")
+    array = tmp_path / "array.json"
+    array.write_text(json.dumps([ps[3], ps[4]], indent=2))
+    glued = tmp_path / "stream.json"
+    glued.write_text(json.dumps(ps[5]) + json.dumps(ps[6]))
+    lines = tmp_path / "z_lines.jsonl"
+    lines.write_text(json.dumps(ps[7]) + "\n" + json.dumps([ps[0], "x"]) + "\n")
+    profiles, rejected = run_read([str(tmp_path / "*.json*")], tmp_path)
+
+    assert sorted(profiles, key=lambda p: p["ProfileId"]) == ps
+    where = {(r["file"].rsplit("/", 1)[-1], r["line"], r.get("item")): r["reason"] for r in rejected}
+    assert where == {
+        ("search.json", 1, 4): "wrong field types: FirstName must be a string, got int",
+        ("z_lines.jsonl", 2, 1): f"duplicate ProfileId {pid(1)} (first seen at {cli}:1 item 1)",
+        ("z_lines.jsonl", 2, 2): "not a JSON object (a str)",
+    }

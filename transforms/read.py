@@ -10,6 +10,7 @@ enums and length limits of every ``Profile`` member), plus the id pattern
 from __future__ import annotations
 
 import functools
+import json
 import re
 import typing
 from typing import Any, Iterator
@@ -143,10 +144,15 @@ def parse_profile_line(text: str) -> tuple[dict | None, str | None]:
         value = orjson.loads(stripped)
     except orjson.JSONDecodeError as error:
         return None, f"not valid JSON: {error}"
+    return check_profile(value, stripped)
+
+
+def check_profile(value: Any, text: str) -> tuple[dict | None, str | None]:
+    """A parsed JSON value (``text`` its JSON) as a Profile: (profile, None) or (None, reason)."""
     if not isinstance(value, dict):
         return None, f"not a JSON object (a {type(value).__name__})"
     # each level opens a bracket, so a line with few brackets needs no walk
-    if stripped.count("{") + stripped.count("[") > MAX_DEPTH and nesting_depth(value) > MAX_DEPTH:
+    if text.count("{") + text.count("[") > MAX_DEPTH and nesting_depth(value) > MAX_DEPTH:
         return None, f"nested more than {MAX_DEPTH} levels deep"
     profile_id = value.get("ProfileId")
     if not isinstance(profile_id, str) or not PROFILE_ID_RE.fullmatch(profile_id):
@@ -157,6 +163,102 @@ def parse_profile_line(text: str) -> tuple[dict | None, str | None]:
         shown = "; ".join(errors[:5]) + (f"; and {len(errors) - 5} more" if len(errors) > 5 else "")
         return None, f"wrong field types: {shown}"
     return value, None
+
+
+# Keys under which the Customer Profiles API answers with a list of Profile objects: SearchProfiles'
+# ``Items`` and BatchGetProfile's ``Profiles`` (an answer saved from the AWS CLI or an SDK).
+PROFILE_LIST_KEYS = ("Items", "Profiles")
+# JSON's whitespace, and RFC 7464's record separator (JSON text sequences put one before each value).
+_BETWEEN_VALUES = " \t\r\n\x1e"
+
+
+def profiles_in(value: Any) -> list | None:
+    """The records a parsed JSON value holds when it is a container of profiles rather than one
+    record: a JSON array (each item), or an API answer with an ``Items`` or ``Profiles`` list and no
+    ProfileId of its own. None for anything else (one record, to be checked as a profile)."""
+    if isinstance(value, list):
+        return value
+    if isinstance(value, dict) and "ProfileId" not in value:
+        for key in PROFILE_LIST_KEYS:
+            if isinstance(value.get(key), list):
+                return value[key]
+    return None
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def json_values(text: str) -> list:
+    """The JSON values written one after another in ``text`` (whitespace, or nothing, between
+    them): several pages of an API answer appended to one file, or records concatenated without
+    newlines, as some delivery tools write them. Raises ``ValueError`` if ``text`` is not such a
+    sequence. Like orjson, it takes no NaN or Infinity."""
+    decoder = json.JSONDecoder(parse_constant=_no_constants)
+    values, at, end = [], 0, len(text)
+    while True:
+        while at < end and text[at] in _BETWEEN_VALUES:
+            at += 1
+        if at >= end:
+            return values
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except RecursionError:   # nested deeper than the stdlib parser goes
+            raise ValueError("nested too deep to read") from None
+        values.append(value)
+
+
+def parse_records(text: str) -> list[tuple[int | None, dict | None, str | None, str]]:
+    """The records one line (or one whole JSON document) holds, each ``(item, profile, reason,
+    text)``: a Profile line is one record with ``item`` None, checked as ``parse_profile_line``
+    checks it. A JSON array of profiles, an API answer listing them (``profiles_in``), or several
+    JSON values one after another hold one record per profile, numbered from 1 in ``item``, with
+    its own JSON as ``text``. Either way a record is a profile (reason None) or the reason it is not."""
+    stripped = text.strip()
+    if not stripped:
+        return [(None, None, "empty line", text)]
+    try:
+        values = [orjson.loads(stripped)]
+    except orjson.JSONDecodeError as error:
+        try:
+            values = json_values(stripped)
+        except ValueError:
+            return [(None, None, f"not valid JSON: {error}", text)]
+    if len(values) == 1 and profiles_in(values[0]) is None:
+        profile, reason = check_profile(values[0], stripped)
+        return [(None, profile, reason, stripped if reason is None else text)]
+    records = []
+    for value in values:
+        inside = profiles_in(value)
+        records.extend([value] if inside is None else inside)
+    out = []
+    for item, value in enumerate(records, start=1):
+        try:
+            item_text = orjson.dumps(value).decode()
+        except (orjson.JSONEncodeError, TypeError) as error:   # e.g. a lone surrogate the stdlib parser let through
+            out.append((item, None, f"not valid JSON text: {error}", json.dumps(value)))
+            continue
+        out.append((item, *check_profile(value, item_text), item_text))
+    return out
+
+
+def starts_document(first_line: bytes) -> bool:
+    """Whether a file whose first line is ``first_line`` may be one JSON document written over many
+    lines (pretty-printed, as the AWS CLI writes an answer) rather than JSON Lines: the line opens
+    an object or array and is not a whole JSON value (or sequence of values) itself."""
+    stripped = first_line.removeprefix(UTF8_BOM).strip()
+    if not stripped[:1] in (b"{", b"["):
+        return False
+    try:
+        orjson.loads(stripped)
+        return False
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        json_values(stripped.decode("utf-8"))
+        return False
+    except (ValueError, UnicodeDecodeError):
+        return True
 
 
 def nesting_depth(value: Any) -> int:
@@ -225,8 +327,60 @@ class _SplitFilesFn(beam.DoFn):
         if path.endswith("/"):   # a directory matched by a pattern is not a file to read
             return
         compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
-        for start, end in byte_ranges(metadata.size_in_bytes, compressed, *self._sizes):
+        ranges = byte_ranges(metadata.size_in_bytes, compressed, *self._sizes)
+        if len(ranges) > 1 and _first_line_starts_document(path):
+            ranges = [(0, None)]   # one JSON document over many lines is read whole, or not at all
+        for start, end in ranges:
             yield path, start, end
+
+
+def _first_line_starts_document(path: str) -> bool:
+    """``starts_document`` of the first line of a file that has content (False if it cannot be read:
+    the reader will say why)."""
+    try:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
+            for raw in lines_in_range(handle, 0, MIN_RANGE_BYTES):
+                if raw.removeprefix(UTF8_BOM).strip():
+                    return starts_document(raw)
+    except Exception:  # noqa: BLE001  (the file is read again, and a fault reported, by the reader)
+        pass
+    return False
+
+
+# The largest JSON document written over many lines that is read whole (as one document is: it
+# cannot be cut into ranges). A larger one is read line by line, and its lines are rejected.
+MAX_DOCUMENT_BYTES = 256 << 20
+
+
+def documents_or_lines(lines: Iterator[bytes], limit: int = MAX_DOCUMENT_BYTES) -> Iterator[bytes]:
+    """The lines of a whole file as they are, or, for a file that is one JSON document (or a few, one
+    after another) written over many lines, that text as one element. It is one document when its
+    first line with content ``starts_document`` and the whole text, at most ``limit`` bytes, parses
+    (``json_values``); otherwise the lines are given one by one, as read."""
+    held = []
+    for raw in lines:
+        held.append(raw)
+        if raw.removeprefix(UTF8_BOM).strip():
+            break
+    if not held or not starts_document(held[-1]):
+        yield from held
+        yield from lines
+        return
+    size = sum(map(len, held))
+    for raw in lines:
+        held.append(raw)
+        size += len(raw)
+        if size > limit:
+            yield from held
+            yield from lines
+            return
+    whole = b"".join(held).removeprefix(UTF8_BOM)
+    try:
+        json_values(whole.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        yield from held
+        return
+    yield whole
 
 
 class _EachRangeOnceFn(beam.DoFn):
@@ -256,7 +410,10 @@ class _ReadRangeFn(beam.DoFn):
         count = 0
         try:
             with FileSystems.open(path, compression_type=compression) as handle:
-                for count, raw in enumerate(lines_in_range(handle, start, end), start=1):
+                lines = lines_in_range(handle, start, end)
+                if (start, end) == (0, None):
+                    lines = documents_or_lines(lines)
+                for count, raw in enumerate(lines, start=1):
                     if count == 1 and start == 0 and raw.startswith(UTF8_BOM):
                         raw = raw[len(UTF8_BOM):]   # a byte order mark, as some tools write, is not data
                     try:
@@ -308,10 +465,16 @@ def line_offsets(counts) -> dict[tuple[str, int], int]:
     return offsets
 
 
-def number_line(offsets: dict, path: str, where: tuple[int, int]) -> int:
-    """The 1-based line number in its file of the ``where = (range start, n)`` line of ``path``."""
-    start, n = where
-    return offsets[(path, start)] + n
+def number_line(offsets: dict, path: str, where: tuple) -> int:
+    """The 1-based line number in its file of the ``where = (range start, n)`` line of ``path`` (or
+    of the line an item of a list starts on: ``where = (range start, n, item)``)."""
+    return offsets[(path, where[0])] + where[1]
+
+
+def place(offsets: dict, path: str, where: tuple) -> str:
+    """Where a record is, for a person: ``file:line``, and ``item i`` for an item of a list."""
+    text = f"{path}:{number_line(offsets, path, where)}"
+    return text + (f" item {where[2]}" if len(where) > 2 else "")
 
 
 class _NumberLinesFn(beam.DoFn):
@@ -324,10 +487,13 @@ class _NumberLinesFn(beam.DoFn):
     def process(self, pending, counts):
         offsets = self._offsets(counts)
         record = dict(pending)
-        record["line"] = number_line(offsets, record["file"], record["line"])
+        where = record["line"]
+        record["line"] = number_line(offsets, record["file"], where)
+        if len(where) > 2:
+            record["item"] = where[2]
         first = record.pop("first", None)
         if first is not None:
-            record["reason"] += f" (first seen at {first[0]}:{number_line(offsets, *first)})"
+            record["reason"] += f" (first seen at {place(offsets, *first)})"
         yield record
 
 
@@ -339,18 +505,21 @@ class _ParseFn(beam.DoFn):
 
     def process(self, element):
         path, where, text, decode_error = element
-        if decode_error or text.strip():  # blank lines (e.g. a trailing newline) are not records
+        if not (decode_error or text.strip()):   # blank lines (e.g. a trailing newline) are not records
+            return
+        records = [(None, None, decode_error, text)] if decode_error else parse_records(text)
+        for item, profile, reason, record_text in records:
             self._read.inc()
-            profile, reason = (None, decode_error) if decode_error else parse_profile_line(text)
+            at = where if item is None else (*where, item)
             if profile is None:
                 self._bad.inc()
-                yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, where, reason, text))
+                yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, at, reason, record_text))
             else:
-                # The line travels as text (cheaper to shuffle than the dict) and is read again
-                # once its id is known to be the first. ``where`` places it in its file. It travels
+                # The record travels as text (cheaper to shuffle than the dict) and is read again
+                # once its id is known to be the first. ``at`` places it in its file. It travels
                 # as it was parsed: without the whitespace around it, which may be more than JSON's
                 # own (a no-break space, a form feed, RFC 7464's record separator).
-                yield profile["ProfileId"], (path, where, text.strip())
+                yield profile["ProfileId"], (path, at, record_text)
 
 
 def keep_first(profile_id: str, records: list) -> tuple[tuple, list[tuple]]:
