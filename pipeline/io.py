@@ -29,13 +29,14 @@ def _files_matched(pattern: str, given: str) -> list[str]:
     return [m.path for m in found if not m.path.endswith("/") and not (_is_local(m.path) and os.path.isdir(m.path))]
 
 
-def resolve_inputs(patterns: list[str]) -> list[str]:
+def resolve_inputs(patterns: list[str], warnings: list[str] | None = None) -> list[str]:
     """The ``--input`` patterns as the job reads them, checked before anything runs.
 
     A local path is made absolute (so that one file named two ways is one file), and a directory
     (local, or an s3:// prefix without a wildcard) stands for the files in it. Raises ValueError
     naming a pattern that matches no file: a job that reads nothing would write an empty plan
-    that looks like a domain without duplicates."""
+    that looks like a domain without duplicates. What is worth a warning (files a directory leaves
+    out) is logged, and appended to ``warnings`` if given (for summary.json and the report)."""
     if not patterns:
         raise ValueError("--input names no file")
     resolved = []
@@ -47,14 +48,14 @@ def resolve_inputs(patterns: list[str]) -> list[str]:
             path = FileSystems.join(directory, "*")
             found = _files_matched(path, pattern)
             if found:
-                _warn_of_files_below(pattern, directory)
+                _warn_of_files_below(pattern, directory, warnings)
         if not found:
             raise ValueError(f"--input {pattern!r} matches no file")
         resolved.append(path)
     return resolved
 
 
-def _warn_of_files_below(given: str, directory: str) -> None:
+def _warn_of_files_below(given: str, directory: str, warnings: list[str] | None) -> None:
     """Log a warning when a local directory given as ``--input`` has files in its sub-folders: it
     stands for the files directly in it, and an export kept in dated sub-folders would otherwise be
     read in part without a word. (An s3:// prefix has no folders: its pattern matches every key
@@ -63,10 +64,11 @@ def _warn_of_files_below(given: str, directory: str) -> None:
         return
     below = sum(len(files) for top, _, files in os.walk(directory) if top != directory)
     if below:
-        logging.getLogger(__name__).warning(
-            "--input %r reads the files directly in it; %d file(s) in its sub-folders are not read "
-            "(name them too, or use %r to read every file below it)", given, below,
-            os.path.join(directory, "**"))
+        warning = (f"--input {given!r} reads the files directly in it; {below} file(s) in its sub-folders are not "
+                   f"read (name them too, or use {os.path.join(directory, '**')!r} to read every file below it)")
+        logging.getLogger(__name__).warning("%s", warning)
+        if warnings is not None:
+            warnings.append(warning)
 
 
 def allow_empty_s3_objects() -> None:

@@ -824,6 +824,7 @@ def write_report(out_dir: str, redact: bool = False, sample_size: int = 25, seed
         "apply_cards": _apply_cards(summary),
         "counts_add_up": summary.get("counts_add_up"),
         "model_warnings": [w for w in summary.get("model_warnings") or [] if isinstance(w, str)],
+        "input_warnings": [w for w in summary.get("input_warnings") or [] if isinstance(w, str)],
         "score_chart": scores, "score_note": scores_note,
         "size_chart": size_chart(clusters),
         "rules_chart": rules_chart(summary),

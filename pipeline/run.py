@@ -86,7 +86,7 @@ def _kinds_of_cluster(record: dict) -> list[str]:
     return [record["kind"]] + ["vouched"] * len(record.get("vouched") or ())
 
 
-def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, histogram, thresholds):
+def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, histogram, thresholds, input_warnings=()):
     """Assemble summary.json from the counts (all small side inputs)."""
     statuses = dict(statuses)
     kinds = dict(clusters_by_kind)
@@ -118,6 +118,7 @@ def build_summary(_, counts, rules, capped, statuses, clusters_by_kind, model, h
         "thresholds": thresholds,
         "score_histogram": _histogram(histogram),
     }
+    summary["input_warnings"] = list(input_warnings)
     summary["model_warnings"] = model_warnings(model)
     problems = handover_problems(counts)
     summary["handover_problems"] = problems
@@ -241,8 +242,10 @@ def _histogram(counted) -> dict:
     return {"unit": "weight", "bins": edges, "counts": [by_bin.get(edge, 0) for edge in edges[:-1]]}
 
 
-def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: dict, fixed_model: dict | None) -> None:
-    """Add the whole dry-run graph to ``p``."""
+def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: dict, fixed_model: dict | None,
+                   input_warnings: list[str] = ()) -> None:
+    """Add the whole dry-run graph to ``p`` (``input_warnings``: what reading the inputs will leave out, for
+    summary.json)."""
     out = options.output
     policy = Policy(options.main_policy, options.recency_attribute, options.source_attribute,
                     options.source_priority_list(), options.default_region)
@@ -369,7 +372,8 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
             clusters_by_kind=beam.pvalue.AsList(kinds),
             model=model_view,
             histogram=beam.pvalue.AsList(histogram),
-            thresholds=thresholds)
+            thresholds=thresholds,
+            input_warnings=list(input_warnings))
     )
     summary | "WriteSummary" >> io.WriteJson(io.output_path(out, "summary.json"))
 
@@ -460,7 +464,8 @@ def run_dry_run(options: PipelineOptions, job: ProfileDedupOptions, runner: str)
     """Compute the merge plan and its evidence; send nothing. Returns the summary."""
     fixed_model = None
     base_model = default_model()
-    job.input = ",".join(io.resolve_inputs(job.input_patterns()))
+    input_warnings: list[str] = []
+    job.input = ",".join(io.resolve_inputs(job.input_patterns(), input_warnings))
     io.check_output(job.output)
     if job.model:
         loaded, fitted = _load_model(job.model)
@@ -468,7 +473,7 @@ def run_dry_run(options: PipelineOptions, job: ProfileDedupOptions, runner: str)
         fixed_model = loaded if fitted else None
     LOG.info("profile-dedup: reading %s, writing to %s (runner %s)", job.input, job.output, runner)
     with beam.Pipeline(options=options) as p:
-        build_pipeline(p, job, base_model, fixed_model)
+        build_pipeline(p, job, base_model, fixed_model, input_warnings)
     result = p.result if hasattr(p, "result") else None
     state = getattr(result, "state", PipelineState.DONE)
     if state != PipelineState.DONE:
@@ -513,7 +518,7 @@ def _log_metrics(result) -> dict:
 
 def _log_summary(summary: dict, out: str) -> None:
     LOG.info("read %d records: %d rejected, %d valid profiles", summary["records_read"], summary["records_rejected"], summary["profiles_valid"])
-    for warning in summary.get("model_warnings", []):
+    for warning in summary.get("input_warnings", []) + summary.get("model_warnings", []):
         LOG.warning("%s", warning)
     LOG.info("blocking made %d candidate pairs; %d blocks capped", summary["candidate_pairs"], summary["capped_blocks"])
     LOG.info("%d pairs matched, %d for review", summary["pairs_matched"], summary["pairs_for_review"])

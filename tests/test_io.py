@@ -55,9 +55,11 @@ def test_resolve_inputs_absolute_paths_directories_and_globs(tmp_path, monkeypat
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
     (exports / "dated").mkdir()
     (exports / "dated" / "2025-07-31.jsonl").write_text("{}\n")
-    assert io.resolve_inputs(["exports"]) == [str(exports / "*")]
+    kept: list = []
+    assert io.resolve_inputs(["exports"], kept) == [str(exports / "*")]
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 1 and "1 file(s) in its sub-folders are not read" in warned[0]
+    assert kept == warned   # for summary.json and the report
     assert str(exports / "**") in warned[0]
     assert io.resolve_inputs([str(exports / "**")]) == [str(exports / "**")]
     assert io.resolve_inputs(["exports/*.jsonl"]) == [str(exports / "*.jsonl")]   # a pattern of one's own: no warning

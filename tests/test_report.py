@@ -505,13 +505,15 @@ def test_characters_that_show_nothing_are_marked(hidden):
     assert _visible(f"Za{hidden}ra") == f"Za\u27e8U+{ord(hidden):04X}\u27e9ra"
 
 
-def test_a_rejected_profile_in_a_list_is_placed_by_line_and_item(tmp_path):
+def test_a_rejected_profile_in_a_list_is_placed_by_line_and_item_and_input_warnings_are_shown(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "summary.json").write_text(json.dumps({"records_read": 3, "records_rejected": 2}))
+    (out / "summary.json").write_text(json.dumps({"records_read": 3, "records_rejected": 2, "input_warnings": [
+        "--input 'exports' reads the files directly in it; 2 file(s) in its sub-folders are not read <b>"]}))
     (out / "rejected.jsonl").write_text(
         json.dumps({"file": "a.json", "line": 4, "item": 17, "reason": "not a JSON object (a int)", "record": "5"}) + "\n"
         + json.dumps({"file": "b.jsonl", "line": 9, "reason": "not valid JSON: x", "record": "{"}) + "\n")
     text = Path(write_report(str(out))).read_text(encoding="utf-8")
     assert '<td class="num">4 item 17</td>' in text
     assert '<td class="num">9</td>' in text
+    assert "<b>Input:</b> --input &#39;exports&#39; reads the files directly in it; 2 file(s) in its sub-folders are not read &lt;b&gt;." in text
