@@ -17,6 +17,7 @@ from transforms.read import (
     ReadProfiles,
     byte_ranges,
     line_offsets,
+    delimited_header,
     documents_or_lines,
     json_values,
     lines_in_range,
@@ -592,3 +593,25 @@ def test_read_profiles_pretty_printed_answers_arrays_and_concatenated_records(tm
         ("z_lines.jsonl", 2, 1): f"duplicate ProfileId {pid(1)} (first seen at {cli}:1 item 1)",
         ("z_lines.jsonl", 2, 2): "not a JSON object (a str)",
     }
+
+
+def test_a_csv_of_profiles_is_one_rejected_record_that_says_what_to_do(tmp_path, range_size):
+    rows = "\n".join(f"{pid(n)},N{n},Lee" for n in range(1, 40))
+    (tmp_path / "snapshot.csv").write_text("\ufeffProfileId,FirstName,LastName\n" + rows + "\n")
+    # a JSON Lines file whose first line is broken (and happens to look like a header) is still read
+    (tmp_path / "export.jsonl").write_text("ProfileId,broken\n\n" + json.dumps({"ProfileId": pid(50)}) + "\n")
+    profiles, rejected = run_read([str(tmp_path / "*")], tmp_path)
+    assert profiles == [{"ProfileId": pid(50)}]
+    by_file = {r["file"].rsplit("/", 1)[-1]: r for r in rejected}
+    assert set(by_file) == {"snapshot.csv", "export.jsonl"} and len(rejected) == 2
+    csv_record = by_file["snapshot.csv"]
+    assert csv_record["line"] == 1 and csv_record["record"].strip() == "ProfileId,FirstName,LastName"
+    assert "not JSON Lines; its 40 lines were not read" in csv_record["reason"]
+    assert "DataFormat JSONL" in csv_record["reason"]
+    assert by_file["export.jsonl"]["line"] == 1 and by_file["export.jsonl"]["reason"].startswith("not valid JSON")
+
+
+def test_a_delimited_header_names_profile_id_beside_other_columns():
+    assert delimited_header(b"ProfileId,FirstName\n") and delimited_header(b'"profileId"\t"Email"\r\n')
+    assert not delimited_header(b'{"ProfileId": "a", "x": 1}\n') and not delimited_header(b"FirstName,LastName\n")
+    assert not delimited_header(b"ProfileId\n")

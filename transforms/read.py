@@ -246,8 +246,8 @@ def starts_document(first_line: bytes) -> bool:
     """Whether a file whose first line is ``first_line`` may be one JSON document written over many
     lines (pretty-printed, as the AWS CLI writes an answer) rather than JSON Lines: the line opens
     an object or array and is not a whole JSON value (or sequence of values) itself."""
-    stripped = first_line.removeprefix(UTF8_BOM).strip()
-    if not stripped[:1] in (b"{", b"["):
+    stripped = _content(first_line)
+    if stripped[:1] not in ("{", "["):
         return False
     try:
         orjson.loads(stripped)
@@ -255,9 +255,9 @@ def starts_document(first_line: bytes) -> bool:
     except orjson.JSONDecodeError:
         pass
     try:
-        json_values(stripped.decode("utf-8"))
+        json_values(stripped)
         return False
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:
         return True
 
 
@@ -328,20 +328,21 @@ class _SplitFilesFn(beam.DoFn):
             return
         compressed = CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED
         ranges = byte_ranges(metadata.size_in_bytes, compressed, *self._sizes)
-        if len(ranges) > 1 and _first_line_starts_document(path):
+        if len(ranges) > 1 and _read_whole(path):
             ranges = [(0, None)]   # one JSON document over many lines is read whole, or not at all
         for start, end in ranges:
             yield path, start, end
 
 
-def _first_line_starts_document(path: str) -> bool:
-    """``starts_document`` of the first line of a file that has content (False if it cannot be read:
-    the reader will say why)."""
+def _read_whole(path: str) -> bool:
+    """Whether the first line of a file that has content ``starts_document`` or is a
+    ``delimited_header``: such a file is read whole, not in ranges (False if it cannot be read: the
+    reader will say why)."""
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
             for raw in lines_in_range(handle, 0, MIN_RANGE_BYTES):
-                if raw.removeprefix(UTF8_BOM).strip():
-                    return starts_document(raw)
+                if _content(raw):
+                    return starts_document(raw) or delimited_header(raw)
     except Exception:  # noqa: BLE001  (the file is read again, and a fault reported, by the reader)
         pass
     return False
@@ -352,16 +353,63 @@ def _first_line_starts_document(path: str) -> bool:
 MAX_DOCUMENT_BYTES = 256 << 20
 
 
-def documents_or_lines(lines: Iterator[bytes], limit: int = MAX_DOCUMENT_BYTES) -> Iterator[bytes]:
+def _content(raw: bytes) -> str:
+    """A line's text without a byte order mark and the whitespace the parser takes off around it."""
+    return raw.removeprefix(UTF8_BOM).decode("utf-8", "replace").strip()
+
+
+def _is_json(raw: bytes) -> bool:
+    try:
+        orjson.loads(_content(raw))
+        return True
+    except orjson.JSONDecodeError:
+        return False
+
+
+def delimited_header(first_line: bytes) -> bool:
+    """Whether a file's first line is the header of a delimited text file (CSV, TSV) of profiles: not
+    JSON, and it names a ProfileId column beside others."""
+    stripped = _content(first_line)
+    return (stripped[:1] not in ("{", "[") and "profileid" in stripped.lower()
+            and any(separator in stripped for separator in (",", "\t", ";", "|")))
+
+
+class WholeFileRejected(typing.NamedTuple):
+    """A file not read as records: one rejected record stands for it (``text``: its first line)."""
+    reason: str
+    text: bytes
+
+
+def documents_or_lines(lines: Iterator[bytes], limit: int = MAX_DOCUMENT_BYTES) -> Iterator[bytes | WholeFileRejected]:
     """The lines of a whole file as they are, or, for a file that is one JSON document (or a few, one
     after another) written over many lines, that text as one element. It is one document when its
     first line with content ``starts_document`` and the whole text, at most ``limit`` bytes, parses
-    (``json_values``); otherwise the lines are given one by one, as read."""
+    (``json_values``); otherwise the lines are given one by one, as read. A CSV or TSV file of
+    profiles (``delimited_header``) is one ``WholeFileRejected`` that says what to do, not a rejected
+    record per line."""
     held = []
     for raw in lines:
         held.append(raw)
-        if raw.removeprefix(UTF8_BOM).strip():
+        if _content(raw):
             break
+    if held and delimited_header(held[-1]):
+        before, header, after = held[:-1], held[-1], []
+        for raw in lines:   # a JSON Lines file whose first line is broken has records after it
+            after.append(raw)
+            if _content(raw):
+                break
+        if after and _is_json(after[-1]):
+            yield from held
+            yield from after
+            yield from lines
+            return
+        unread = 1 + len(after) + sum(1 for _ in lines)
+        yield from before
+        yield WholeFileRejected(
+            f"a delimited text file (CSV or TSV: its first line is a header naming ProfileId), not JSON Lines; its "
+            f"{unread:,} lines were not read. This job reads JSON Lines of Customer Profiles Profile objects: export "
+            "them as JSONL (for a segment snapshot, DataFormat JSONL)", header)
+        return
     if not held or not starts_document(held[-1]):
         yield from held
         yield from lines
@@ -414,6 +462,9 @@ class _ReadRangeFn(beam.DoFn):
                 if (start, end) == (0, None):
                     lines = documents_or_lines(lines)
                 for count, raw in enumerate(lines, start=1):
+                    if isinstance(raw, WholeFileRejected):
+                        yield path, (start, count), raw.text.removeprefix(UTF8_BOM).decode("utf-8", "replace"), raw.reason
+                        continue
                     if count == 1 and start == 0 and raw.startswith(UTF8_BOM):
                         raw = raw[len(UTF8_BOM):]   # a byte order mark, as some tools write, is not data
                     try:
