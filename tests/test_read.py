@@ -186,7 +186,14 @@ def test_null_fields_and_unknown_fields_are_accepted():
 
 
 def test_lone_surrogate_is_not_valid_json():
-    assert rejected_reason('{"ProfileId": "%s", "FirstName": "\\ud800"}' % ID).startswith("not valid JSON")
+    line = '{"ProfileId": "%s", "FirstName": "\\ud800"}' % ID
+    assert rejected_reason(line).startswith("not valid JSON")
+    # read as records, a line or an item orjson refuses is rejected too: it could not be read again later
+    [(item, profile, reason, _)] = parse_records(line)
+    assert (item, profile) == (None, None) and reason.startswith("not valid JSON")
+    records = parse_records("[" + line + ', {"ProfileId": "%s"}]' % pid(2))   # the stdlib parser reads the list
+    assert [(item, profile is None) for item, profile, _, _ in records] == [(1, True), (2, False)]
+    assert records[0][2].startswith("not valid JSON text")
 
 
 def test_empty_line():

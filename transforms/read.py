@@ -223,6 +223,10 @@ def parse_records(text: str) -> list[tuple[int | None, dict | None, str | None, 
         try:
             values = json_values(stripped)
         except ValueError:
+            values = []
+        if len(values) == 1 and profiles_in(values[0]) is None:
+            values = []   # one record orjson refuses (a lone surrogate): not valid JSON, whatever the other parser says
+        if not values:
             return [(None, None, f"not valid JSON: {error}", text)]
     if len(values) == 1 and profiles_in(values[0]) is None:
         profile, reason = check_profile(values[0], stripped)
