@@ -313,7 +313,7 @@ def test_engagement_preferences_pointing_at_surviving_contacts_win():
     # the main's preferences point at an old number that does not survive the merge;
     # the member's point at the main's own phone (written differently) and the email that wins
     main = {"ProfileId": pid(1), "FirstName": "John", "LastName": "Smith", "PhoneNumber": "+1 415 555 2671",
-            "EngagementPreferences": {"Phone": [phone_pref("+1 212 555 0199")]}}
+            "EngagementPreferences": {"Phone": [phone_pref("+1 212 555 0299")]}}
     member = {"ProfileId": pid(2), "EmailAddress": "John@Example.com",
               "EngagementPreferences": {"Phone": [phone_pref("(415) 555-2671")],
                                         "Email": [email_pref("john@example.com")]}}
@@ -328,8 +328,8 @@ def test_engagement_preferences_pointing_at_surviving_contacts_win():
 def test_engagement_preferences_of_the_main_stay_when_they_point_at_surviving_values():
     main = {"ProfileId": pid(1), "PhoneNumber": "+1 415 555 2671",
             "EngagementPreferences": {"Phone": [phone_pref("+14155552671")]}}
-    member = {"ProfileId": pid(2), "MobilePhoneNumber": "+1 212 555 0199",
-              "EngagementPreferences": {"Phone": [phone_pref("+1 212 555 0199", "PhoneNumber")]}}
+    member = {"ProfileId": pid(2), "MobilePhoneNumber": "+1 212 555 0299",
+              "EngagementPreferences": {"Phone": [phone_pref("+1 212 555 0299", "PhoneNumber")]}}
     choices, sources = plan([main, member], main)
     assert choices["EngagementPreferences"]["source"] == pid(1)
     assert "EngagementPreferences" not in sources
@@ -338,7 +338,7 @@ def test_engagement_preferences_of_the_main_stay_when_they_point_at_surviving_va
 def test_engagement_preferences_say_when_entries_will_not_reach_the_customer():
     main = {"ProfileId": pid(1), "PhoneNumber": "+1 415 555 2671"}
     member = {"ProfileId": pid(2), "EngagementPreferences": {"Phone": [phone_pref("+1 415 555 2671"),
-                                                                       phone_pref("+1 212 555 0199")]}}
+                                                                       phone_pref("+1 212 555 0299")]}}
     prefs = choose_fields([main, member], main, COMPLETE)["EngagementPreferences"]
     assert prefs["source"] == pid(2)
     assert prefs["reason"].startswith("1 of 2 preference entries")

@@ -250,9 +250,9 @@ def chain():
     """A ~ B and B ~ C strongly (B holds one phone and one email of each), A and C two different John Smiths."""
     a = person(1, BirthDate="1980-03-01", PhoneNumber="+1 415 555 2671", EmailAddress="john.smith.a@example.com",
                Address={"Address1": "1 Main St", "City": "Springfield", "PostalCode": "62701", "Country": "US"})
-    b = person(2, PhoneNumber="+1 415 555 2671", MobilePhoneNumber="+1 212 555 0199",
+    b = person(2, PhoneNumber="+1 415 555 2671", MobilePhoneNumber="+1 212 555 0299",
                EmailAddress="john.smith.a@example.com", PersonalEmailAddress="jsmith.c@example.org")
-    c = person(3, BirthDate="1986-09-20", PhoneNumber="+1 212 555 0199", EmailAddress="jsmith.c@example.org",
+    c = person(3, BirthDate="1986-09-20", PhoneNumber="+1 212 555 0299", EmailAddress="jsmith.c@example.org",
                Address={"Address1": "99 Oak Avenue", "City": "Portland", "PostalCode": "97201", "Country": "US"})
     return a, b, c
 
@@ -448,9 +448,9 @@ def _two_phones(first_name_of_c="John", birth_date=None):
     """A main with two phones (home and mobile) and an email; member A shares its home phone,
     member C its mobile. Between A and C the phones differ and nothing else identifies one person
     (the "namesakes: different phones" guard)."""
-    m = person(1, MobilePhoneNumber="+1 212 555 0199", BirthDate=birth_date)
+    m = person(1, MobilePhoneNumber="+1 212 555 0299", BirthDate=birth_date)
     a = person(2, EmailAddress=None)
-    c = person(3, PhoneNumber="+1 212 555 0199", EmailAddress=None, FirstName=first_name_of_c, BirthDate=birth_date)
+    c = person(3, PhoneNumber="+1 212 555 0299", EmailAddress=None, FirstName=first_name_of_c, BirthDate=birth_date)
     return m, a, c
 
 

@@ -42,7 +42,9 @@ EMAIL_FIELDS = ("EmailAddress", "PersonalEmailAddress", "BusinessEmailAddress")
 ADDRESS_FIELDS = ("Address", "ShippingAddress", "MailingAddress", "BillingAddress")
 
 # Regions whose people write numeric dates month first. Everyone else: day first.
-_MONTH_FIRST_REGIONS = frozenset({"US", "PH", "FM", "MH", "PW", "CA", "BZ"})
+# (with the US, its territories: Puerto Rico, Guam, American Samoa, the Virgin Islands, the Northern
+# Mariana Islands and the minor outlying islands)
+_MONTH_FIRST_REGIONS = frozenset({"US", "PR", "GU", "AS", "VI", "MP", "UM", "PH", "FM", "MH", "PW", "CA", "BZ"})
 
 _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z0-9-]{2,}$")
@@ -74,7 +76,16 @@ FEATURE_SOURCES = {
 }
 
 # Placeholders people type when a form insists on a value.
-_PLACEHOLDER_NAMES = frozenset({"unknown", "na", "n a", "none", "test", "customer", "null", "xxx", "x"})
+_PLACEHOLDER_NAMES = frozenset({
+    "unknown", "na", "n a", "none", "test", "customer", "null", "xxx", "x", "nil", "tbd", "not provided",
+    "notprovided", "not given", "not available", "not known", "no name", "noname", "guest", "anonymous",
+    "anon", "valued customer", "dear customer", "occupant", "current resident", "resident", "declined",
+    "refused", "walk in", "cash customer", "mr", "mrs", "ms", "miss", "dr",
+    # "first name unknown" and its kin, as US forms and records write them
+    "fnu", "lnu", "nfn", "nln", "nmn"})
+# Ordinal generations written with digits ("Johnson 3rd"), read before folding drops the digits.
+_ORDINAL_GENERATIONS = re.compile(r"(?<![0-9])([2-4])(?:nd|rd|th)\b", re.IGNORECASE)
+_ROMAN = {"2": " ii", "3": " iii", "4": " iv"}
 
 
 # --------------------------------------------------------------------------- text
@@ -97,6 +108,8 @@ def fold_name(value: Any) -> str:
 @functools.lru_cache(maxsize=65536)
 def _fold_name(value: str) -> str:
     # first names, family names and cities repeat across profiles: each is folded once
+    if any(ch.isdigit() for ch in value):
+        value = _ORDINAL_GENERATIONS.sub(lambda found: _ROMAN[found[1]], value)
     text = _NON_ALPHA_SPACE.sub(" ", fold_text(value).replace("'", "").replace("-", " "))
     text = _SPACES.sub(" ", text).strip()
     return "" if text in _PLACEHOLDER_NAMES else text
@@ -199,6 +212,11 @@ def _country_names() -> dict[str, str]:
     return names
 
 
+# Words that name more than a country and are whole words of one country's name ("Africa" is in
+# South Africa's and no other's): a continent is not that country.
+_REGIONS_NOT_COUNTRIES = frozenset({"africa", "europe", "asia", "oceania", "antarctica", "guinea", "samoa"})
+
+
 @functools.lru_cache(maxsize=4096)
 def country_code(value: Any) -> str:
     """ISO 3166 alpha-2 code from an alpha-2 or alpha-3 code or a country name; '' if unknown.
@@ -225,7 +243,7 @@ def country_code(value: Any) -> str:
     names = _country_names()
     if folded in names:
         return names[folded]
-    if len(folded) >= 4:
+    if len(folded) >= 4 and folded not in _REGIONS_NOT_COUNTRIES:
         pattern = re.compile(r"\b" + re.escape(folded) + r"\b")
         found = {code for name, code in names.items() if pattern.search(name)}
         if len(found) == 1:
@@ -262,6 +280,9 @@ def normalize_phone(raw: Any, region: str) -> str | None:
 # (a household's or an office's), a number it cannot tell from a mobile (the US, Canada),
 # or anything else (a mobile, usually one person's).
 FIXED_LINE, FIXED_OR_MOBILE, OTHER_LINE = "fixed", "either", ""
+# A number that reaches a business whoever dials it (toll-free, shared-cost, premium): a customer
+# typed the shop's or the call centre's number, which says nothing about who they are.
+SERVICE_LINE = "service"
 
 # Where the plan cannot tell, the field a number was entered in does: a home or business
 # number is the household's landline or the office's switchboard, which its other members share.
@@ -289,13 +310,38 @@ def read_phone(raw: Any, region: str) -> tuple[str, str] | None:
         # again (find the number's region, match its patterns).
         kind = phonenumbers.number_type(number)
         if kind != phonenumbers.PhoneNumberType.UNKNOWN:
-            return (phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-                    _LINE_KINDS.get(kind, OTHER_LINE))
+            if placeholder_number(number):
+                return None
+            line = _LINE_KINDS.get(kind, OTHER_LINE)
+            if number.extension and line != SERVICE_LINE:
+                line = FIXED_LINE   # an extension: a desk behind an office's switchboard, which others share
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), line
     return None
 
 
 _LINE_KINDS = {phonenumbers.PhoneNumberType.FIXED_LINE: FIXED_LINE,
-               phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: FIXED_OR_MOBILE}
+               phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: FIXED_OR_MOBILE,
+               # numbers that reach a business, whoever calls: free, shared-cost, premium, one national
+               # number for a company (UAN), voicemail services
+               phonenumbers.PhoneNumberType.TOLL_FREE: SERVICE_LINE,
+               phonenumbers.PhoneNumberType.SHARED_COST: SERVICE_LINE,
+               phonenumbers.PhoneNumberType.PREMIUM_RATE: SERVICE_LINE,
+               phonenumbers.PhoneNumberType.UAN: SERVICE_LINE,
+               phonenumbers.PhoneNumberType.VOICEMAIL: SERVICE_LINE}
+_ASCENDING, _DESCENDING = "0123456789", "9876543210"
+
+
+def placeholder_number(number: phonenumbers.PhoneNumber) -> bool:
+    """Whether a number the numbering plan calls valid is one typed for want of one: its last seven
+    digits one digit repeated (07777 777777, 06 00 00 00 00), every digit counting up or down in a
+    row (98765 43210), or, in North America, the 555-0100 to 555-0199 range kept for fiction and
+    555-1212 (directory assistance). (A number counting up after its area or mobile prefix, 0412
+    345 678, is also a common stand-in, but is a real subscriber's too often to be dropped.)"""
+    digits = str(number.national_number)
+    if len(set(digits[-7:])) == 1 or digits in _ASCENDING or digits in _DESCENDING:
+        return True
+    return number.country_code == 1 and len(digits) == 10 and digits[3:6] == "555" and (
+        digits[6:8] == "01" or digits[6:] == "1212")
 
 
 def _readings(text: str) -> Iterable[str]:
@@ -329,7 +375,10 @@ def normalize_email(raw: Any) -> tuple[str, str] | None:
     """
     if not isinstance(raw, str):
         return None
-    email = raw.strip().strip("<>").strip().lower()
+    email = _INVISIBLE.sub("", raw).strip()
+    named = _NAMED_ADDRESS.match(email)   # "Ann Lee <ann@example.org>": the address in the brackets
+    email = (named[1] if named else email).strip("<>").strip().lower()
+    email = email.removeprefix("mailto:")
     if not _EMAIL_RE.match(email):
         return None
     local, _, domain = email.rpartition("@")
@@ -338,26 +387,55 @@ def normalize_email(raw: Any) -> tuple[str, str] | None:
     if domain in _GMAIL_DOMAINS:
         domain = "gmail.com"
         local = local.replace(".", "")
-    if not local:
+    if not local or placeholder_email(local, domain):
         return None
     return email, f"{local}@{domain}"
 
 
+_INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
+_NAMED_ADDRESS = re.compile(r"^[^<>@]*<([^<>]+)>$")
+# What people type when a form insists on an email they will not give: a local part that is one
+# of these words, or one character repeated ("xxx"), and domains that are placeholders themselves.
+_PLACEHOLDER_EMAIL_USERS = frozenset({
+    "none", "noemail", "nomail", "noaddress", "na", "n", "x", "no", "nil", "null", "unknown", "test", "testing",
+    "notprovided", "notgiven", "notavailable", "declined", "refused", "donotemail", "dontemail", "nobody",
+    "noone", "email", "abc", "asdf", "sample", "example", "fake", "dummy", "customer", "noreply",
+    "donotreply"})
+_PLACEHOLDER_EMAIL_DOMAINS = frozenset({
+    "none.com", "na.com", "test.com", "noemail.com", "nomail.com", "unknown.com", "donotreply.com"})
+_SEPARATORS = re.compile(r"[._-]+")
+
+
+def placeholder_email(local: str, domain: str) -> bool:
+    """Whether an address (its local part and domain, lower case) is a stand-in for none:
+    ``none@none.com``, ``noemail@gmail.com``, ``n.a@x.org``, ``xxx@yahoo.com``, ``ann@test.com``.
+    Shared by strangers who each typed it, it says nothing about who they are."""
+    word = _SEPARATORS.sub("", local)   # "no.email", "n-a"; "no1" or "n0123456" is someone's
+    return (word in _PLACEHOLDER_EMAIL_USERS or (len(set(local)) == 1 and len(local) > 1)
+            or domain in _PLACEHOLDER_EMAIL_DOMAINS)
+
+
 # -------------------------------------------------------------------------- dates
 
-_MONTHS = {m.lower(): i for i, m in enumerate(
-    ["", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]) if m}
+# Month names in English, in full or cut short ("sept" too); a word that only begins like one
+# (Finnish "marraskuuta" is November) is not read as one.
+_MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+                "november", "december")
+_MONTHS = {**{name: i for i, name in enumerate(_MONTH_NAMES, start=1)},
+           **{name[:3]: i for i, name in enumerate(_MONTH_NAMES, start=1)}, "sept": 9}
 _ISO_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[t ].*)?$")
 _COMPACT_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
-_NUMERIC_RE = re.compile(r"^(\d{1,2})[-/. ](\d{1,2})[-/. ](\d{2}|\d{4})$")
+# a time of day after the date ("4/5/1980 0:00", "04.05.1980 00:00:00 am"), as spreadsheets write it
+_NUMERIC_RE = re.compile(r"^(\d{1,2})[-/. ](\d{1,2})[-/. ](\d{2}|\d{4})(?: \d{1,2}:\d{2}(?::\d{2})? ?(?:[ap]\.?m\.?)?)?$")
 _WORDY_RE = re.compile(r"^(?:(\d{1,2})(?:st|nd|rd|th)?[ -]?([a-z]+)\.?,?[ -]?(\d{4})|([a-z]+)\.? (\d{1,2})(?:st|nd|rd|th)?,? (\d{4}))$")
 
 
 # Dates systems write when no birth date was given: the first day of 1900 or 1901 (forms, old CRMs),
-# the Unix epoch, and the spreadsheet zero dates. Read as a birth date, a placeholder shared by
+# the Unix epoch, and the spreadsheet zero dates (1899-12-30, 1899-12-31, and 1904-01-01 in the 1904 date system). Read as a birth date, a placeholder shared by
 # thousands of profiles agrees like one person's own (two strangers "born" 1900-01-01 would look
 # like one person), so it is flagged like any date that cannot be read, never compared.
-PLACEHOLDER_BIRTH_DATES = frozenset({"1900-01-01", "1901-01-01", "1970-01-01", "1899-12-30", "1899-12-31"})
+PLACEHOLDER_BIRTH_DATES = frozenset({"1900-01-01", "1901-01-01", "1904-01-01", "1970-01-01", "1899-12-30",
+                                     "1899-12-31"})
 
 
 def _make_date(year: int, month: int, day: int, today: _dt.date) -> str | None:
@@ -408,7 +486,7 @@ def normalize_birth_date(raw: Any, region: str = "", today: _dt.date | None = No
             day, month_name, year = match[1], match[2], match[3]
         else:
             month_name, day, year = match[4], match[5], match[6]
-        month = _MONTHS.get(month_name[:3])
+        month = _MONTHS.get(month_name)
         if month is None:
             return None
         return _make_date(int(year), month, int(day), today)
@@ -419,10 +497,17 @@ def normalize_birth_date(raw: Any, region: str = "", today: _dt.date | None = No
 
 
 def normalize_postcode(raw: Any) -> str:
-    """Upper-case letters and digits only: "sw1a 1aa" -> "SW1A1AA"."""
+    """Upper-case letters and digits only: "sw1a 1aa" -> "SW1A1AA"; "" for what is no postcode.
+
+    Every country's postcodes hold a digit, so a value without one is what a form was given when
+    there was none to give ("N/A", "none", "TBD", "XXXXX"), as is one character repeated ("00000",
+    "99999"): two strangers who both typed one would otherwise share a postcode."""
     if not isinstance(raw, str):
         return ""
-    return _NON_ALNUM.sub("", fold_text(raw)).upper()
+    code = _NON_ALNUM.sub("", fold_text(raw)).upper()
+    if not any(ch.isdigit() for ch in code) or len(set(code)) == 1:
+        return ""
+    return code
 
 
 _LINE_FIELDS = ("Address1", "Address2", "Address3", "Address4")
@@ -507,17 +592,24 @@ def _line_units(text: str) -> list[str]:
 _GENERATIONS = {"jr": "jr", "junior": "jr", "jnr": "jr", "sr": "sr", "senior": "sr", "snr": "sr",
                 "ii": "ii", "iii": "iii", "iv": "iv",
                 # son of a father of the same name in Portuguese (Filho; Neto: grandson) and Spanish (hijo);
-                # French fils / pere
-                "filho": "jr", "hijo": "jr", "fils": "jr", "neto": "iii", "pere": "sr"}
+                # French fils
+                "filho": "jr", "hijo": "jr", "fils": "jr", "neto": "iii"}
+# Degrees and titles written after a name ("Robert Johnson Jr., MD"), dropped before the suffix is read.
+_POST_NOMINALS = frozenset({"md", "phd", "esq", "dds", "dmd", "cpa", "jd", "mba", "dvm", "rn", "lpn", "pharmd",
+                            "edd", "psyd", "cfa", "cfp", "ret"})
 
 
 def split_generation(name: str) -> tuple[str, str]:
     """A folded name without a generational suffix as its last word, and that suffix folded
-    ("johnson jr" -> ("johnson", "jr")); a name that is nothing but one is kept."""
-    head, _, word = name.rpartition(" ")
-    if head and word in _GENERATIONS:
-        return head, _GENERATIONS[word]
-    return name, ""
+    ("johnson jr" -> ("johnson", "jr")); a name that is nothing but one is kept. Degrees after the
+    name ("johnson jr md") are not part of it. No "v": alone, a "V" is as likely an initial.
+    ``fold_name`` has already written "2nd" to "4th" as "ii" to "iv"."""
+    words = name.split(" ")
+    while len(words) > 1 and words[-1] in _POST_NOMINALS:
+        words.pop()
+    if len(words) > 1 and words[-1] in _GENERATIONS:
+        return " ".join(words[:-1]), _GENERATIONS[words[-1]]
+    return " ".join(words), ""
 
 
 # ----------------------------------------------------------------------- features
@@ -551,6 +643,8 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
                 for field, raw, phone in read]
     phones, personal = [], []
     for field, _, phone in read:
+        if phone and phone[1] == SERVICE_LINE:
+            continue   # valid, and no one's: neither compared nor flagged
         if phone:
             phones.append(phone[0])
             # one person's: a mobile, or a number the plan cannot place entered anywhere but as a
