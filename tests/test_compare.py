@@ -466,7 +466,7 @@ def test_term_frequencies_from_features():
     assert tf[0, names.index("last_name")] == 0.2
     assert tf[0, names.index("first_name")] == 0.05
     assert tf[0, names.index("phone")] == 0.001
-    assert tf[0, names.index("birth_date")] == 0.0      # no term_frequency spec
+    assert tf[0, names.index("birth_date")] == 0.0      # no birth dates to agree on
     assert not tf[1].any()                               # not on an exact level: no adjustment
     scorer = Scorer(model)
     assert scorer.weights(patterns, tf)[0] < scorer.weights(patterns)[0]
@@ -826,7 +826,7 @@ def test_joint_frequency_caps_the_two_names_never_raises():
 def test_validate_model_checks_a_joint_term_frequency():
     model = default_model()
     names = [c["name"] for c in model["comparisons"]]
-    model["comparisons"][names.index("first_name")]["term_frequency"]["given"]["comparison"] = "birth_date"
+    model["comparisons"][names.index("first_name")]["term_frequency"]["given"]["comparison"] = "gender"
     with pytest.raises(ValueError, match="term_frequency.given"):
         validate_model(model, fitted=False)
     model = default_model()
@@ -979,3 +979,59 @@ def test_check_rule_features_also_checks_what_comparisons_read(edit):
     edit(model)
     with pytest.raises(ValueError, match="unknown features"):
         check_rule_features(model)
+
+
+def test_a_birth_date_or_a_postcode_many_profiles_share_weighs_less():
+    from transforms.model import term_frequency_fields
+
+    # a birth date counts as common only when 25 profiles give it: one person's own duplicates do not
+    assert term_frequency_fields(default_model())["dob"] == 25
+    assert term_frequency_fields(default_model())["postcodes"] == 2
+    model = fitted_model()
+    scorer = Scorer(model)
+    names = [c["name"] for c in model["comparisons"]]
+    town = {"Address": {"PostalCode": "62701", "City": "Springfield"}}
+    a = features({"ProfileId": pid(1), "FirstName": "Ann", "LastName": "Lee", "BirthDate": "1901-02-03", **town})
+    b = features({"ProfileId": pid(2), "FirstName": "Ann", "LastName": "Lee", "BirthDate": "1901-02-03",
+                  "Address": {"PostalCode": "62701", "City": "Chatham"}})
+    patterns = comparison_vectors(model, [a], [b])
+    labels = {name: model["comparisons"][i]["levels"][patterns[0][i]]["label"] for i, name in enumerate(names)}
+    assert (labels["birth_date"], labels["location"]) == ("exact", "postcode")
+    rare = dict(a, tf={}), dict(b, tf={})
+    common = (dict(a, tf={"dob": {"1901-02-03": 0.05}, "postcodes": {"62701": 0.2}}),
+              dict(b, tf={"dob": {"1901-02-03": 0.05}, "postcodes": {"62701": 0.2}}))
+    tf_rare = term_frequencies(model, [rare[0]], [rare[1]], patterns)
+    tf_common = term_frequencies(model, [common[0]], [common[1]], patterns)
+    assert tf_common[0, names.index("birth_date")] == 0.05 and tf_common[0, names.index("location")] == 0.2
+    explained = scorer.explain(patterns[0], tf_common[0])
+    plain = scorer.explain(patterns[0], tf_rare[0])
+    assert explained["birth_date"]["weight"] < plain["birth_date"]["weight"]
+    assert explained["location"]["weight"] < plain["location"]["weight"]
+    assert "common value" in explained["location"]["note"]
+
+
+def test_validate_model_checks_a_term_frequency_minimum():
+    model = fitted_model()
+    validate_model(model)
+    spec = next(c for c in model["comparisons"] if c["name"] == "birth_date")["term_frequency"]
+    for bad in (1, 2.5, True, "25"):
+        spec["min_profiles"] = bad
+        with pytest.raises(ValueError, match="min_profiles must be a whole number >= 2"):
+            validate_model(model)
+
+
+def test_names_and_a_birth_date_with_day_and_month_swapped_are_nothing_but_names():
+    # two David Millers in two Springfields: 04/05/1980 and 05/04/1980 are two dates as often as one
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    a = features({"ProfileId": pid(1), "FirstName": "David", "LastName": "Miller", "BirthDate": "04/05/1980",
+                  "EmailAddress": "dmiller.home@outlook.com", "Address": {"City": "Springfield", "PostalCode": "62701"}})
+    b = features({"ProfileId": pid(2), "FirstName": "David", "LastName": "Miller", "BirthDate": "05/04/1980",
+                  "EmailAddress": "david.miller.80@gmail.com", "Address": {"City": "Springfield", "PostalCode": "65801"}})
+    assert by_label(model, "birth_date", a, b) == "day and month swapped"
+    assert "nothing but names" in scorer.guards(comparison_vectors(model, [a], [b])[0])
+    # the same date, or a phone in common besides the swapped date, is something to go on
+    same = features({"ProfileId": pid(3), "FirstName": "David", "LastName": "Miller", "BirthDate": "04/05/1980"})
+    assert "nothing but names" not in scorer.guards(comparison_vectors(model, [a], [same])[0])
+    phone_a, phone_b = (dict(x, phones=("+14155552671",), phones_personal=("+14155552671",)) for x in (a, b))
+    assert "nothing but names" not in scorer.guards(comparison_vectors(model, [phone_a], [phone_b])[0])

@@ -163,9 +163,11 @@ def test_bad_input_goes_to_the_dead_letter_output_with_a_reason(tmp_path):
     for line, reason in expected_bad.items():
         assert reason in rejected[line]["reason"], (line, rejected[line]["reason"])
         assert rejected[line]["file"].endswith("bad.jsonl")
+    # a list on a line is a list of records: each of the three numbers is one, rejected on its own
+    assert sorted(r.get("item") for r in _lines(out / "rejected.jsonl") if r["line"] == 4) == [1, 2, 3]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["records_read"] == 18
-    assert summary["records_rejected"] == len(expected_bad)
+    assert summary["records_read"] == 20
+    assert summary["records_rejected"] == len(expected_bad) + 2
     assert summary["profiles_valid"] == 3  # the first good profile, the odd-unicode one and the twin kept
     assert summary["counts_add_up"] is True
 
@@ -213,7 +215,7 @@ def test_a_profile_with_a_deeply_nested_field_of_its_own_is_merged_and_written_o
      "--recency_attribute 'last_updated': not a field of a Profile"),
     (lambda d: ["--main_policy", "source_priority", "--source_attribute", "Source", "--source_priority", "crm"],
      "--source_attribute 'Source': not a field of a Profile"),
-    (lambda d: ["--model", str(d / "old.json")], "--model {d}/old.json: model version 1: this job reads version 2"),
+    (lambda d: ["--model", str(d / "old.json")], "--model {d}/old.json: model version 1: this job reads version 3"),
 ])
 def test_options_that_cannot_work_exit_with_status_2_and_say_why(tmp_path, capsys, make_args, message):
     import pipeline.run as run_module

@@ -35,7 +35,7 @@ import math
 
 # Raised when comparisons, levels or guards change what a model file means: a model.json of an earlier
 # version lacks later guards (it would merge what this version holds), so it is refused, not reused.
-MODEL_VERSION = 2
+MODEL_VERSION = 3
 
 # A joint value ("john|smith") counts as common only when at least this many profiles
 # share it: below that, one person's own duplicates could be all of them.
@@ -154,6 +154,10 @@ DEFAULT_COMPARISONS = [
     {
         "name": "birth_date",
         "description": "Birth date read into ISO form",
+        # a date many profiles give (a form's default, the first of January for an unknown day)
+        # weighs less than a date a few share
+        # (shared by 25 profiles at least: one person's own duplicates do not make their date common)
+        "term_frequency": {"field": "dob", "levels": ["exact"], "min_profiles": 25},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["dob"]},
             {"label": "exact", "kind": "exact", "field": "dob", "m": 0.8},
@@ -198,6 +202,8 @@ DEFAULT_COMPARISONS = [
     {
         "name": "location",
         "description": "Postcode, street line and city of any address",
+        # a postcode alone: a large town's weighs less than a village's
+        "term_frequency": {"field": "postcodes", "levels": ["postcode"]},
         "levels": [
             {"label": "null", "kind": "null", "fields": ["postcodes", "address", "city"]},
             # a street line agrees only when it names no other flat or suite (Apt 5C / Apt 11G of one
@@ -371,12 +377,13 @@ DEFAULT_GUARDS = [
     {
         "name": "nothing but names",
         "description": "Names agree (perhaps the city too, or the street in another flat) but there is no "
-                       "birth date to compare and no phone, email, street address or account number in common: "
+                       "birth date to compare (or only one with day and month swapped: two dates as often as one "
+                       "written two ways) and no phone, email, street address or account number in common: "
                        "namesakes look like this. "
                        "It says the pair has too little evidence, not that the two differ: between two members "
                        "who each match the main on something besides names, the main settles it; between a profile "
                        "and the main, a member that shares its birth date or email does.",
-        "when": {"birth_date": ["null"], "phone": ["null", "else"], "email": ["null", "else"],
+        "when": {"birth_date": ["null", "day and month swapped"], "phone": ["null", "else"], "email": ["null", "else"],
                  "location": ["null", "same street, another flat", "city", "else"], "account_number": ["null", "else"]},
         "main_settles": [],
         "member_settles": {"by": PERSONAL_AGREEMENT},
@@ -514,13 +521,14 @@ def probability(weight: float) -> float:
 
 def term_frequency_fields(model: dict) -> dict[str, int]:
     """The features whose value frequencies the model's term-frequency specs read, each with the
-    fewest profiles that must share a value for it to count (``given.min_profiles`` for a joint
-    field, default 25: one person's own duplicates should not make a full name look common)."""
+    fewest profiles that must share a value for it to count (``min_profiles``, default 2, and
+    ``given.min_profiles`` for a joint field, default 25: one person's own duplicates should not make
+    a full name, or a birth date, look common)."""
     fields = {}
     for comparison in model["comparisons"]:
         spec = comparison.get("term_frequency")
         if spec:
-            fields.setdefault(spec["field"], 2)
+            fields[spec["field"]] = max(fields.get(spec["field"], 2), int(spec.get("min_profiles", 2)))
             given = spec.get("given")
             if given:
                 fields[given["joint_field"]] = max(fields.get(given["joint_field"], 2),
@@ -557,6 +565,9 @@ def validate_model(model: dict, fitted: bool = True) -> None:
         labels = {level["label"] for level in comparison["levels"]}
         if not isinstance(spec.get("field"), str) or not set(spec.get("levels") or []) <= labels:
             raise ValueError(f"comparison {comparison['name']}: term_frequency needs a field and levels it has")
+        least = spec.get("min_profiles", 2)
+        if not isinstance(least, int) or isinstance(least, bool) or least < 2:
+            raise ValueError(f"comparison {comparison['name']}: term_frequency.min_profiles must be a whole number >= 2")
         given = spec.get("given")
         if given is not None:
             other = by_name.get(given.get("comparison"))
