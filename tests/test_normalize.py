@@ -759,3 +759,19 @@ def test_birth_dates_time_of_day_territories_and_month_names_read_whole(raw, reg
 def test_a_continent_is_not_the_one_country_whose_name_holds_it():
     assert [country_code(value) for value in ("Africa", "Europe", "Asia", "South Africa", "Korea, Republic of")] == [
         "", "", "", "ZA", "KR"]
+
+
+@pytest.mark.parametrize("raw, region, e164", [
+    ("415 555 2671 (work)", "US", "+14155552671"), ("415 555 2671 cell", "US", "+14155552671"),
+    ("415-555-2671 (H)", "US", "+14155552671"), ("07911 123456 mobile", "GB", "+447911123456"),
+    ("020 7946 0958 [office]", "GB", "+442079460958"),
+    # Mexican mobiles as written until 2019, with a 1 after the country code
+    ("+52 1 55 1234 5679", "MX", "+525512345679"), ("52 1 55 1234 5679", "US", "+525512345679"),
+])
+def test_a_word_naming_the_line_and_mexicos_old_mobile_form_are_read_past(raw, region, e164):
+    assert normalize_phone(raw, region) == e164
+
+
+def test_a_vanity_number_is_still_read_as_letters():
+    assert normalize_phone("1-800-FLOWERS", "US") == "+18003569377"
+    assert normalize_phone("415 555 2671 (the shop)", "US") is None   # not a word naming the line: flagged

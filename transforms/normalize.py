@@ -345,15 +345,27 @@ def placeholder_number(number: phonenumbers.PhoneNumber) -> bool:
 
 
 def _readings(text: str) -> Iterable[str]:
-    """The ways to read a number, in order: as written, then (without a "+") its digits
-    after an international "00", then its digits as if a "+" were missing. The digits are
+    """The ways to read a number, in order: as written; without a word after it that says what
+    line it is ("(work)", "cell": read as letters of a vanity number, they would make it too long);
+    then (without a "+") its digits after an international "00", then its digits as if a "+" were
+    missing; a Mexican mobile in the form used until 2019 (+52 1 ...) without its "1". The digits are
     worked out only when the number as written is not valid."""
     yield text
+    unlabelled = _LINE_LABEL.sub("", text)
+    if unlabelled != text:
+        yield unlabelled
+    digits = "".join(_DIGITS.findall(unlabelled.lower().split("x")[0].split("ext")[0]))
     if not text.startswith("+"):
-        digits = "".join(_DIGITS.findall(text.lower().split("x")[0].split("ext")[0]))
         if digits.startswith("00"):
             yield "+" + digits[2:]
         yield "+" + digits
+    if digits.startswith("521") and len(digits) == 13:
+        yield "+52" + digits[3:]
+
+
+# A word after a number naming the line, in brackets or not: "415 555 2671 (work)", "07911 123456 mobile".
+_LINE_LABEL = re.compile(r"[\s,;:-]*[(\[]?\b(?:work|home|cell|cellular|mobile|mob|office|main|fax|tel|phone|personal|"
+                         r"business|day|evening|eve|night|landline|whatsapp|h|w|m|c|o)\b[)\].]*\s*$", re.IGNORECASE)
 
 
 @functools.lru_cache(maxsize=65536)
