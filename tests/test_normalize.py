@@ -677,9 +677,15 @@ def test_a_postcode_that_is_no_postcode_is_empty(raw):
     assert normalize_postcode(raw) == ""
 
 
+@pytest.mark.parametrize("raw", ["22222", "33333", "44444", "1111", "999"])
+def test_a_real_postcode_of_one_repeated_digit_is_kept(raw):
+    # Arlington VA, Gütersloh, Newton Falls OH, Budapest XI; three nines are no placeholder's length
+    assert normalize_postcode(raw) == raw
+
+
 @pytest.mark.parametrize("raw", ["none@none.com", "NA@NA.COM", "noemail@example.com", "No-Email@gmail.com",
                                  "n.a@yahoo.com", "xxx@hotmail.com", "unknown@unknown.com", "anna@test.com",
-                                 "declined@shop.example", "noreply@company.com"])
+                                 "declined@shop.example", "noreply@gmail.com", "x@x.com"])
 def test_an_email_typed_for_want_of_one_is_flagged_not_compared(raw):
     assert normalize_email(raw) is None
     features = profile_features({"ProfileId": pid(1), "EmailAddress": raw})
@@ -688,6 +694,9 @@ def test_an_email_typed_for_want_of_one_is_flagged_not_compared(raw):
 
 @pytest.mark.parametrize("raw, key", [
     ("no1@gmail.com", "no1@gmail.com"), ("n0123456@uni.example", "n0123456@uni.example"),   # someone's own
+    # a word of the list at a company's own domain is someone's (a Korean Na, doubled initials, a team)
+    ("na@hyundai.example.kr", "na@hyundai.example.kr"), ("mm@company.co", "mm@company.co"),
+    ("test@realcompany.co", "test@realcompany.co"), ("n@nielsen.dk", "n@nielsen.dk"),
     ("mailto:Ann.Lee@Example.org", "ann.lee@example.org"), ("Ann Lee <ann.lee@example.org>", "ann.lee@example.org"),
     ("\u200bann.lee@example.org", "ann.lee@example.org"), ("ann.lee@example.org\u200b", "ann.lee@example.org"),
 ])
@@ -698,7 +707,7 @@ def test_an_address_written_with_more_around_it_has_its_own_key(raw, key):
 @pytest.mark.parametrize("raw, region", [
     ("9999999999", "IN"), ("+91 98765 43210", "IN"), ("07777 777777", "GB"), ("07000 000000", "GB"),
     ("06 00 00 00 00", "FR"), ("0400 000 000", "AU"), ("600 000 000", "ES"), ("(201) 555-5555", "US"),
-    ("(212) 555-0100", "US"), ("+1 415 555 0199", "US"), ("212-555-1212", "US"),
+    ("(212) 555-0100", "US"), ("+1 415 555 0199", "US"), ("212-555-1212", "US"), ("020 7000 0000", "GB"),
 ])
 def test_a_number_typed_for_want_of_one_is_flagged_though_the_plan_calls_it_valid(raw, region):
     import phonenumbers
@@ -720,6 +729,29 @@ def test_a_number_that_reaches_a_business_whoever_dials_it_is_no_ones(raw, regio
     assert features["phones"] == () and features["phones_personal"] == () and features["invalid"] == ()
 
 
+@pytest.mark.parametrize("raw, region", [("+86 138 8888 8888", "CN"), ("+971 50 777 7777", "AE"),
+                                         ("+7 926 111-11-11", "RU"), ("+1 212 777 7777", "US")])
+def test_a_golden_number_after_an_operators_prefix_is_someones(raw, region):
+    # numbers people pay for: one digit repeated after a prefix of the operator's own
+    assert profile_features({"ProfileId": pid(1), "MobilePhoneNumber": raw}, region)["phones"] != ()
+
+
+def test_a_business_keeps_its_own_service_number_as_a_shared_line():
+    # a company's 1300 or 0330 number is its own: two profiles of one company may share it, as an
+    # office's line (not one person's); a person's BusinessPhoneNumber is their company's too
+    company = profile_features({"ProfileId": pid(1), "ProfileType": "ACCOUNT_PROFILE", "PhoneNumber": "1300 655 506"}, "AU")
+    assert company["phones"] == ("+611300655506",) and company["phones_personal"] == ()
+    work = profile_features({"ProfileId": pid(2), "BusinessPhoneNumber": "0345 300 0005"}, "GB")
+    assert work["phones"] == ("+443453000005",) and work["phones_personal"] == ()
+
+
+def test_digits_guessed_into_a_premium_number_are_read_in_the_country_of_the_other_numbers():
+    # 27-92295-5554 with a "+" put before it is a South African premium number; beside a Brazilian
+    # mobile it is a Brazilian one
+    profile = {"ProfileId": pid(1), "PhoneNumber": "27-92295-5554", "MobilePhoneNumber": "+55 11 98765 4322"}
+    assert profile_features(profile)["phones"] == ("+5527922955554", "+5511987654322")
+
+
 def test_an_extension_is_a_desk_behind_an_office_line_not_one_persons_number():
     mine = profile_features({"ProfileId": pid(1), "MobilePhoneNumber": "+44 7911 123456"}, "GB")
     desk = profile_features({"ProfileId": pid(2), "MobilePhoneNumber": "+44 20 7946 0958 ext. 101"}, "GB")
@@ -739,9 +771,20 @@ def test_generations_written_as_ordinals_or_before_a_degree(last, expected):
     assert (features["last"], features["suffix"]) == expected
 
 
-@pytest.mark.parametrize("raw", ["Not Provided", "GUEST", "Anonymous", "FNU", "LNU", "Valued Customer", "n/a", "Mr."])
+@pytest.mark.parametrize("raw", ["Not Provided", "Anonymous", "FNU", "LNU", "Valued Customer", "n/a", "Mr."])
 def test_a_name_typed_for_want_of_one_is_no_name(raw):
     assert fold_name(raw) == ""
+
+
+@pytest.mark.parametrize("raw", ["Nil", "Anon", "Guest", "Md", "Mba", "Edd", "Ng"])
+def test_a_name_that_is_also_a_word_of_the_lists_is_a_name(raw):
+    # Nil (Catalan, Turkish), Anon (Thai), Guest (English surname), Md (Mohammad), Mba (Fang), Edd
+    assert fold_name(raw) == raw.lower()
+
+
+def test_family_names_that_look_like_degrees_are_kept():
+    assert [profile_features({"ProfileId": pid(1), "LastName": last})["last"] for last in ("Nguema Mba", "Ondo Edd")] == [
+        "nguema mba", "ondo edd"]
 
 
 @pytest.mark.parametrize("raw, region, expected", [
@@ -750,7 +793,10 @@ def test_a_name_typed_for_want_of_one_is_no_name(raw):
     ("03/04/1980", "PR", "1980-03-04"), ("03/04/1980", "GU", "1980-03-04"),      # US territories write month first
     ("4 Sept 1980", "", "1980-09-04"), ("4 September 1980", "", "1980-09-04"), ("Sep. 4, 1980", "", "1980-09-04"),
     ("4 marraskuuta 1980", "", None),     # Finnish November, not March
-    ("4 Mayo 1980", "", None), ("1904-01-01", "", None),   # the 1904 date system's zero
+    # other languages' months begin like English ones, and a slip is still read
+    ("4 Mayo 1980", "", "1980-05-04"), ("12 Juli 1980", "", "1980-07-12"), ("03-marzo-1975", "", "1975-03-03"),
+    ("14 Febuary 1991", "", "1991-02-14"),
+    ("1904-01-01", "", None),   # the 1904 date system's zero
 ])
 def test_birth_dates_time_of_day_territories_and_month_names_read_whole(raw, region, expected):
     assert normalize_birth_date(raw, region) == expected

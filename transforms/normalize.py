@@ -76,10 +76,10 @@ FEATURE_SOURCES = {
 }
 
 # Placeholders people type when a form insists on a value.
+# (Not "nil", "anon" or "guest": a Catalan and Turkish first name, a Thai one, an English surname.)
 _PLACEHOLDER_NAMES = frozenset({
-    "unknown", "na", "n a", "none", "test", "customer", "null", "xxx", "x", "nil", "tbd", "not provided",
-    "notprovided", "not given", "not available", "not known", "no name", "noname", "guest", "anonymous",
-    "anon", "valued customer", "dear customer", "occupant", "current resident", "resident", "declined",
+    "unknown", "na", "n a", "none", "test", "customer", "null", "xxx", "x", "tbd", "not provided",
+    "notprovided", "not given", "not available", "not known", "no name", "noname", "anonymous", "valued customer", "dear customer", "occupant", "current resident", "resident", "declined",
     "refused", "walk in", "cash customer", "mr", "mrs", "ms", "miss", "dr",
     # "first name unknown" and its kin, as US forms and records write them
     "fnu", "lnu", "nfn", "nln", "nmn"})
@@ -300,7 +300,7 @@ def read_phone(raw: Any, region: str) -> tuple[str, str] | None:
     if not text or not any(ch.isdigit() for ch in text):
         return None
     region = region or "US"
-    for candidate in _readings(text):
+    for guessed, candidate in enumerate(_readings(text)):
         try:
             number = phonenumbers.parse(candidate, region)
         except phonenumbers.NumberParseException:
@@ -313,6 +313,10 @@ def read_phone(raw: Any, region: str) -> tuple[str, str] | None:
             if placeholder_number(number):
                 return None
             line = _LINE_KINDS.get(kind, OTHER_LINE)
+            if line == SERVICE_LINE and guessed and candidate.startswith("+") and not text.lstrip().startswith(("+", "00")):
+                # digits read with a "+" the writer did not put there that land on a premium or
+                # free number are a misreading (a Brazilian 27-92295-5554 as +27, South Africa)
+                continue
             if number.extension and line != SERVICE_LINE:
                 line = FIXED_LINE   # an extension: a desk behind an office's switchboard, which others share
             return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), line
@@ -332,16 +336,18 @@ _ASCENDING, _DESCENDING = "0123456789", "9876543210"
 
 
 def placeholder_number(number: phonenumbers.PhoneNumber) -> bool:
-    """Whether a number the numbering plan calls valid is one typed for want of one: its last seven
-    digits one digit repeated (07777 777777, 06 00 00 00 00), every digit counting up or down in a
-    row (98765 43210), or, in North America, the 555-0100 to 555-0199 range kept for fiction and
-    555-1212 (directory assistance). (A number counting up after its area or mobile prefix, 0412
-    345 678, is also a common stand-in, but is a real subscriber's too often to be dropped.)"""
+    """Whether a number the numbering plan calls valid is one typed for want of one: every digit the
+    same, or every digit after the first (9999999999, 07777 777777, 06 00 00 00 00, 0400 000 000),
+    the last seven zeros, every digit counting up or down in a row (98765 43210), or, in North
+    America, 555-5555, the 555-0100 to 555-0199 range kept for fiction and 555-1212 (directory
+    assistance). A number repeating one digit after an operator's prefix of its own (+86 138 8888
+    8888, +971 50 777 7777) is a "golden" number someone paid for, and real; so is one counting up
+    after its prefix (0412 345 678) often enough to stay."""
     digits = str(number.national_number)
-    if len(set(digits[-7:])) == 1 or digits in _ASCENDING or digits in _DESCENDING:
+    if len(set(digits[1:])) == 1 or digits.endswith("0000000") or digits in _ASCENDING or digits in _DESCENDING:
         return True
     return number.country_code == 1 and len(digits) == 10 and digits[3:6] == "555" and (
-        digits[6:8] == "01" or digits[6:] == "1212")
+        digits[6:8] == "01" or digits[6:] in ("1212", "5555"))
 
 
 def _readings(text: str) -> Iterable[str]:
@@ -406,8 +412,11 @@ def normalize_email(raw: Any) -> tuple[str, str] | None:
 
 _INVISIBLE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")
 _NAMED_ADDRESS = re.compile(r"^[^<>@]*<([^<>]+)>$")
-# What people type when a form insists on an email they will not give: a local part that is one
-# of these words, or one character repeated ("xxx"), and domains that are placeholders themselves.
+# What people type when a form insists on an email they will not give: a domain that is a
+# placeholder itself (none@none.com, anything at test.com), or a local part that is one of these
+# words (or one character three times or more: "xxx") at a mailbox provider anyone can sign up
+# with, at a domain named like it ("na@na.com"), or at one kept for examples (RFC 2606). At a
+# company's own domain such a word is somebody's: a Korean Na at na@, a team's test@.
 _PLACEHOLDER_EMAIL_USERS = frozenset({
     "none", "noemail", "nomail", "noaddress", "na", "n", "x", "no", "nil", "null", "unknown", "test", "testing",
     "notprovided", "notgiven", "notavailable", "declined", "refused", "donotemail", "dontemail", "nobody",
@@ -415,26 +424,40 @@ _PLACEHOLDER_EMAIL_USERS = frozenset({
     "donotreply"})
 _PLACEHOLDER_EMAIL_DOMAINS = frozenset({
     "none.com", "na.com", "test.com", "noemail.com", "nomail.com", "unknown.com", "donotreply.com"})
+# Mailbox providers anyone can sign up with, by the first label of their domain (gmail.com, yahoo.co.uk, gmx.de).
+_OPEN_MAILBOXES = frozenset({
+    "gmail", "googlemail", "yahoo", "ymail", "rocketmail", "hotmail", "outlook", "live", "msn", "aol", "icloud",
+    "me", "mac", "mail", "email", "gmx", "web", "yandex", "qq", "163", "126", "proton", "protonmail", "pm", "zoho",
+    "rediffmail", "naver", "daum", "hanmail", "libero", "virgilio", "orange", "free", "laposte", "wanadoo", "sfr",
+    "t-online", "comcast", "verizon", "att", "sbcglobal", "bellsouth", "bigpond", "optusnet", "shaw", "rogers",
+    "sympatico", "btinternet", "sky", "virginmedia", "ntlworld", "seznam", "wp", "o2", "interia", "onet", "inbox",
+    "rambler", "bk", "list", "uol", "bol", "terra", "tutanota", "fastmail", "hushmail", "mailinator"})
+_EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
+_RESERVED_SUFFIXES = (".example", ".invalid", ".test", ".localhost")
 _SEPARATORS = re.compile(r"[._-]+")
 
 
 def placeholder_email(local: str, domain: str) -> bool:
     """Whether an address (its local part and domain, lower case) is a stand-in for none:
-    ``none@none.com``, ``noemail@gmail.com``, ``n.a@x.org``, ``xxx@yahoo.com``, ``ann@test.com``.
-    Shared by strangers who each typed it, it says nothing about who they are."""
+    ``none@none.com``, ``ann@test.com``, ``noemail@gmail.com``, ``n.a@yahoo.com``, ``xxx@hotmail.com``,
+    ``noemail@example.com``. Shared by strangers who each typed it, it says nothing about who they are."""
+    if domain in _PLACEHOLDER_EMAIL_DOMAINS:
+        return True
     word = _SEPARATORS.sub("", local)   # "no.email", "n-a"; "no1" or "n0123456" is someone's
-    return (word in _PLACEHOLDER_EMAIL_USERS or (len(set(local)) == 1 and len(local) > 1)
-            or domain in _PLACEHOLDER_EMAIL_DOMAINS)
+    if not (word in _PLACEHOLDER_EMAIL_USERS or (len(set(local)) == 1 and len(local) >= 3)):
+        return False
+    first = domain.split(".", 1)[0]
+    return (first in _OPEN_MAILBOXES or first == word or domain in _EXAMPLE_DOMAINS
+            or domain.endswith(_EXAMPLE_DOMAINS) or domain.endswith(_RESERVED_SUFFIXES))
 
 
 # -------------------------------------------------------------------------- dates
 
-# Month names in English, in full or cut short ("sept" too); a word that only begins like one
-# (Finnish "marraskuuta" is November) is not read as one.
-_MONTH_NAMES = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-                "november", "december")
-_MONTHS = {**{name: i for i, name in enumerate(_MONTH_NAMES, start=1)},
-           **{name[:3]: i for i, name in enumerate(_MONTH_NAMES, start=1)}, "sept": 9}
+# A month named by its first three letters, as English, German, French, Spanish, Dutch, Italian and the
+# Scandinavian languages mostly begin theirs ("Juli", "janvier", "marzo", "Febuary" too). Finnish month
+# names end in "kuu" ("marraskuuta" is November, not March): not read.
+_MONTHS = {m.lower(): i for i, m in enumerate(
+    ["", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]) if m}
 _ISO_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[t ].*)?$")
 _COMPACT_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 # a time of day after the date ("4/5/1980 0:00", "04.05.1980 00:00:00 am"), as spreadsheets write it
@@ -498,7 +521,7 @@ def normalize_birth_date(raw: Any, region: str = "", today: _dt.date | None = No
             day, month_name, year = match[1], match[2], match[3]
         else:
             month_name, day, year = match[4], match[5], match[6]
-        month = _MONTHS.get(month_name)
+        month = None if "kuu" in month_name else _MONTHS.get(month_name[:3])
         if month is None:
             return None
         return _make_date(int(year), month, int(day), today)
@@ -511,13 +534,14 @@ def normalize_birth_date(raw: Any, region: str = "", today: _dt.date | None = No
 def normalize_postcode(raw: Any) -> str:
     """Upper-case letters and digits only: "sw1a 1aa" -> "SW1A1AA"; "" for what is no postcode.
 
-    Every country's postcodes hold a digit, so a value without one is what a form was given when
-    there was none to give ("N/A", "none", "TBD", "XXXXX"), as is one character repeated ("00000",
-    "99999"): two strangers who both typed one would otherwise share a postcode."""
+    Every country's street postcodes hold a digit, so a value without one is what a form was given
+    when there was none to give ("N/A", "none", "TBD", "XXXXX"), as are zeros or nines only ("0",
+    "00000", "99999"): two strangers who both typed one would otherwise share a postcode. (Other
+    digits repeated are real: 22222 is Arlington, Virginia; 33333 Gütersloh.)"""
     if not isinstance(raw, str):
         return ""
     code = _NON_ALNUM.sub("", fold_text(raw)).upper()
-    if not any(ch.isdigit() for ch in code) or len(set(code)) == 1:
+    if not any(ch.isdigit() for ch in code) or set(code) <= {"0"} or (len(code) >= 4 and set(code) == {"9"}):
         return ""
     return code
 
@@ -607,8 +631,9 @@ _GENERATIONS = {"jr": "jr", "junior": "jr", "jnr": "jr", "sr": "sr", "senior": "
                 # French fils
                 "filho": "jr", "hijo": "jr", "fils": "jr", "neto": "iii"}
 # Degrees and titles written after a name ("Robert Johnson Jr., MD"), dropped before the suffix is read.
-_POST_NOMINALS = frozenset({"md", "phd", "esq", "dds", "dmd", "cpa", "jd", "mba", "dvm", "rn", "lpn", "pharmd",
-                            "edd", "psyd", "cfa", "cfp", "ret"})
+# (Not "mba" or "edd": a Fang family name, as in Nguema Mba, and a given name.)
+_POST_NOMINALS = frozenset({"md", "phd", "esq", "dds", "dmd", "cpa", "jd", "dvm", "rn", "lpn", "pharmd",
+                            "psyd", "cfa", "cfp", "ret"})
 
 
 def split_generation(name: str) -> tuple[str, str]:
@@ -654,9 +679,10 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         read = [(field, raw, phone or next(filter(None, (read_phone(raw, other) for other in others)), None))
                 for field, raw, phone in read]
     phones, personal = [], []
+    business = profile_type(profile) == "ACCOUNT_PROFILE"
     for field, _, phone in read:
-        if phone and phone[1] == SERVICE_LINE:
-            continue   # valid, and no one's: neither compared nor flagged
+        if phone and phone[1] == SERVICE_LINE and not (business or field == "BusinessPhoneNumber"):
+            continue   # a person who typed a business's free or premium number: valid, no one's, not compared
         if phone:
             phones.append(phone[0])
             # one person's: a mobile, or a number the plan cannot place entered anywhere but as a
