@@ -18,6 +18,7 @@ from transforms.read import (
     byte_ranges,
     line_offsets,
     delimited_header,
+    Document,
     documents_or_lines,
     json_values,
     lines_in_range,
@@ -192,8 +193,8 @@ def test_lone_surrogate_is_not_valid_json():
     [(item, profile, reason, _)] = parse_records(line)
     assert (item, profile) == (None, None) and reason.startswith("not valid JSON")
     records = parse_records("[" + line + ', {"ProfileId": "%s"}]' % pid(2))   # the stdlib parser reads the list
-    assert [(item, profile is None) for item, profile, _, _ in records] == [(1, True), (2, False)]
-    assert records[0][2].startswith("not valid JSON text")
+    assert [(place, profile is None) for place, profile, _, _ in records] == [((0, 1), True), ((0, 2), False)]
+    assert records[0][2] == "not valid JSON: a character that is not UTF-8 text (a lone surrogate, or a byte of another encoding)"
 
 
 def test_empty_line():
@@ -534,7 +535,8 @@ def test_a_list_or_an_api_answer_holds_one_record_per_profile():
 def test_records_of_a_line_are_numbered_items_each_checked_as_a_profile():
     good = {"ProfileId": pid(1), "FirstName": "Ann"}
     records = parse_records(json.dumps([good, {"ProfileId": "x"}, 5, {"ProfileId": pid(2), "Gender": "M"}]))
-    assert [(item, profile) for item, profile, _, _ in records] == [(1, good), (2, None), (3, None), (4, None)]
+    assert [(place, profile) for place, profile, _, _ in records] == [((0, 1), good), ((0, 2), None), ((0, 3), None),
+                                                                     ((0, 4), None)]
     reasons = [reason for _, _, reason, _ in records]
     assert reasons[0] is None and reasons[1].startswith("missing or invalid ProfileId")
     assert reasons[2] == "not a JSON object (a int)" and "Gender must be one of" in reasons[3]
@@ -548,12 +550,21 @@ def test_records_of_a_line_are_numbered_items_each_checked_as_a_profile():
 def test_values_written_one_after_another_are_read_in_order():
     p1, p2, p3 = ({"ProfileId": pid(i)} for i in (1, 2, 3))
     glued = json.dumps(p1) + json.dumps(p2) + "\x1e" + json.dumps({"Items": [p3]})
-    assert json_values(glued) == [p1, p2, {"Items": [p3]}]
-    assert [profile for _, profile, _, _ in parse_records(glued)] == [p1, p2, p3]
-    for broken in (json.dumps(p1) + "{", json.dumps(p1) + " x", '{"a": NaN}', "[" * 100_000):
+    assert [value for value, _ in json_values(glued)] == [p1, p2, {"Items": [p3]}]
+    # glued on one line, they are numbered on along it
+    assert [(place, profile) for place, profile, _, _ in parse_records(glued)] == [((0, 1), p1), ((0, 2), p2), ((0, 3), p3)]
+    for broken in (json.dumps(p1) + "{", json.dumps(p1) + " x", "[" * 100_000):
         with pytest.raises(ValueError):
             json_values(broken)
-    # not JSON at all keeps orjson's reason, and the line as read
+    # NaN, Infinity and numbers beyond a float fail their own record, not the list that holds them
+    records = parse_records('[{"ProfileId": "%s", "X": NaN}, {"ProfileId": "%s", "Y": 1e400}, %s]' % (pid(1), pid(2), json.dumps(p3)))
+    assert [(place, profile) for place, profile, _, _ in records] == [((0, 1), None), ((0, 2), None), ((0, 3), p3)]
+    assert records[0][2] == records[1][2] == "not valid JSON: NaN, Infinity or a number beyond a float"
+    # what follows a fault is one record that says where reading stopped; what came before is read
+    [(first, p, _, _), (rest, none, reason, text)] = parse_records(json.dumps(p1) + "\n\n" + '{"ProfileId": "x", ')
+    assert (first, p, rest, none, text) == ((0, 1), p1, (2, 1), None, '{"ProfileId": "x", ')
+    assert reason.startswith("not valid JSON from here on") and reason.endswith("the 1 lines from here were not read")
+    # not JSON at all, or one record with more after it on its line, keeps orjson's reason and the line as read
     [(item, profile, reason, text)] = parse_records(json.dumps(p1) + "} ")
     assert (item, profile, text) == (None, None, json.dumps(p1) + "} ") and reason.startswith("not valid JSON")
 
@@ -568,7 +579,7 @@ def test_a_document_starts_with_a_line_that_opens_it_without_closing_it():
 def test_documents_or_lines_gives_a_document_whole_and_anything_else_line_by_line():
     pretty = json.dumps({"Items": [{"ProfileId": pid(1)}]}, indent=2).encode()
     lines = [raw + b"\n" for raw in pretty.split(b"\n")]
-    assert list(documents_or_lines(iter([b"\xef\xbb\xbf\n"] + lines))) == [b"\n" + pretty + b"\n"]
+    assert list(documents_or_lines(iter([b"\xef\xbb\xbf\n"] + lines))) == [Document(b"\n" + pretty + b"\n")]
     broken = lines[:-1]                                           # never closed
     assert list(documents_or_lines(iter(broken))) == broken
     assert list(documents_or_lines(iter(lines), limit=len(pretty) // 2)) == lines   # too large to hold
@@ -595,8 +606,9 @@ def test_read_profiles_pretty_printed_answers_arrays_and_concatenated_records(tm
 
     assert sorted(profiles, key=lambda p: p["ProfileId"]) == ps
     where = {(r["file"].rsplit("/", 1)[-1], r["line"], r.get("item")): r["reason"] for r in rejected}
+    second_page = len(json.dumps({"Items": ps[:2], "NextToken": "t"}, indent=4).splitlines()) + 1   # the line it starts on
     assert where == {
-        ("search.json", 1, 4): "wrong field types: FirstName must be a string, got int",
+        ("search.json", second_page, 2): "wrong field types: FirstName must be a string, got int",
         ("z_lines.jsonl", 2, 1): f"duplicate ProfileId {pid(1)} (first seen at {cli}:1 item 1)",
         ("z_lines.jsonl", 2, 2): "not a JSON object (a str)",
     }
@@ -621,4 +633,34 @@ def test_a_csv_of_profiles_is_one_rejected_record_that_says_what_to_do(tmp_path,
 def test_a_delimited_header_names_profile_id_beside_other_columns():
     assert delimited_header(b"ProfileId,FirstName\n") and delimited_header(b'"profileId"\t"Email"\r\n')
     assert not delimited_header(b'{"ProfileId": "a", "x": 1}\n') and not delimited_header(b"FirstName,LastName\n")
-    assert not delimited_header(b"ProfileId\n")
+    assert delimited_header(b"ProfileId\n") and delimited_header(b"[ProfileId],[FirstName]\r\n")   # one column; SQL Server's
+
+
+def test_read_profiles_one_bad_value_in_a_document_fails_its_record_not_the_document(tmp_path, range_size):
+    """A pretty-printed export with one NaN, one byte of another encoding, garbage or padding after it,
+    or cut short: the profiles that read are read, and each fault is one record that says where."""
+    ps = [{"ProfileId": pid(i), "FirstName": f"N{i}"} for i in range(1, 13)]
+    nan = json.dumps(ps[:3], indent=2).replace('"N2"', "NaN").encode()
+    latin = json.dumps({"Items": ps[3:6]}, indent=2).encode().replace(b'"N5"', b'"Ren\xe9e"')
+    padded = json.dumps(ps[6:8], indent=2).encode() + b"\x0c\xc2\xa0\n" + b"\x00" * 64 + b"\x1a"
+    cut = (json.dumps(ps[8:10], indent=2) + "\ngarbage\n").encode()
+    (tmp_path / "nan.json").write_bytes(nan)
+    (tmp_path / "latin.json").write_bytes(latin)
+    (tmp_path / "padded.json").write_bytes(padded)
+    (tmp_path / "cut.json").write_bytes(cut)
+    profiles, rejected = run_read([str(tmp_path / "*.json")], tmp_path)
+    assert sorted(p["ProfileId"] for p in profiles) == [pid(i) for i in (1, 3, 4, 6, 7, 8, 9, 10)]
+    where = {(r["file"].rsplit("/", 1)[-1], r["line"], r.get("item")): r for r in rejected}
+    assert set(where) == {("nan.json", 1, 2), ("latin.json", 1, 2), ("cut.json", cut.count(b"\n"), 1)}
+    assert where[("nan.json", 1, 2)]["reason"] == "not valid JSON: NaN, Infinity or a number beyond a float"
+    assert "not UTF-8 text" in where[("latin.json", 1, 2)]["reason"]
+    assert "\\udce9" in where[("latin.json", 1, 2)]["record"]   # the byte, shown as its escape
+    assert where[("cut.json", cut.count(b"\n"), 1)]["reason"].startswith("not valid JSON from here on")
+    assert where[("cut.json", cut.count(b"\n"), 1)]["record"] == "garbage\n"
+
+
+def test_read_profiles_lists_inside_lists_are_opened(tmp_path):
+    ps = [{"ProfileId": pid(i)} for i in range(1, 6)]
+    (tmp_path / "pages.json").write_text(json.dumps([{"Items": ps[:2]}, {"Items": ps[2:4]}, [ps[4]]], indent=1))
+    profiles, rejected = run_read([str(tmp_path / "pages.json")], tmp_path)
+    assert sorted(profiles, key=lambda p: p["ProfileId"]) == ps and rejected == []

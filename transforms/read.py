@@ -9,8 +9,10 @@ enums and length limits of every ``Profile`` member), plus the id pattern
 """
 from __future__ import annotations
 
+import collections
 import functools
 import json
+import math
 import re
 import typing
 from typing import Any, Iterator
@@ -35,6 +37,7 @@ MAX_RECORD_CHARS = 2000
 # packed or written out (pickle and orjson stop at a few hundred levels), taking the job with it.
 MAX_DEPTH = 64
 UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 @functools.lru_cache(maxsize=1)
@@ -185,65 +188,118 @@ def profiles_in(value: Any) -> list | None:
     return None
 
 
-def _no_constants(name: str):
-    raise ValueError(f"{name} is not JSON")
+class _NotJson:
+    """What NaN, Infinity and a number too large for a float stand for once read: no JSON text can be
+    written for it, so a record holding one is rejected on its own, not its whole document."""
+
+    def __init__(self, text: str):
+        self.text = text
 
 
-def json_values(text: str) -> list:
+def _float_or_not_json(text: str):
+    value = float(text)
+    return value if math.isfinite(value) else _NotJson(text)
+
+
+def _between_values(ch: str) -> bool:
+    # JSON's whitespace and what tools leave around or after it: RFC 7464's record separator, form
+    # feeds, no-break spaces, line separators (str.isspace), NUL padding and a DOS end-of-file mark
+    return ch.isspace() or ch in "\x00\x1a\ufeff"
+
+
+def json_values(text: str, partial: bool = False) -> list:
     """The JSON values written one after another in ``text`` (whitespace, or nothing, between
     them): several pages of an API answer appended to one file, or records concatenated without
-    newlines, as some delivery tools write them. Raises ``ValueError`` if ``text`` is not such a
-    sequence. Like orjson, it takes no NaN or Infinity."""
-    decoder = json.JSONDecoder(parse_constant=_no_constants)
+    newlines, as some delivery tools write them, each as ``(value, offset of its first character)``.
+    Raises ``ValueError`` if ``text`` is not such a sequence; with ``partial``, the values before
+    the first that does not read are returned, with ``(error, offset)`` last. NaN, Infinity and
+    numbers beyond a float are read as values no JSON can be written for (orjson takes none)."""
+    decoder = json.JSONDecoder(parse_constant=_NotJson, parse_float=_float_or_not_json)
     values, at, end = [], 0, len(text)
     while True:
-        while at < end and text[at] in _BETWEEN_VALUES:
+        while at < end and _between_values(text[at]):
             at += 1
         if at >= end:
             return values
         try:
-            value, at = decoder.raw_decode(text, at)
-        except RecursionError:   # nested deeper than the stdlib parser goes
-            raise ValueError("nested too deep to read") from None
-        values.append(value)
+            value, after = decoder.raw_decode(text, at)
+        except (ValueError, RecursionError) as error:   # RecursionError: deeper than the stdlib parser goes
+            if not partial:
+                raise ValueError(str(error) if isinstance(error, ValueError) else "nested too deep to read") from None
+            values.append((error if isinstance(error, ValueError) else ValueError("nested too deep to read"), at))
+            return values
+        values.append((value, at))
+        at = after
 
 
-def parse_records(text: str) -> list[tuple[int | None, dict | None, str | None, str]]:
-    """The records one line (or one whole JSON document) holds, each ``(item, profile, reason,
-    text)``: a Profile line is one record with ``item`` None, checked as ``parse_profile_line``
-    checks it. A JSON array of profiles, an API answer listing them (``profiles_in``), or several
-    JSON values one after another hold one record per profile, numbered from 1 in ``item``, with
-    its own JSON as ``text``. Either way a record is a profile (reason None) or the reason it is not."""
+# Containers of profiles inside containers (a list of saved API answers, a list of lists) are opened
+# this many levels deep.
+MAX_CONTAINER_DEPTH = 4
+
+
+def _records_of(value: Any, depth: int = 0) -> list:
+    inside = profiles_in(value)
+    if inside is None or depth >= MAX_CONTAINER_DEPTH:
+        return [value]
+    return [record for item in inside for record in (_records_of(item, depth + 1) if profiles_in(item) is not None else [item])]
+
+
+def parse_records(text: str) -> list[tuple[tuple[int, int] | None, dict | None, str | None, str]]:
+    """The records one line (or one whole JSON document) holds, each ``(place, profile, reason,
+    text)``: a Profile line is one record with ``place`` None, checked as ``parse_profile_line``
+    checks it. A JSON array of profiles, an API answer listing them (``profiles_in``, opened down to
+    lists inside lists), or several JSON values one after another hold one record per profile, each
+    placed by ``(lines before the value that holds it, its number in that value from 1)`` and with its
+    own JSON as ``text``. Either way a record is a profile (reason None) or the reason it is not. In
+    a text that stops reading as JSON part way (a document cut short, garbage after it), what comes
+    before the fault is read, and the rest is one record that says where the fault is."""
     stripped = text.strip()
     if not stripped:
         return [(None, None, "empty line", text)]
     try:
-        values = [orjson.loads(stripped)]
+        values = [(orjson.loads(stripped), len(text) - len(text.lstrip()))]
     except orjson.JSONDecodeError as error:
-        try:
-            values = json_values(stripped)
-        except ValueError:
-            values = []
-        if len(values) == 1 and profiles_in(values[0]) is None:
-            values = []   # one record orjson refuses (a lone surrogate): not valid JSON, whatever the other parser says
-        if not values:
+        values = json_values(text, partial=True)
+        if len(values) == 1 and not isinstance(values[0][0], ValueError) and profiles_in(values[0][0]) is None:
+            values = []   # one record orjson refuses (a lone surrogate, NaN): not valid JSON, whatever the other parser says
+        if (not values or isinstance(values[0][0], ValueError)
+                or (len(values) == 2 and isinstance(values[1][0], ValueError) and "\n" not in stripped)):
+            # nothing read, or one record with more after it on its line: the line is not valid JSON
             return [(None, None, f"not valid JSON: {error}", text)]
-    if len(values) == 1 and profiles_in(values[0]) is None:
-        profile, reason = check_profile(values[0], stripped)
+    if len(values) == 1 and profiles_in(values[0][0]) is None:
+        profile, reason = check_profile(values[0][0], stripped)
         return [(None, profile, reason, stripped if reason is None else text)]
-    records = []
-    for value in values:
-        inside = profiles_in(value)
-        records.extend([value] if inside is None else inside)
-    out = []
-    for item, value in enumerate(records, start=1):
-        try:
-            item_text = orjson.dumps(value).decode()
-        except (orjson.JSONEncodeError, TypeError) as error:   # e.g. a lone surrogate the stdlib parser let through
-            out.append((item, None, f"not valid JSON text: {error}", json.dumps(value)))
+    out, items_on = [], collections.Counter()
+    line, counted = 0, 0
+    for value, offset in values:
+        line, counted = line + text.count("\n", counted, offset), offset
+        if isinstance(value, ValueError):
+            rest = text[offset:]
+            items_on[line] += 1
+            out.append(((line, items_on[line]), None, f"not valid JSON from here on ({value}); the "
+                        f"{rest.count(chr(10)) + 1:,} lines from here were not read", rest))
             continue
-        out.append((item, *check_profile(value, item_text), item_text))
+        for record in _records_of(value):
+            items_on[line] += 1   # numbered on from the values before it on the same line (records glued together)
+            item = items_on[line]
+            try:
+                item_text = orjson.dumps(record).decode()
+            except (orjson.JSONEncodeError, TypeError) as problem:
+                # a lone surrogate or a byte not UTF-8 (read past as one), NaN, Infinity, a number too large
+                out.append(((line, item), None, f"not valid JSON: {_unwritable(problem)}",
+                            json.dumps(record, default=lambda v: getattr(v, "text", repr(v)))))
+                continue
+            out.append(((line, item), *check_profile(record, item_text), item_text))
     return out
+
+
+def _unwritable(problem: Exception) -> str:
+    text = str(problem)
+    if "surrogates not allowed" in text:
+        return "a character that is not UTF-8 text (a lone surrogate, or a byte of another encoding)"
+    if "not JSON serializable" in text:
+        return "NaN, Infinity or a number beyond a float"
+    return text
 
 
 def starts_document(first_line: bytes) -> bool:
@@ -280,8 +336,10 @@ def nesting_depth(value: Any) -> int:
 
 
 def rejection(source: str, line: int, reason: str, text: str) -> dict:
-    """A dead-letter record: where the line came from, why, and the line (clipped)."""
+    """A dead-letter record: where the line came from, why, and the line (clipped; a character that
+    is not text, such as a byte of another encoding read past, written as its escape)."""
     clipped = text if len(text) <= MAX_RECORD_CHARS else text[:MAX_RECORD_CHARS] + "...[clipped]"
+    clipped = clipped.encode("utf-8", "backslashreplace").decode("utf-8")
     return {"file": source, "line": line, "reason": reason, "record": clipped}
 
 
@@ -374,8 +432,19 @@ def delimited_header(first_line: bytes) -> bool:
     """Whether a file's first line is the header of a delimited text file (CSV, TSV) of profiles: not
     JSON, and it names a ProfileId column beside others."""
     stripped = _content(first_line)
-    return (stripped[:1] not in ("{", "[") and "profileid" in stripped.lower()
+    lowered = stripped.lower()
+    if lowered.strip('"[]') == "profileid":   # a file of one column
+        return True
+    if stripped[:1] == "[" and not lowered.startswith("[profileid]"):   # a JSON array; "[ProfileId],[...]" is SQL Server's
+        return False
+    return (stripped[:1] != "{" and "profileid" in lowered
             and any(separator in stripped for separator in (",", "\t", ";", "|")))
+
+
+class Document(typing.NamedTuple):
+    """A whole file read as one JSON document (or several, one after another): its bytes (text that
+    is not UTF-8 cannot travel between steps; ``_ParseFn`` reads them)."""
+    data: bytes
 
 
 class WholeFileRejected(typing.NamedTuple):
@@ -384,25 +453,31 @@ class WholeFileRejected(typing.NamedTuple):
     text: bytes
 
 
-def documents_or_lines(lines: Iterator[bytes], limit: int = MAX_DOCUMENT_BYTES) -> Iterator[bytes | WholeFileRejected]:
+def documents_or_lines(lines: Iterator[bytes], limit: int = MAX_DOCUMENT_BYTES) -> Iterator[bytes | Document | WholeFileRejected]:
     """The lines of a whole file as they are, or, for a file that is one JSON document (or a few, one
     after another) written over many lines, that text as one element. It is one document when its
-    first line with content ``starts_document`` and the whole text, at most ``limit`` bytes, parses
-    (``json_values``); otherwise the lines are given one by one, as read. A CSV or TSV file of
-    profiles (``delimited_header``) is one ``WholeFileRejected`` that says what to do, not a rejected
-    record per line."""
+    first line with content ``starts_document`` and its text, at most ``limit`` bytes, starts with a
+    JSON value (``json_values``; what follows a fault is one rejected record, see ``parse_records``),
+    given as a ``Document``; otherwise the lines are given one by one, as read. A CSV or TSV file
+    of profiles (``delimited_header``), or a UTF-16 file, is one ``WholeFileRejected`` that says
+    what to do, not a rejected record per line."""
     held = []
     for raw in lines:
         held.append(raw)
         if _content(raw):
             break
+    if held and held[0].startswith(_UTF16_BOMS):
+        unread = len(held) + sum(1 for _ in lines)
+        yield WholeFileRejected(f"a UTF-16 text file; its {unread:,} lines were not read. This job reads UTF-8: "
+                                "save or convert the export as UTF-8", held[0][:200])
+        return
     if held and delimited_header(held[-1]):
         before, header, after = held[:-1], held[-1], []
         for raw in lines:   # a JSON Lines file whose first line is broken has records after it
             after.append(raw)
             if _content(raw):
                 break
-        if after and _is_json(after[-1]):
+        if after and (_is_json(after[-1]) or _content(after[-1])[:1] in ("{", "[")):
             yield from held
             yield from after
             yield from lines
@@ -427,12 +502,12 @@ def documents_or_lines(lines: Iterator[bytes], limit: int = MAX_DOCUMENT_BYTES) 
             yield from lines
             return
     whole = b"".join(held).removeprefix(UTF8_BOM)
-    try:
-        json_values(whole.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    values = json_values(whole.decode("utf-8", "surrogateescape"), partial=True)
+    if not values or isinstance(values[0][0], ValueError):
+        # not a document after all: JSON Lines whose first line is broken, read line by line
         yield from held
         return
-    yield whole
+    yield Document(whole)
 
 
 class _EachRangeOnceFn(beam.DoFn):
@@ -466,6 +541,9 @@ class _ReadRangeFn(beam.DoFn):
                 if (start, end) == (0, None):
                     lines = documents_or_lines(lines)
                 for count, raw in enumerate(lines, start=1):
+                    if isinstance(raw, Document):
+                        yield path, (start, count), raw.data, None
+                        continue
                     if isinstance(raw, WholeFileRejected):
                         yield path, (start, count), raw.text.removeprefix(UTF8_BOM).decode("utf-8", "replace"), raw.reason
                         continue
@@ -560,12 +638,15 @@ class _ParseFn(beam.DoFn):
 
     def process(self, element):
         path, where, text, decode_error = element
+        if isinstance(text, bytes):   # a whole document: a byte of another encoding fails its record, not the file
+            text = text.decode("utf-8", "surrogateescape")
         if not (decode_error or text.strip()):   # blank lines (e.g. a trailing newline) are not records
             return
         records = [(None, None, decode_error, text)] if decode_error else parse_records(text)
-        for item, profile, reason, record_text in records:
+        for place, profile, reason, record_text in records:
             self._read.inc()
-            at = where if item is None else (*where, item)
+            # a record of a list or of a document: the line its value starts on, and its number there
+            at = where if place is None else (where[0], where[1] + place[0], place[1])
             if profile is None:
                 self._bad.inc()
                 yield beam.pvalue.TaggedOutput(REJECTED, rejection(path, at, reason, record_text))
