@@ -563,7 +563,7 @@ def test_values_written_one_after_another_are_read_in_order():
     # what follows a fault is one record that says where reading stopped; what came before is read
     [(first, p, _, _), (rest, none, reason, text)] = parse_records(json.dumps(p1) + "\n\n" + '{"ProfileId": "x", ')
     assert (first, p, rest, none, text) == ((0, 1), p1, (2, 1), None, '{"ProfileId": "x", ')
-    assert reason.startswith("not valid JSON from here on") and reason.endswith("the 1 lines from here were not read")
+    assert reason.startswith("not valid JSON from here on") and reason.endswith("; 1 line from here not read")
     # not JSON at all, or one record with more after it on its line, keeps orjson's reason and the line as read
     [(item, profile, reason, text)] = parse_records(json.dumps(p1) + "} ")
     assert (item, profile, text) == (None, None, json.dumps(p1) + "} ") and reason.startswith("not valid JSON")

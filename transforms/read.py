@@ -238,10 +238,9 @@ MAX_CONTAINER_DEPTH = 4
 
 
 def _records_of(value: Any, depth: int = 0) -> list:
-    inside = profiles_in(value)
-    if inside is None or depth >= MAX_CONTAINER_DEPTH:
-        return [value]
-    return [record for item in inside for record in (_records_of(item, depth + 1) if profiles_in(item) is not None else [item])]
+    """A value's records: itself, or those of each item of a container (``profiles_in``)."""
+    inside = profiles_in(value) if depth < MAX_CONTAINER_DEPTH else None
+    return [value] if inside is None else [record for item in inside for record in _records_of(item, depth + 1)]
 
 
 def parse_records(text: str) -> list[tuple[tuple[int, int] | None, dict | None, str | None, str]]:
@@ -276,8 +275,9 @@ def parse_records(text: str) -> list[tuple[tuple[int, int] | None, dict | None, 
         if isinstance(value, ValueError):
             rest = text[offset:]
             items_on[line] += 1
-            out.append(((line, items_on[line]), None, f"not valid JSON from here on ({value}); the "
-                        f"{rest.count(chr(10)) + 1:,} lines from here were not read", rest))
+            unread = len(rest.splitlines())
+            out.append(((line, items_on[line]), None, f"not valid JSON from here on ({value}); {unread:,} "
+                        f"line{'' if unread == 1 else 's'} from here not read", rest))
             continue
         for record in _records_of(value):
             items_on[line] += 1   # numbered on from the values before it on the same line (records glued together)
