@@ -664,3 +664,16 @@ def test_read_profiles_lists_inside_lists_are_opened(tmp_path):
     (tmp_path / "pages.json").write_text(json.dumps([{"Items": ps[:2]}, {"Items": ps[2:4]}, [ps[4]]], indent=1))
     profiles, rejected = run_read([str(tmp_path / "pages.json")], tmp_path)
     assert sorted(profiles, key=lambda p: p["ProfileId"]) == ps and rejected == []
+
+
+def test_read_profiles_a_large_document_or_utf16_file_is_read_whole_whatever_comes_first(tmp_path, monkeypatch):
+    # ranges of 7 bytes from the CLI's point of view: a document after many blank lines, and a UTF-16
+    # file, must not be cut into ranges (each range's lines would be rejected one by one)
+    monkeypatch.setattr(read_module, "MIN_RANGE_BYTES", 7)
+    monkeypatch.setattr(read_module, "RANGES_PER_FILE", 10_000)
+    ps = [{"ProfileId": pid(i)} for i in range(1, 4)]
+    (tmp_path / "late.json").write_text("\n" * 50 + json.dumps(ps, indent=2))
+    (tmp_path / "wide.jsonl").write_bytes("\n".join(json.dumps(p) for p in ps).encode("utf-16"))
+    profiles, rejected = run_read([str(tmp_path / "*")], tmp_path)
+    assert sorted(profiles, key=lambda p: p["ProfileId"]) == ps
+    assert len(rejected) == 1 and rejected[0]["reason"].startswith("a UTF-16 text file; its 3 lines were not read")

@@ -398,11 +398,14 @@ class _SplitFilesFn(beam.DoFn):
 
 def _read_whole(path: str) -> bool:
     """Whether the first line of a file that has content ``starts_document`` or is a
-    ``delimited_header``: such a file is read whole, not in ranges (False if it cannot be read: the
-    reader will say why)."""
+    ``delimited_header``, or the file is UTF-16: such a file is read whole, not in ranges (False if
+    it cannot be read: the reader will say why). Blank lines before the first are read past, however
+    many."""
     try:
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as handle:
-            for raw in lines_in_range(handle, 0, MIN_RANGE_BYTES):
+            for raw in lines_in_range(handle, 0, None):
+                if raw.startswith(_UTF16_BOMS):
+                    return True
                 if _content(raw):
                     return starts_document(raw) or delimited_header(raw)
     except Exception:  # noqa: BLE001  (the file is read again, and a fault reported, by the reader)
