@@ -1035,3 +1035,14 @@ def test_names_and_a_birth_date_with_day_and_month_swapped_are_nothing_but_names
     assert "nothing but names" not in scorer.guards(comparison_vectors(model, [a], [same])[0])
     phone_a, phone_b = (dict(x, phones=("+14155552671",), phones_personal=("+14155552671",)) for x in (a, b))
     assert "nothing but names" not in scorer.guards(comparison_vectors(model, [phone_a], [phone_b])[0])
+
+
+def test_two_businesses_with_different_names_and_no_person_are_held():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    shared = {"PhoneNumber": "+1 415 555 2671", "Address": {"Address1": "100 Main St", "PostalCode": "94105"}}
+    a = features({"ProfileId": pid(1), "ProfileType": "ACCOUNT_PROFILE", "BusinessName": "Lopez Realty", **shared})
+    b = features({"ProfileId": pid(2), "ProfileType": "ACCOUNT_PROFILE", "BusinessName": "Harbor Catering", **shared})
+    same = features({"ProfileId": pid(3), "ProfileType": "ACCOUNT_PROFILE", "BusinessName": "LOPEZ REALTY LLC", **shared})
+    assert "two businesses" in scorer.guards(comparison_vectors(model, [a], [b])[0])
+    assert "two businesses" not in scorer.guards(comparison_vectors(model, [a], [same])[0])

@@ -462,7 +462,7 @@ def test_profile_features_full_profile():
     assert f["city"] == "london"
     assert f["country"] == "GB"
     assert f["gender"] == "FEMALE"
-    assert f["business"] == "acme ltd"
+    assert f["business"] == "acme"
     assert f["account"] == "ac-1"
     # identifiers are compared as written (only the spaces around them dropped): not folded like names
     assert f["identifiers"] == (("AccountNumber", "AC-1"), ("Attributes.crm_id", "X1"))
@@ -821,3 +821,39 @@ def test_a_word_naming_the_line_and_mexicos_old_mobile_form_are_read_past(raw, r
 def test_a_vanity_number_is_still_read_as_letters():
     assert normalize_phone("1-800-FLOWERS", "US") == "+18003569377"
     assert normalize_phone("415 555 2671 (the shop)", "US") is None   # not a word naming the line: flagged
+
+
+# ---------------------------------------------------------------- business profiles (a sweep's finds)
+
+
+@pytest.mark.parametrize("raw, folded", [("ACME Corp.", "acme"), ("Acme Corporation", "acme"), ("ZENITH CO.", "zenith"),
+                                         ("ООО «Ромашка»", "romashka"), ("OOO Romashka", "romashka"),
+                                         ("Acme Holdings Ltd", "acme holdings"), ("The Company Ltd", "the company ltd")])
+def test_a_business_name_is_compared_without_its_legal_form(raw, folded):
+    assert profile_features({"ProfileId": pid(1), "BusinessName": raw})["business"] == folded
+
+
+@pytest.mark.parametrize("party, expected", [({"PartyTypeString": "Company"}, "ACCOUNT_PROFILE"),
+                                             ({"PartyTypeString": "organisation"}, "ACCOUNT_PROFILE"),
+                                             ({"PartyType": "BUSINESS"}, "ACCOUNT_PROFILE"),
+                                             ({"PartyTypeString": "Individual"}, ""),
+                                             ({"PartyType": "BUSINESS", "ProfileType": "PROFILE"}, "PROFILE")])
+def test_a_business_written_in_free_text_is_a_business(party, expected):
+    assert profile_features({"ProfileId": pid(1), **party})["type"] == expected
+
+
+def test_a_business_number_the_plan_cannot_place_is_its_offices_line():
+    # a US reception number in PhoneNumber: one person's on a person's profile, the office's on a business's
+    person = profile_features({"ProfileId": pid(1), "PhoneNumber": "+1 415 555 2671"})
+    company = profile_features({"ProfileId": pid(2), "ProfileType": "ACCOUNT_PROFILE", "PhoneNumber": "+1 415 555 2671",
+                                "MobilePhoneNumber": "+44 7911 123456"})
+    assert person["phones_personal"] == ("+14155552671",)
+    assert company["phones"] == ("+14155552671", "+447911123456") and company["phones_personal"] == ("+447911123456",)
+
+
+@pytest.mark.parametrize("email", ["customercare@starbucks.example", "finance@acme.example", "invoices@acme.example",
+                                   "info@a.example"])
+def test_a_companys_shared_desk_is_an_offices_address_and_no_user_name(email):
+    features = profile_features({"ProfileId": pid(1), "ProfileType": "ACCOUNT_PROFILE", "EmailAddress": email})
+    assert features["household_emails"] == features["emails"] and features["personal_emails"] == ()
+    assert features["email_users_specific"] == ()    # info@a and info@b are not "the same user name"

@@ -422,6 +422,13 @@ DEFAULT_GUARDS = [
                  "phone": ["null", "same fixed line", "else"], "account_number": ["null", "else"]},
     },
     {
+        "name": "two businesses",
+        "description": "Neither profile names a person, and their business names differ: two companies with one "
+                       "owner, a phone, an email or an address in common (a shared building, a shared accountant) "
+                       "are two companies.",
+        "when": {"business_name": ["else"], "first_name": ["null"], "last_name": ["null"]},
+    },
+    {
         "name": "a nickname and an office",
         "description": "One first name a nickname of the other (Chris / Christine), the business name agrees "
                        "and nothing personal does (no birth date within a month, no email but an office's, no "

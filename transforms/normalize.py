@@ -687,7 +687,9 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
             phones.append(phone[0])
             # one person's: a mobile, or a number the plan cannot place entered anywhere but as a
             # home or business line (entered as both, it is still one person's)
-            if phone[1] == OTHER_LINE or (phone[1] == FIXED_OR_MOBILE and field not in SHARED_LINE_FIELDS):
+            # (a business's number the plan cannot place is its office's line, whatever the field)
+            if phone[1] == OTHER_LINE or (phone[1] == FIXED_OR_MOBILE and field not in SHARED_LINE_FIELDS
+                                          and not business):
                 personal.append(phone[0])
         else:
             invalid.append(field)
@@ -754,7 +756,9 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "phones_personal": _unique(personal),
         "emails": _unique(emails),
         "email_users": _unique(u for u in users if len(u) >= 4),
-        "email_users_specific": _unique(u for u in users if len(u) >= 4 and _beyond_names(u, first, last)),
+        # (an office's role, info@ or finance@, says nothing of who writes from it, at any company)
+        "email_users_specific": _unique(u for u in users if len(u) >= 4 and _beyond_names(u, first, last)
+                                        and _SEPARATORS.sub("", u) not in _ROLE_USERS),
         "household_emails": (household := _unique(e for e in emails if household_email(e))),
         "personal_emails": _unique(e for e in emails if e not in household),
         "postcodes": _unique(postcodes),
@@ -763,7 +767,7 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "city": next((c for c in cities if c), ""),
         "country": next((c for c in countries if c), ""),
         "gender": gender,
-        "business": fold_name(profile.get("BusinessName")),
+        "business": business_name(profile.get("BusinessName")),
         "account": fold_text(profile.get("AccountNumber")),
         "identifiers": tuple((f, v) for f, v in identifiers if v),
         "invalid": tuple(invalid),
@@ -785,7 +789,28 @@ _ROLE_USERS = frozenset({
     "administracion", "recepcion", "ventas", "pedidos", "reservas", "atendimento", "contato", "vendas",
     "escritorio", "financeiro", "contatti", "ufficio", "amministrazione", "segreteria", "vendite", "ordini",
     "prenotazioni", "informazioni", "infos",
+    # a company's shared desks (a sweep of business profiles: branches of one chain shared these)
+    "customercare", "care", "customerservices", "customersupport", "finance", "accountspayable",
+    "accountsreceivable", "invoices", "invoice", "invoicing", "careers", "jobs",
+    "recruiting", "press", "media", "legal", "payroll", "purchasing", "procurement", "helpdesk",
+    "feedback", "shop", "store", "events", "general", "main", "enquiries", "studio", "hallo", "hola", "ciao",
 })
+
+
+# Legal forms after (or before) a company's name, folded: "ACME Corp." and "Acme Corporation" are one name.
+_LEGAL_FORMS = frozenset({
+    "corp", "corporation", "inc", "incorporated", "co", "company", "ltd", "limited", "llc", "llp", "lp", "plc",
+    "pty", "pvt", "private", "gmbh", "ag", "kg", "ohg", "ug", "mbh", "sa", "sas", "sarl", "srl", "spa", "sl", "bv",
+    "nv", "ab", "as", "asa", "oy", "oyj", "kk", "kabushiki", "kaisha", "ooo", "zao", "oao", "pao", "sp", "zoo",
+    "bhd", "sdn", "tbk", "pt", "the"})
+
+
+def business_name(value: Any) -> str:
+    """A business name folded for comparison, without its legal form ("Acme Corp." -> "acme"); a name
+    that is nothing but legal-form words is kept as folded."""
+    folded = fold_name(value)
+    words = [word for word in folded.split(" ") if word not in _LEGAL_FORMS]
+    return " ".join(words) if words else folded
 
 
 def profile_type(profile: dict) -> str:
@@ -795,7 +820,12 @@ def profile_type(profile: dict) -> str:
     if profile.get("ProfileType"):
         return profile["ProfileType"]
     party = profile.get("PartyType") or profile.get("PartyTypeString")
-    return "ACCOUNT_PROFILE" if isinstance(party, str) and party.strip().upper() == "BUSINESS" else ""
+    return "ACCOUNT_PROFILE" if isinstance(party, str) and fold_text(party) in _BUSINESS_PARTIES else ""
+
+
+# PartyType BUSINESS, and what migrated data writes for it in PartyTypeString
+_BUSINESS_PARTIES = frozenset({"business", "company", "organization", "organisation", "corporate", "corporation",
+                               "enterprise", "firm", "b2b", "account", "commercial"})
 
 
 def household_email(email: str) -> bool:
