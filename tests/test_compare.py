@@ -1046,3 +1046,19 @@ def test_two_businesses_with_different_names_and_no_person_are_held():
     same = features({"ProfileId": pid(3), "ProfileType": "ACCOUNT_PROFILE", "BusinessName": "LOPEZ REALTY LLC", **shared})
     assert "two businesses" in scorer.guards(comparison_vectors(model, [a], [b])[0])
     assert "two businesses" not in scorer.guards(comparison_vectors(model, [a], [same])[0])
+
+
+def test_one_business_name_at_one_street_address_lifts_the_no_names_guard_branches_do_not():
+    model = fitted_model(default_guards=True)
+    scorer = Scorer(model)
+    here = {"Address1": "12 Harbour Rd", "PostalCode": "94105", "City": "San Francisco"}
+    there = {"Address1": "900 Market St", "PostalCode": "94103", "City": "San Francisco"}
+
+    def company(n, name, address):
+        return features({"ProfileId": pid(n), "ProfileType": "ACCOUNT_PROFILE", "BusinessName": name,
+                         "PhoneNumber": "+1 415 555 2671", "Address": address})
+
+    same_place = comparison_vectors(model, [company(1, "Zenith Co", here)], [company(2, "ZENITH CO.", here)])[0]
+    branch = comparison_vectors(model, [company(1, "Zenith Co", here)], [company(3, "Zenith Co", there)])[0]
+    assert "no names and nothing personal" not in scorer.guards(same_place)
+    assert "no names and nothing personal" in scorer.guards(branch)

@@ -461,6 +461,9 @@ DEFAULT_GUARDS = [
         "when": {"first_name": ["null"], "last_name": ["null"], "generation": ["null"],
                  "birth_date": NOTHING_PERSONAL["birth_date"], "email": ["null", "same household address", "else"],
                  "phone": NOTHING_PERSONAL["phone"]},
+        # one business's name at one street address is that business, whose number is its office's line
+        # (branches of a chain have their own addresses)
+        "unless": {"business_name": ["exact"], "location": ["postcode and street"]},
         # too little evidence, not a disagreement: between two members that each match the main, the
         # main settles it, and such pairs are not taken for non-matches in estimation
         "main_settles": [],
