@@ -1062,3 +1062,16 @@ def test_one_business_name_at_one_street_address_lifts_the_no_names_guard_branch
     branch = comparison_vectors(model, [company(1, "Zenith Co", here)], [company(3, "Zenith Co", there)])[0]
     assert "no names and nothing personal" not in scorer.guards(same_place)
     assert "no names and nothing personal" in scorer.guards(branch)
+
+
+def test_account_numbers_one_after_another_are_not_a_typo():
+    model = default_model()
+
+    def level(a, b):
+        return label_of(model, "account_number", {"AccountNumber": a}, {"AccountNumber": b})
+
+    # issued in sequence (a couple's accounts opened together, a chain's branches): the last place differs
+    assert level("SB-1000", "SB-1001") == "else" and level("4137877", "4137878") == "else"
+    # a typo elsewhere, or two digits swapped, is still one
+    assert level("4137877", "4137787") == "one typo" and level("4137877", "4133877") == "one typo"
+    assert level("4137877", "4137877") == "exact"

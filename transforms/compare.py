@@ -356,6 +356,14 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
             for position in np.flatnonzero(hit):
                 if _NOT_DIGITS.sub("", left[position]) != _NOT_DIGITS.sub("", right[position]):
                     hit[position] = False
+        if condition.get("same_last") and hit.any():
+            # numbers issued one after another (SB-1000 / SB-1001, a couple's two accounts opened
+            # together) differ in their last character; a typo lands anywhere: one in the last place
+            # is not told from the next account, and is not taken for a typo
+            left, right = batch.firsts(0, field)[rows], batch.firsts(1, field)[rows]
+            for position in np.flatnonzero(hit):
+                if left[position][-1:] != right[position][-1:]:
+                    hit[position] = False
         return hit
     raise ValueError(f"unknown comparison level kind {kind!r}")
 

@@ -56,7 +56,8 @@ WRITTEN_NAMES = ("first", "middle", "last")
 # value an initial or the first words of the other), neither (empty on both sides), cross_exact,
 # cross_similarity, same_letters, date_swap, date_within, other_given_names
 # (the words after the first agree, or one side has none), all, else.
-# A similarity level with "same_digits" also needs the two values' digits (in order) to agree.
+# A similarity level with "same_digits" also needs the two values' digits (in order) to agree, and one with
+# "same_last" their last characters (the place where numbers issued one after another differ).
 DEFAULT_COMPARISONS = [
     {
         "name": "first_name",
@@ -255,7 +256,8 @@ DEFAULT_COMPARISONS = [
         "levels": [
             {"label": "null", "kind": "null", "fields": ["account"]},
             {"label": "exact", "kind": "exact", "field": "account", "m": 0.9},
-            {"label": "one typo", "kind": "similarity", "field": "account", "scorer": "damerau_levenshtein_distance", "threshold": 1, "m": 0.03},
+            {"label": "one typo", "kind": "similarity", "field": "account", "scorer": "damerau_levenshtein_distance", "threshold": 1,
+             "same_last": True, "m": 0.03},
             {"label": "else", "kind": "else", "m": 0.07},
         ],
     },
