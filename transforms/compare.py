@@ -348,21 +348,18 @@ def _condition_mask(condition: dict, batch: _Batch, rows: np.ndarray) -> np.ndar
     if kind == "similarity":
         field = condition["field"]
         hit = _similar(batch, rows, field, field, condition["scorer"], condition["threshold"])
-        if condition.get("same_digits") and hit.any():
-            # digits tell namesakes' addresses apart (john.smith1980 / john.smith1994): a value
-            # that is similar but carries other digits is not a typo of the other. The digits are
-            # read in order, so a letter typed inside a number (page13 / page1i3) is still a typo.
+        # digits tell namesakes' addresses apart (john.smith1980 / john.smith1994): with "same_digits",
+        # a value that is similar but carries other digits is not a typo of the other. The digits are
+        # read in order, so a letter typed inside a number (page13 / page1i3) is still a typo.
+        # Numbers issued one after another (SB-1000 / SB-1001, a couple's two accounts opened together)
+        # differ in their last character, while a typo lands anywhere: with "same_last", one in the
+        # last place is not told from the next number, and is not taken for a typo.
+        digits, last = condition.get("same_digits"), condition.get("same_last")
+        if (digits or last) and hit.any():
             left, right = batch.firsts(0, field)[rows], batch.firsts(1, field)[rows]
             for position in np.flatnonzero(hit):
-                if _NOT_DIGITS.sub("", left[position]) != _NOT_DIGITS.sub("", right[position]):
-                    hit[position] = False
-        if condition.get("same_last") and hit.any():
-            # numbers issued one after another (SB-1000 / SB-1001, a couple's two accounts opened
-            # together) differ in their last character; a typo lands anywhere: one in the last place
-            # is not told from the next account, and is not taken for a typo
-            left, right = batch.firsts(0, field)[rows], batch.firsts(1, field)[rows]
-            for position in np.flatnonzero(hit):
-                if left[position][-1:] != right[position][-1:]:
+                a, b = left[position], right[position]
+                if (digits and _NOT_DIGITS.sub("", a) != _NOT_DIGITS.sub("", b)) or (last and a[-1:] != b[-1:]):
                     hit[position] = False
         return hit
     raise ValueError(f"unknown comparison level kind {kind!r}")

@@ -79,7 +79,8 @@ FEATURE_SOURCES = {
 # (Not "nil", "anon" or "guest": a Catalan and Turkish first name, a Thai one, an English surname.)
 _PLACEHOLDER_NAMES = frozenset({
     "unknown", "na", "n a", "none", "test", "customer", "null", "xxx", "x", "tbd", "not provided",
-    "notprovided", "not given", "not available", "not known", "no name", "noname", "anonymous", "valued customer", "dear customer", "occupant", "current resident", "resident", "declined",
+    "notprovided", "not given", "not available", "not known", "no name", "noname", "anonymous",
+    "valued customer", "dear customer", "occupant", "current resident", "resident", "declined",
     "refused", "walk in", "cash customer", "mr", "mrs", "ms", "miss", "dr",
     # "first name unknown" and its kin, as US forms and records write them
     "fnu", "lnu", "nfn", "nln", "nmn"})
@@ -214,7 +215,7 @@ def _country_names() -> dict[str, str]:
 
 # Words that name more than a country and are whole words of one country's name ("Africa" is in
 # South Africa's and no other's): a continent is not that country.
-_REGIONS_NOT_COUNTRIES = frozenset({"africa", "europe", "asia", "oceania", "antarctica", "guinea", "samoa"})
+_REGIONS_NOT_COUNTRIES = frozenset({"africa", "europe", "asia", "oceania"})
 
 
 @functools.lru_cache(maxsize=4096)
@@ -433,7 +434,8 @@ _OPEN_MAILBOXES = frozenset({
     "sympatico", "btinternet", "sky", "virginmedia", "ntlworld", "seznam", "wp", "o2", "interia", "onet", "inbox",
     "rambler", "bk", "list", "uol", "bol", "terra", "tutanota", "fastmail", "hushmail", "mailinator"})
 _EXAMPLE_DOMAINS = ("example.com", "example.net", "example.org")
-_RESERVED_SUFFIXES = (".example", ".invalid", ".test", ".localhost")
+# below an example domain (mail.example.com, not myexample.com), or in a top-level domain kept for tests
+_EXAMPLE_SUFFIXES = tuple("." + domain for domain in _EXAMPLE_DOMAINS) + (".example", ".invalid", ".test", ".localhost")
 _SEPARATORS = re.compile(r"[._-]+")
 
 
@@ -448,7 +450,7 @@ def placeholder_email(local: str, domain: str) -> bool:
         return False
     first = domain.split(".", 1)[0]
     return (first in _OPEN_MAILBOXES or first == word or domain in _EXAMPLE_DOMAINS
-            or domain.endswith(_EXAMPLE_DOMAINS) or domain.endswith(_RESERVED_SUFFIXES))
+            or domain.endswith(_EXAMPLE_SUFFIXES))
 
 
 # -------------------------------------------------------------------------- dates
@@ -679,7 +681,8 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         read = [(field, raw, phone or next(filter(None, (read_phone(raw, other) for other in others)), None))
                 for field, raw, phone in read]
     phones, personal = [], []
-    business = profile_type(profile) == "ACCOUNT_PROFILE"
+    kind = profile_type(profile)
+    business = kind == "ACCOUNT_PROFILE"
     for field, _, phone in read:
         if phone and phone[1] == SERVICE_LINE and not (business or field == "BusinessPhoneNumber"):
             continue   # a person who typed a business's free or premium number: valid, no one's, not compared
@@ -741,7 +744,7 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
     identifiers = tuple((field, identifier_text(_identifier_value(profile, field))) for field in identifier_fields)
     return {
         "id": profile["ProfileId"],
-        "type": profile_type(profile),
+        "type": kind,
         "first": first,
         "first_initial": initial,
         "first_variants": name_variants(first),
@@ -758,7 +761,7 @@ def profile_features(profile: dict, default_region: str = "US", identifier_field
         "email_users": _unique(u for u in users if len(u) >= 4),
         # (an office's role, info@ or finance@, says nothing of who writes from it, at any company)
         "email_users_specific": _unique(u for u in users if len(u) >= 4 and _beyond_names(u, first, last)
-                                        and _SEPARATORS.sub("", u) not in _ROLE_USERS),
+                                        and not role_user(u)),
         "household_emails": (household := _unique(e for e in emails if household_email(e))),
         "personal_emails": _unique(e for e in emails if e not in household),
         "postcodes": _unique(postcodes),
@@ -832,9 +835,18 @@ def household_email(email: str) -> bool:
     """Does an address look like a household's or an office's rather than one person's
     ("thesmiths@", "smith.family@", "allen.home@", "info@", "front.desk@")? Members of a
     household and coworkers share it, so sharing it says less than sharing a personal address."""
-    words = re.split(r"[^a-z]+", email.split("@", 1)[0].lower())
+    words = _NOT_LETTERS.split(email.split("@", 1)[0].lower())
     joined = "".join(words)
     return bool(_HOUSEHOLD_USER.match(joined)) or joined in _ROLE_USERS or not _HOUSEHOLD_WORDS.isdisjoint(words)
+
+
+_NOT_LETTERS = re.compile(r"[^a-z]+")
+
+
+def role_user(user: str) -> bool:
+    """Whether an email's local part is an office's role (info, finance, front.desk), read by its
+    letters as ``household_email`` reads it."""
+    return _NOT_LETTERS.sub("", user.lower()) in _ROLE_USERS
 
 
 def _beyond_names(user: str, first: str, last: str) -> bool:

@@ -138,18 +138,6 @@ def profile_check():
     return _compile_check(profile_shape())
 
 
-def parse_profile_line(text: str) -> tuple[dict | None, str | None]:
-    """Parse one JSONL line into a Profile dict: (profile, None) or (None, reason)."""
-    stripped = text.strip()
-    if not stripped:
-        return None, "empty line"
-    try:
-        value = orjson.loads(stripped)
-    except orjson.JSONDecodeError as error:
-        return None, f"not valid JSON: {error}"
-    return check_profile(value, stripped)
-
-
 def check_profile(value: Any, text: str) -> tuple[dict | None, str | None]:
     """A parsed JSON value (``text`` its JSON) as a Profile: (profile, None) or (None, reason)."""
     if not isinstance(value, dict):
@@ -171,8 +159,6 @@ def check_profile(value: Any, text: str) -> tuple[dict | None, str | None]:
 # Keys under which the Customer Profiles API answers with a list of Profile objects: SearchProfiles'
 # ``Items`` and BatchGetProfile's ``Profiles`` (an answer saved from the AWS CLI or an SDK).
 PROFILE_LIST_KEYS = ("Items", "Profiles")
-# JSON's whitespace, and RFC 7464's record separator (JSON text sequences put one before each value).
-_BETWEEN_VALUES = " \t\r\n\x1e"
 
 
 def profiles_in(value: Any) -> list | None:
@@ -245,8 +231,7 @@ def _records_of(value: Any, depth: int = 0) -> list:
 
 def parse_records(text: str) -> list[tuple[tuple[int, int] | None, dict | None, str | None, str]]:
     """The records one line (or one whole JSON document) holds, each ``(place, profile, reason,
-    text)``: a Profile line is one record with ``place`` None, checked as ``parse_profile_line``
-    checks it. A JSON array of profiles, an API answer listing them (``profiles_in``, opened down to
+    text)``: a Profile line is one record with ``place`` None (``check_profile``). A JSON array of profiles, an API answer listing them (``profiles_in``, opened down to
     lists inside lists), or several JSON values one after another hold one record per profile, each
     placed by ``(lines before the value that holds it, its number in that value from 1)`` and with its
     own JSON as ``text``. Either way a record is a profile (reason None) or the reason it is not. In
@@ -309,11 +294,6 @@ def starts_document(first_line: bytes) -> bool:
     stripped = _content(first_line)
     if stripped[:1] not in ("{", "["):
         return False
-    try:
-        orjson.loads(stripped)
-        return False
-    except orjson.JSONDecodeError:
-        pass
     try:
         json_values(stripped)
         return False
@@ -423,12 +403,9 @@ def _content(raw: bytes) -> str:
     return raw.removeprefix(UTF8_BOM).decode("utf-8", "replace").strip()
 
 
-def _is_json(raw: bytes) -> bool:
-    try:
-        orjson.loads(_content(raw))
-        return True
-    except orjson.JSONDecodeError:
-        return False
+def _opens_json(raw: bytes) -> bool:
+    """Whether a line's content opens a JSON object or array."""
+    return _content(raw)[:1] in ("{", "[")
 
 
 def delimited_header(first_line: bytes) -> bool:
@@ -480,7 +457,7 @@ def documents_or_lines(lines: Iterator[bytes], limit: int = MAX_DOCUMENT_BYTES) 
             after.append(raw)
             if _content(raw):
                 break
-        if after and (_is_json(after[-1]) or _content(after[-1])[:1] in ("{", "[")):
+        if after and _opens_json(after[-1]):
             yield from held
             yield from after
             yield from lines
