@@ -29,7 +29,7 @@ from pipeline.memory import return_freed_memory
 from pipeline.options import ProfileDedupOptions
 from transforms import progress
 from transforms.block import BlockPairs, BlockSizes
-from transforms.buckets import CoGroupInBuckets, in_global_window
+from transforms.buckets import CoGroupInBuckets, GroupInBuckets, in_global_window
 from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters, StarComponents
 from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
@@ -234,6 +234,12 @@ def _with_profiles(element):
         yield dict(pair, profiles=[by_id[i] for i in (a, b) if i in by_id])
 
 
+def _component_member(joined) -> list:
+    """A profile's joined record -> ``[(component, (profile, features))]``, or ``[]`` outside components."""
+    _, tagged = joined
+    return [(tagged["component"][0], (tagged["profile"][0], tagged["features"][0]))] if tagged["component"] else []
+
+
 def _histogram(counted) -> dict:
     """Bucketed counts of pair match weights: bin edges and counts (unit: match weight)."""
     low, high = HISTOGRAM_RANGE
@@ -299,9 +305,8 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     )
     members = (
         joined
-        | "MembersOfComponents" >> beam.FlatMap(
-            lambda kv: [(kv[1]["component"][0], (kv[1]["profile"][0], kv[1]["features"][0]))] if kv[1]["component"] else [])
-        | "GroupComponents" >> beam.GroupByKey()
+        # members travel to their component packed in buckets, as the join's inputs did
+        | "GroupComponents" >> GroupInBuckets(_component_member)
     )
     # The same join hands each review pair its two profiles, so a person sees them side by side.
     review_pairs_with_profiles = (

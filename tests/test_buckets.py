@@ -17,6 +17,7 @@ from transforms.buckets import (
     CoGroupInBuckets,
     CountInBuckets,
     FromSideInput,
+    GroupInBuckets,
     bucket_of,
     count_bucket,
     group_bucket,
@@ -120,6 +121,33 @@ def test_cogroup_in_buckets_takes_lists_of_pairs_as_it_takes_pairs():
             expected.setdefault(key, {"l": [], "r": []})["r"].append(value)
         assert_that(normalised, equal_to([(k, {t: sorted(v, key=str) for t, v in g.items()})
                                           for k, g in expected.items()]))
+
+
+def _entries_of_word(word):
+    return [(letter, (word, i)) for i, letter in enumerate(word)] if word != "skip" else []
+
+
+def test_group_in_buckets_gives_the_groups_groupbykey_gives():
+    pairs = [(f"k{n % 13}", n) for n in range(200)] + [("lone", -1)]
+    words = ["banana", "apple", "skip", "cherry"]
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        created = p | "Pairs" >> beam.Create(pairs)
+        ours = created | "Ours" >> GroupInBuckets(buckets=5) | "SortOurs" >> beam.MapTuple(lambda k, v: (k, sorted(v)))
+        theirs = created | "Theirs" >> beam.GroupByKey() | "SortTheirs" >> beam.MapTuple(lambda k, v: (k, sorted(v)))
+        grouped = [(k, sorted(n for key, n in pairs if key == k)) for k in {k for k, _ in pairs}]
+        assert_that(ours, equal_to(grouped), label="AsGroupByKey")
+        assert_that(theirs, equal_to(grouped), label="GroupByKeyItself")
+        # an entries function (a word -> one entry per letter), an element giving none, and lists of pairs
+        by_letter = (p | "Words" >> beam.Create(words) | "ByLetter" >> GroupInBuckets(_entries_of_word, buckets=3)
+                     | "SortLetters" >> beam.MapTuple(lambda k, v: (k, sorted(v))))
+        expected = {}
+        for word in words:
+            for letter, value in _entries_of_word(word):
+                expected.setdefault(letter, []).append(value)
+        assert_that(by_letter, equal_to([(k, sorted(v)) for k, v in expected.items()]), label="WithEntries")
+        batched = (p | "Batches" >> beam.Create([pairs[:50], pairs[50:]]) | "Batched" >> GroupInBuckets(buckets=2)
+                   | "SortBatched" >> beam.MapTuple(lambda k, v: (k, sorted(v))))
+        assert_that(batched, equal_to(grouped), label="FromLists")
 
 
 def _letters(word):

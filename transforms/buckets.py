@@ -180,6 +180,35 @@ class CoGroupInBuckets(beam.PTransform):
         )
 
 
+def _keyed_entries(entries, element) -> list:
+    return entries(element) if entries else list(records(element))
+
+
+def _groups_of_bucket(element) -> list:
+    _, batches = element
+    return sorted(group_bucket(batches).items())
+
+
+class GroupInBuckets(beam.PTransform):
+    """``(key, value)`` elements (string keys) -> ``(key, [values])``, the groups ``GroupByKey``
+    makes, with the shuffle moving buckets of packed, compressed entries instead of one element
+    per key. ``entries(element)`` (picklable, optional) gives an element's ``(key, value)``
+    entries; without it an element is one entry or a list of them."""
+
+    def __init__(self, entries=None, buckets: int = DEFAULT_BUCKETS):
+        super().__init__()
+        self._entries = entries
+        self._buckets = buckets
+
+    def expand(self, pcoll):
+        return (
+            pcoll
+            | "ToBuckets" >> beam.ParDo(ToBucketsFn(functools.partial(_keyed_entries, self._entries), self._buckets))
+            | "GroupByBucket" >> beam.GroupByKey()
+            | "GroupsOfBucket" >> beam.FlatMap(_groups_of_bucket)
+        )
+
+
 @beam.typehints.with_output_types(typing.Tuple[int, typing.Any])
 class _CountToBucketsFn(beam.DoFn):
     """element -> ``(bucket, packed [(key, count), ...])`` batches: the keys of ``entries(element)``
