@@ -226,9 +226,15 @@ class _CompareAndPack(beam.PTransform):
         return {"pairs": packed.pairs, _STATS: packed[_STATS]}
 
 
+def _pair_key(a: str, b: str) -> str:
+    """A review pair's key in the join that hands it its profiles (ProfileIds hold no space)."""
+    return f"{a} {b}"
+
+
 def _with_profiles(element):
     """A review pair with its two profiles (a first), in the order of its ids."""
-    (a, b), grouped = element
+    key, grouped = element
+    a, b = key.split(" ")
     by_id = {p["ProfileId"]: p for p in map(unpack, grouped["profile"])}
     for pair in grouped["pair"]:
         yield dict(pair, profiles=[by_id[i] for i in (a, b) if i in by_id])
@@ -310,10 +316,10 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     )
     # The same join hands each review pair its two profiles, so a person sees them side by side.
     review_pairs_with_profiles = (
-        {"pair": review_pairs | "KeyReviewPairs" >> beam.Map(lambda r: ((r["a"], r["b"]), r)),
+        {"pair": review_pairs | "KeyReviewPairs" >> beam.Map(lambda r: (_pair_key(r["a"], r["b"]), r)),
          "profile": joined | "ProfilesOfReviewPairs" >> beam.FlatMap(
-             lambda kv: [(pair, kv[1]["profile"][0]) for pair in kv[1]["review"]] if kv[1]["profile"] else [])}
-        | "JoinReviewProfiles" >> beam.CoGroupByKey()
+             lambda kv: [(_pair_key(*pair), kv[1]["profile"][0]) for pair in kv[1]["review"]] if kv[1]["profile"] else [])}
+        | "JoinReviewProfiles" >> CoGroupInBuckets()
         | "AttachReviewProfiles" >> beam.FlatMap(_with_profiles)
     )
     resolved = members | "ResolveClusters" >> ResolveClusters(

@@ -418,7 +418,7 @@ class _PairsInBlockFn(beam.DoFn):
             yield in_global_window(batch)
 
 
-SHUFFLE_PARTS = 4
+SHUFFLE_PARTS = 8
 
 
 def _bucket_part(element, parts: int) -> int:
