@@ -3,9 +3,29 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 from transforms.model import default_model
 from transforms.normalize import profile_features
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The DirectRunner's engine with two worker processes, as a job's command-line options.
+TWO_WORKER_PROCESSES = ["--runner", "FnApiRunner", "--direct_running_mode", "multi_processing",
+                        "--direct_num_workers", "2"]
+
+
+def generated_profiles(directory: Path, n: int, seed: int, bad_lines: int = 0) -> tuple[Path, Path]:
+    """``n`` profiles from the project's generator (``benchmarks/generate.py``) and their truth, written
+    into ``directory``: ``(profiles.jsonl, truth.csv)``."""
+    profiles, truth = directory / "profiles.jsonl", directory / "truth.csv"
+    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--n", str(n), "--seed", str(seed),
+                    "--output", str(profiles), "--truth", str(truth), "--bad_lines", str(bad_lines)],
+                   check=True, capture_output=True)
+    return profiles, truth
 
 
 def pid(n: int) -> str:

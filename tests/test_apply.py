@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import botocore.session
 import pytest
@@ -30,6 +29,7 @@ from tests.apply_support import (
     set_aws_env,
     write_jsonl,
 )
+from tests.helpers import generated_profiles
 
 
 @pytest.fixture(autouse=True)
@@ -98,17 +98,10 @@ def expected_after(profiles: dict[str, dict], plan: list[dict]) -> dict[str, dic
 
 # --------------------------------------------------------------------------- (a) dry run -> apply
 
-def _generate(tmp: Path, n: int, seed: int) -> Path:
-    profiles = tmp / "profiles.jsonl"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--n", str(n), "--seed", str(seed),
-                    "--output", str(profiles), "--truth", str(tmp / "truth.csv")], check=True, capture_output=True)
-    return profiles
-
-
 def test_dry_run_plan_applied_gives_exactly_the_planned_profiles(tmp_path):
     from pipeline.run import run
 
-    profiles_path = _generate(tmp_path, 300, seed=3)
+    profiles_path, _ = generated_profiles(tmp_path, 300, seed=3)
     raw = read_profiles_jsonl(profiles_path)
     initial = {p["ProfileId"]: _as_stored(p) for p in raw}
     out = tmp_path / "out"

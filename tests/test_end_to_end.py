@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.evaluate import pairwise_scores  # noqa: F401  (fail early if the evaluator is missing)
-from tests.helpers import pid
+from tests.helpers import generated_profiles, pid
 from transforms.validate import validate_merge_request
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,18 +21,10 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _generate(tmp: Path, n: int, seed: int, bad: int = 0) -> tuple[Path, Path]:
-    profiles, truth = tmp / "profiles.jsonl", tmp / "truth.csv"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--n", str(n), "--seed", str(seed),
-                    "--output", str(profiles), "--truth", str(truth), "--bad_lines", str(bad)],
-                   check=True, capture_output=True)
-    return profiles, truth
-
-
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("e2e")
-    profiles, truth = _generate(tmp, 800, seed=11, bad=19)
+    profiles, truth = generated_profiles(tmp, 800, seed=11, bad_lines=19)
     out = tmp / "out"
     result = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out),
                              "--domain_name", "e2e-test", *RUNNER], capture_output=True, text=True, cwd=ROOT)
@@ -175,7 +167,7 @@ def test_bad_input_goes_to_the_dead_letter_output_with_a_reason(tmp_path):
 def test_a_profile_with_a_deeply_nested_field_of_its_own_is_merged_and_written_out(tmp_path):
     """Fields the model does not know travel with the profile into clusters.jsonl; one nested too
     deep to be packed or written is rejected when read, not fatal where its group is written."""
-    profiles, _ = _generate(tmp_path, 150, seed=5)
+    profiles, _ = generated_profiles(tmp_path, 150, seed=5)
     first = json.loads(profiles.read_text().splitlines()[0])
     copies = [json.dumps(dict(first, ProfileId=pid(n)))[:-1] + ', "Extra": ' + "[" * depth + "]" * depth + "}"
               for n, depth in ((1, 40), (2, 300))]
@@ -245,7 +237,7 @@ def test_a_run_on_too_few_profiles_to_estimate_on_says_so(tmp_path):
 
     assert model_warnings({"estimation": {"profiles": FEW_PROFILES_TO_ESTIMATE}}) == []
     assert model_warnings({}) == []
-    profiles, _ = _generate(tmp_path, 40, seed=3)
+    profiles, _ = generated_profiles(tmp_path, 40, seed=3)
     out = tmp_path / "out"
     result = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out), *RUNNER],
                             capture_output=True, text=True, cwd=ROOT)
@@ -305,7 +297,7 @@ def test_a_run_whose_counts_disagree_fails_and_says_the_plan_is_incomplete(tmp_p
 
     import pipeline.run as run_module
 
-    profiles, _ = _generate(tmp_path, 60, seed=3)
+    profiles, _ = generated_profiles(tmp_path, 60, seed=3)
     monkeypatch.setattr(run_module, "handover_problems", lambda counts: [
         f"blocking entries: {counts['block_entries_sent']} before, {counts['block_entries_sent'] - 1} after"])
     out = tmp_path / "out"
@@ -468,7 +460,7 @@ def test_progress_lines_from_two_worker_processes_add_up_to_the_job(tmp_path):
     import os
     import re
 
-    profiles, _ = _generate(tmp_path, 300, seed=5)
+    profiles, _ = generated_profiles(tmp_path, 300, seed=5)
     out = tmp_path / "out"
     env = dict(os.environ, PROFILE_DEDUP_PROGRESS_SECONDS="0")
     result = subprocess.run([sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out),

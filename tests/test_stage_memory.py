@@ -9,19 +9,17 @@ from pathlib import Path
 from apache_beam.runners.portability.fn_api_runner import execution
 
 from benchmarks.stage_memory import COLUMNS, buffered_bytes
+from tests.helpers import TWO_WORKER_PROCESSES, generated_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_run_in_two_worker_processes_gives_a_row_per_stage_with_its_memory(tmp_path):
-    profiles = tmp_path / "profiles.jsonl"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--n", "150", "--seed", "5",
-                    "--output", str(profiles), "--truth", str(tmp_path / "truth.csv")], check=True, cwd=ROOT)
+    profiles, _ = generated_profiles(tmp_path, 150, 5)
     table = tmp_path / "stages.tsv"
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "stage_memory.py"), "--table", str(table), "--",
-         "--input", str(profiles), "--output", str(tmp_path / "out"), "--runner", "FnApiRunner",
-         "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"],
+         "--input", str(profiles), "--output", str(tmp_path / "out"), *TWO_WORKER_PROCESSES],
         capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "out" / "merge_plan.jsonl").exists()

@@ -8,19 +8,17 @@ import sys
 from pathlib import Path
 
 from benchmarks.trace_handovers import disagreements
+from tests.helpers import TWO_WORKER_PROCESSES, generated_profiles
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_a_job_in_two_worker_processes_is_weighed_on_both_sides_and_agrees(tmp_path):
-    profiles = tmp_path / "profiles.jsonl"
-    subprocess.run([sys.executable, str(ROOT / "benchmarks" / "generate.py"), "--n", "120", "--seed", "4",
-                    "--output", str(profiles), "--truth", str(tmp_path / "truth.csv")], check=True, cwd=ROOT)
+    profiles, _ = generated_profiles(tmp_path, 120, 4)
     trace_path = tmp_path / "trace.json"
     result = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "trace_handovers.py"), "--trace", str(trace_path), "--",
-         "--input", str(profiles), "--output", str(tmp_path / "out"), "--runner", "FnApiRunner",
-         "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"],
+         "--input", str(profiles), "--output", str(tmp_path / "out"), *TWO_WORKER_PROCESSES],
         capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     trace = json.loads(trace_path.read_text())

@@ -180,10 +180,6 @@ class CoGroupInBuckets(beam.PTransform):
         )
 
 
-def _keyed_entries(entries, element) -> list:
-    return entries(element) if entries else list(records(element))
-
-
 def _groups_of_bucket(element) -> list:
     _, batches = element
     return sorted(group_bucket(batches).items())
@@ -197,13 +193,13 @@ class GroupInBuckets(beam.PTransform):
 
     def __init__(self, entries=None, buckets: int = DEFAULT_BUCKETS):
         super().__init__()
-        self._entries = entries
+        self._entries = entries or records
         self._buckets = buckets
 
     def expand(self, pcoll):
         return (
             pcoll
-            | "ToBuckets" >> beam.ParDo(ToBucketsFn(functools.partial(_keyed_entries, self._entries), self._buckets))
+            | "ToBuckets" >> beam.ParDo(ToBucketsFn(self._entries, self._buckets))
             | "GroupByBucket" >> beam.GroupByKey()
             | "GroupsOfBucket" >> beam.FlatMap(_groups_of_bucket)
         )

@@ -28,7 +28,6 @@ from apache_beam.metrics import Metrics
 
 from transforms import progress
 from transforms.buckets import CountInBuckets, FromSideInput
-from transforms.model import WRITTEN_NAMES
 from transforms.packing import count_records, like, pack_compressed, records, unpack_compressed
 
 # phonenumbers compiles its metadata's patterns through the re module's cache, which
@@ -458,8 +457,8 @@ def placeholder_email(local: str, domain: str) -> bool:
 # A month named by its first three letters, as English, German, French, Spanish, Dutch, Italian and the
 # Scandinavian languages mostly begin theirs ("Juli", "janvier", "marzo", "Febuary" too). Finnish month
 # names end in "kuu" ("marraskuuta" is November, not March): not read.
-_MONTHS = {m.lower(): i for i, m in enumerate(
-    ["", "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]) if m}
+_MONTHS = {name: i for i, name in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
 _ISO_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[t ].*)?$")
 _COMPACT_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 # a time of day after the date ("4/5/1980 0:00", "04.05.1980 00:00:00 am"), as spreadsheets write it
