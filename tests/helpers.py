@@ -18,6 +18,15 @@ TWO_WORKER_PROCESSES = ["--runner", "FnApiRunner", "--direct_running_mode", "mul
                         "--direct_num_workers", "2"]
 
 
+def run_diagnostic(script: str, own_args: list[str], profiles: Path, out: Path) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/<script>`` (a diagnostic that wraps Beam's runner, so in a child process) with its
+    own arguments, over a dry run of ``profiles`` into ``out`` in two worker processes."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *own_args, "--",
+         "--input", str(profiles), "--output", str(out), *TWO_WORKER_PROCESSES],
+        capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+
 def generated_profiles(directory: Path, n: int, seed: int, bad_lines: int = 0) -> tuple[Path, Path]:
     """``n`` profiles from the project's generator (``benchmarks/generate.py``) and their truth, written
     into ``directory``: ``(profiles.jsonl, truth.csv)``."""

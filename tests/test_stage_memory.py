@@ -2,25 +2,16 @@
 (it wraps Beam's runner, so the run is in a child process)."""
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 from apache_beam.runners.portability.fn_api_runner import execution
 
 from benchmarks.stage_memory import COLUMNS, buffered_bytes
-from tests.helpers import TWO_WORKER_PROCESSES, generated_profiles
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import generated_profiles, run_diagnostic
 
 
 def test_a_run_in_two_worker_processes_gives_a_row_per_stage_with_its_memory(tmp_path):
     profiles, _ = generated_profiles(tmp_path, 150, 5)
     table = tmp_path / "stages.tsv"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "stage_memory.py"), "--table", str(table), "--",
-         "--input", str(profiles), "--output", str(tmp_path / "out"), *TWO_WORKER_PROCESSES],
-        capture_output=True, text=True, cwd=ROOT, timeout=600)
+    result = run_diagnostic("stage_memory.py", ["--table", str(table)], profiles, tmp_path / "out")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "out" / "merge_plan.jsonl").exists()
     lines = table.read_text().splitlines()

@@ -3,23 +3,15 @@ Beam's runner and its worker processes (the diagnostic itself wraps Beam, so it 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 from benchmarks.trace_handovers import disagreements
-from tests.helpers import TWO_WORKER_PROCESSES, generated_profiles
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import generated_profiles, run_diagnostic
 
 
 def test_a_job_in_two_worker_processes_is_weighed_on_both_sides_and_agrees(tmp_path):
     profiles, _ = generated_profiles(tmp_path, 120, 4)
     trace_path = tmp_path / "trace.json"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "trace_handovers.py"), "--trace", str(trace_path), "--",
-         "--input", str(profiles), "--output", str(tmp_path / "out"), *TWO_WORKER_PROCESSES],
-        capture_output=True, text=True, cwd=ROOT, timeout=600)
+    result = run_diagnostic("trace_handovers.py", ["--trace", str(trace_path)], profiles, tmp_path / "out")
     assert result.returncode == 0, result.stderr[-3000:]
     trace = json.loads(trace_path.read_text())
     assert trace["problems"] == []
