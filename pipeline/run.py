@@ -10,6 +10,7 @@ The graph reads as the job does::
 """
 from __future__ import annotations
 
+import functools
 import gc
 import json
 from collections import Counter
@@ -28,7 +29,7 @@ from pipeline import io
 from pipeline.memory import return_freed_memory
 from pipeline.options import ProfileDedupOptions
 from transforms import progress
-from transforms.block import BlockPairs, BlockSizes
+from transforms.block import BlockPairs, BlockSizes, with_block_keys
 from transforms.buckets import CoGroupInBuckets, GroupInBuckets, in_global_window
 from transforms.choose import Policy
 from transforms.cluster import ConnectedComponents, ResolveClusters, StarComponents
@@ -266,7 +267,10 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     # runner's work per element would cost more than normalising a profile.
     read = p | "ReadProfiles" >> ReadProfiles(options.input_patterns(), batches=True)
     profiles, rejected = read["profiles"], read["rejected"]
-    normalized = profiles | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
+    normalized = (profiles
+                  | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
+                  # made once here for counting block sizes and for blocking
+                  | "BlockingKeys" >> beam.Map(functools.partial(with_block_keys, base_model["blocking_rules"])))
     # block sizes are counted from the keys as profiles leave normalising, before term frequencies
     sizes = normalized | "BlockSizes" >> BlockSizes(base_model["blocking_rules"], options.max_block_size)
     features = normalized | "TermFrequencies" >> AttachTermFrequencies(term_frequency_fields(base_model))

@@ -20,11 +20,13 @@ from transforms.block import (
     block_limit,
     hard_conflicts,
     is_windowed,
+    keys_of,
     owned_pairs,
     pairing_keys,
     pairing_keys_of_many,
     rule_of,
     shared_key_filter,
+    with_block_keys,
 )
 from transforms.buckets import key_hash
 
@@ -443,6 +445,33 @@ def test_block_pairs_from_batches_match_block_pairs_from_single_features():
         assert_that(pairs_of(batched, "IdsOfBatched"), equal_to(expected), label="BatchedPairs")
         assert_that(batched["capped"] | beam.Map(lambda c: (c["key"], c["size"])), equal_to([("+9", 7)]),
                     label="BatchedCapped")
+
+
+def test_keys_made_once_are_copies_with_the_keys_block_keys_gives():
+    f = feat(1, phones=("+1",), dob="2000-01-01", last_phonetic="SM0")
+    made = with_block_keys(RULES, f)
+    assert made["keys"] == block_keys(f, RULES) and "keys" not in f   # a copy: the input is not changed
+    assert [g["keys"] for g in with_block_keys(RULES, [f, feat(2)])] == [block_keys(f, RULES), ()]
+    assert keys_of(made, RULES) is made["keys"]
+    assert keys_of(f, RULES) == block_keys(f, RULES)
+
+
+def test_block_pairs_read_keys_made_once_for_sizes_and_blocks():
+    members = [feat(n, phones=("+1",), emails=("e@x",)) for n in range(1, 4)] + [feat(n, phones=("+9",)) for n in range(4, 11)]
+    both = sorted((pid(a), pid(b), ("phone", "email")) for a, b in itertools.combinations(range(1, 4), 2))
+    # keys given without the email: sizes and blocks follow the keys given, not keys made again
+    phone_only = [dict(f, keys=tuple(k for k in block_keys(f, RULES) if rule_of(k) == 0)) for f in members]
+
+    def ids(out, label):
+        return out["pairs"] | label >> beam.FlatMap(lambda batch: [(t[0]["id"], t[1]["id"], t[2]) for t in batch])
+
+    with beam.Pipeline(runner="FnApiRunner") as p:
+        once = (p | "Members" >> beam.Create([members]) | "KeysOnce" >> beam.Map(lambda b: with_block_keys(RULES, b))
+                | "FromKeysOnce" >> BlockPairs(RULES, max_block_size=5))
+        given = p | "PhoneOnly" >> beam.Create([phone_only]) | "FromGivenKeys" >> BlockPairs(RULES, max_block_size=5)
+        assert_that(ids(once, "IdsOnce"), equal_to(both), label="KeysOncePairs")
+        assert_that(once["capped"] | "OnceCapped" >> beam.Map(lambda c: c["size"]), equal_to([7]), label="OnceCapped")
+        assert_that(ids(given, "IdsGiven"), equal_to([(a, b, ("phone",)) for a, b, _ in both]), label="GivenPairs")
 
 
 def test_block_pairs_refuses_a_then_whose_outputs_lack_pairs_or_hide_its_own():

@@ -42,12 +42,12 @@ from apache_beam.metrics import Metrics
 from transforms import progress
 from transforms.buckets import (DEFAULT_BUCKETS, BucketBuffer, CountInBuckets, FromSideInput, group_bucket,
                                in_global_window, key_hash)
-from transforms.packing import pack, records, unpack
+from transforms.packing import like, pack, records, unpack
 
 KEY_SEPARATOR = "\x1f"
 
 
-# "<rule index>\x1f", made once: block_keys runs twice for every profile
+# "<rule index>\x1f", made once: block_keys runs for every profile
 _PREFIXES = tuple(f"{index}{KEY_SEPARATOR}" for index in range(100))
 
 
@@ -189,10 +189,22 @@ def hard_conflicts(left: dict, right: dict) -> list[str]:
     return reasons
 
 
+def keys_of(features: dict, rules: list[dict]) -> tuple[str, ...]:
+    """A profile's blocking keys: those ``with_block_keys`` put in its features, else made now."""
+    keys = features.get("keys")
+    return keys if keys is not None else block_keys(features, rules)
+
+
+def with_block_keys(rules: list[dict], element):
+    """Features (or a batch of them) with their blocking keys under ``keys``, made once for the two
+    steps that read them (counting block sizes, and sending profiles to their blocks)."""
+    return like(element, [dict(features, keys=block_keys(features, rules)) for features in records(element)])
+
+
 def keys_only(rules: list[dict], element) -> list[tuple[str, None]]:
     """The blocking keys of a profile's features (or a batch of them) as ``(key, None)`` entries,
     for counting block sizes."""
-    return [(key, None) for features in records(element) for key in block_keys(features, rules)]
+    return [(key, None) for features in records(element) for key in keys_of(features, rules)]
 
 
 def shared_key_filter(hash_arrays) -> np.ndarray:
@@ -256,7 +268,7 @@ class _AttachKeysFn(beam.DoFn):
         shared = self._filter(shared_hashes)
         skipped = 0
         batch = records(element)
-        key_lists = [block_keys(features, self._rules) for features in batch]
+        key_lists = [keys_of(features, self._rules) for features in batch]
         for features, keys, pairing in zip(batch, key_lists, pairing_keys_of_many(key_lists, shared)):
             skipped += len(keys) - len(pairing)
             if not pairing:
