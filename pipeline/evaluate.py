@@ -266,16 +266,17 @@ def read_review(path: str) -> tuple[dict, dict]:
     return pairs, profiles
 
 
-def missed_pair_reasons(pred: dict, truth: dict, pair_reasons: dict, profile_reasons: dict) -> Counter:
-    """True pairs in different predicted clusters, counted by reason: the pair's own review
-    record first, then either profile being split off or held, else not linked."""
+def missed_pairs(pred: dict, truth: dict, pair_reasons: dict, profile_reasons: dict):
+    """``(a, b, reason, 1)`` for each true pair in different predicted clusters (a < b), the reason
+    being the pair's own review record first, then either profile being split off or held, else not
+    linked; a true cluster larger than ``MAX_EXPLAINED_CLUSTER`` gives one ``(None, None, reason,
+    its number of pairs)``."""
     members: dict = {}
     for pid, label in truth.items():
         members.setdefault(label, []).append(pid)
-    counts: Counter = Counter()
     for group in members.values():
         if len(group) > MAX_EXPLAINED_CLUSTER:
-            counts[f"in a true cluster of more than {MAX_EXPLAINED_CLUSTER} profiles (not broken down)"] += \
+            yield None, None, f"in a true cluster of more than {MAX_EXPLAINED_CLUSTER} profiles (not broken down)", \
                 _pairs(len(group))
             continue
         group.sort()
@@ -283,8 +284,14 @@ def missed_pair_reasons(pred: dict, truth: dict, pair_reasons: dict, profile_rea
             for b in group[i + 1:]:
                 if a in pred and b in pred and pred[a] == pred[b]:
                     continue
-                reason = pair_reasons.get((a, b)) or profile_reasons.get(a) or profile_reasons.get(b) or NOT_LINKED
-                counts[reason] += 1
+                yield a, b, pair_reasons.get((a, b)) or profile_reasons.get(a) or profile_reasons.get(b) or NOT_LINKED, 1
+
+
+def missed_pair_reasons(pred: dict, truth: dict, pair_reasons: dict, profile_reasons: dict) -> Counter:
+    """True pairs in different predicted clusters, counted by reason (see ``missed_pairs``)."""
+    counts: Counter = Counter()
+    for _, _, reason, n in missed_pairs(pred, truth, pair_reasons, profile_reasons):
+        counts[reason] += n
     return counts
 
 
