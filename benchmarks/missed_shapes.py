@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
 import sys
 from pathlib import Path
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.evaluate import missed_pairs, pairwise_scores, read_plan, read_review, read_truth  # noqa: E402
+from pipeline.evaluate import f1, missed_pairs, pairwise_scores, read_plan, read_review, read_truth  # noqa: E402
 from transforms.normalize import profile_features  # noqa: E402
 
 GUARD = "guard: "
@@ -64,18 +65,17 @@ def f1_if_found(scores: dict, found: int) -> float:
     """Pairwise F1 if ``found`` more true pairs were predicted, and no false ones."""
     tp = scores["true_positive_pairs"] + found
     precision = tp / (scores["predicted_pairs"] + found) if scores["predicted_pairs"] + found else 0.0
-    recall = tp / scores["true_pairs"] if scores["true_pairs"] else 0.0
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return f1(precision, tp / scores["true_pairs"] if scores["true_pairs"] else 0.0)
 
 
 def read_features(path: str, wanted: set[str]) -> dict[str, dict]:
     """The job's features of the profiles in ``wanted``, by ProfileId (other lines are skipped)."""
     out = {}
-    with open(path, encoding="utf-8") as handle:
+    with open(path, "rb") as handle:
         for line in handle:
             try:
-                profile = json.loads(line)
-            except ValueError:
+                profile = orjson.loads(line)
+            except orjson.JSONDecodeError:
                 continue
             if isinstance(profile, dict) and profile.get("ProfileId") in wanted:
                 out[profile["ProfileId"]] = profile_features(profile)

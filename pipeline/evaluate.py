@@ -104,7 +104,8 @@ class _Singleton:
         return isinstance(other, _Singleton) and other.pid == self.pid
 
 
-def _f1(p: float, r: float) -> float:
+def f1(p: float, r: float) -> float:
+    """The harmonic mean of a precision and a recall (0 when both are 0)."""
     return 0.0 if p + r == 0 else 2 * p * r / (p + r)
 
 
@@ -120,7 +121,7 @@ def pairwise_scores(pred_clusters: Clusters, truth_clusters: Clusters) -> dict:
     true = sum(_pairs(n) for n in truth_sizes.values())
     precision = tp / predicted if predicted else 1.0
     recall = tp / true if true else 1.0
-    return {"precision": precision, "recall": recall, "f1": _f1(precision, recall),
+    return {"precision": precision, "recall": recall, "f1": f1(precision, recall),
             "true_pairs": true, "predicted_pairs": predicted, "true_positive_pairs": tp}
 
 
@@ -136,7 +137,7 @@ def bcubed(pred_clusters: Clusters, truth_clusters: Clusters) -> dict:
         return {"precision": 1.0, "recall": 1.0, "f1": 1.0}
     precision = sum(n * n / pred_sizes[p] for (p, _), n in cells.items()) / total
     recall = sum(n * n / truth_sizes[t] for (_, t), n in cells.items()) / total
-    return {"precision": precision, "recall": recall, "f1": _f1(precision, recall)}
+    return {"precision": precision, "recall": recall, "f1": f1(precision, recall)}
 
 
 # --------------------------------------------------------------------------
