@@ -37,7 +37,7 @@ from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
 from transforms.model import check_rule_features, default_model, term_frequency_fields, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
-from transforms.packing import count_records, pack, pack_compressed, records, unpack
+from transforms.packing import Batch, count_records, pack, pack_compressed, records, unpack
 from transforms.read import ReadProfiles
 
 LOG = logging.getLogger("profile_dedup")
@@ -270,7 +270,8 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     normalized = (profiles
                   | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
                   # made once here for counting block sizes and for blocking
-                  | "BlockingKeys" >> beam.Map(functools.partial(with_block_keys, base_model["blocking_rules"])))
+                  | "BlockingKeys" >> beam.Map(functools.partial(with_block_keys, base_model["blocking_rules"]))
+                  .with_output_types(Batch))
     # block sizes are counted from the keys as profiles leave normalising, before term frequencies
     sizes = normalized | "BlockSizes" >> BlockSizes(base_model["blocking_rules"], options.max_block_size)
     features = normalized | "TermFrequencies" >> AttachTermFrequencies(term_frequency_fields(base_model))
@@ -306,9 +307,10 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     joined = (
         # Packed once here and unpacked only where used: most profiles are in no component.
         {"profile": profiles | "KeyProfiles" >> beam.Map(
-            lambda batch: [(pr["ProfileId"], pack(pr)) for pr in records(batch)]),
+            lambda batch: Batch((pr["ProfileId"], pack(pr)) for pr in records(batch))).with_output_types(Batch),
          "features": features | "KeyFeatures" >> beam.Map(
-             lambda batch: [(f["id"], pack({k: v for k, v in f.items() if k in resolve_keep})) for f in records(batch)]),
+             lambda batch: Batch((f["id"], pack({k: v for k, v in f.items() if k in resolve_keep}))
+                                 for f in records(batch))).with_output_types(Batch),
          "component": assignment,
          "review": review_ends}
         | "JoinComponents" >> CoGroupInBuckets()

@@ -82,3 +82,75 @@ def test_the_garbage_collector_runs_less_often_in_every_process_that_runs_a_step
         seen = (p | beam.Create([[1], [2, 3], [4], [5]]) | beam.Reshuffle() | beam.Map(count_records)
                 | beam.Map(lambda n: (n, __import__("gc").get_threshold())))
         assert_that(seen, equal_to([(1, GC_THRESHOLDS), (2, GC_THRESHOLDS), (1, GC_THRESHOLDS), (1, GC_THRESHOLDS)]))
+
+
+def test_a_batch_coder_round_trips_and_estimates_a_batch_from_its_first_item_alone():
+    import pickle
+
+    from transforms.packing import Batch, BatchCoder
+
+    coder = BatchCoder()
+    batch = Batch([{"id": "a", "phones": ("+441234567890",)}, {"id": "b", "phones": ()}])
+    back = coder.decode(coder.encode(batch))
+    assert back == batch and isinstance(back, Batch)
+    one = len(pickle.dumps(batch[0], protocol=pickle.HIGHEST_PROTOCOL))
+    assert coder.estimate_size(batch) == 2 * one
+    # the rest is not encoded to estimate it: a batch whose second item cannot be pickled is estimated
+    unpicklable = Batch([{"id": "a"}, lambda: None])
+    assert coder.estimate_size(unpicklable) == 2 * len(pickle.dumps({"id": "a"}, protocol=pickle.HIGHEST_PROTOCOL))
+    assert coder.estimate_size(Batch()) == len(coder.encode(Batch()))
+    assert coder.decode(coder.encode({"id": "a"})) == {"id": "a"}   # a lone record too
+
+
+def test_batches_get_the_batch_coder_and_steps_keep_their_inputs_shape():
+    import apache_beam as beam
+
+    from transforms.normalize import NormalizeProfiles
+    from transforms.packing import Batch, BatchCoder
+
+    assert isinstance(beam.coders.registry.get_coder(Batch), BatchCoder)
+    assert like([{"id": "a"}], [{"id": "A"}]) == [{"id": "A"}]
+    assert isinstance(like([{"id": "a"}], [{"id": "A"}]), Batch)
+    p = beam.Pipeline()
+    batches = p | "Batches" >> beam.Create([Batch([{"ProfileId": "a"}])]).with_output_types(Batch)
+    single = p | "Single" >> beam.Create([{"ProfileId": "a"}])
+    assert (batches | "OfBatches" >> NormalizeProfiles()).element_type is Batch
+    assert (single | "OfSingle" >> NormalizeProfiles()).element_type is not Batch
+
+
+def test_the_jobs_collections_of_batches_are_declared_batches(tmp_path):
+    """Each collection of profile, feature or pair batches in the job's graph is declared ``Batch``,
+    so a runner estimating element sizes for its metrics does not encode whole batches."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.options import ProfileDedupOptions
+    from pipeline.run import build_pipeline
+    from transforms.model import default_model
+    from transforms.packing import Batch
+
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"ProfileId": "a"}\n')
+    options = PipelineOptions(["--input", str(source), "--output", str(tmp_path / "out")])
+    p = beam.Pipeline(options=options)
+    build_pipeline(p, options.view_as(ProfileDedupOptions), default_model(), None)
+    types = {}
+
+    class Outputs(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            for tag, pcoll in node.outputs.items():
+                types[(node.full_label, tag)] = pcoll.element_type
+
+    p.visit(Outputs())
+    batches = [
+        ("ReadProfiles/KeepFirstOfEachId/ParDo(_KeepFirstInBucketFn)", None),
+        ("NormalizeProfiles/Normalize", None),
+        ("BlockingKeys", None),
+        ("TermFrequencies/AttachFrequencies", None),
+        ("BlockPairs/PairsInBlocks0/ParDo(_PairsInBlockFn)", None),
+        ("BlockPairs/PairsInBlocks7/ParDo(_PairsInBlockFn)", None),
+        ("KeyProfiles", None),
+        ("KeyFeatures", None),
+    ]
+    for label, tag in batches:
+        assert types[(label, tag)] is Batch, (label, tag, types.get((label, tag)))

@@ -42,7 +42,7 @@ from apache_beam.metrics import Metrics
 from transforms import progress
 from transforms.buckets import (DEFAULT_BUCKETS, BucketBuffer, CountInBuckets, FromSideInput, group_bucket,
                                in_global_window, key_hash)
-from transforms.packing import like, pack, records, unpack
+from transforms.packing import Batch, like, pack, records, unpack
 
 KEY_SEPARATOR = "\x1f"
 
@@ -394,7 +394,7 @@ class _PairsInBlockFn(beam.DoFn):
         self._usec = Metrics.counter("block", "busy_usec")
 
     def start_bundle(self):
-        self._buffer = []
+        self._buffer = Batch()
 
     def process(self, element, large_blocks):
         _, batches = element
@@ -413,7 +413,7 @@ class _PairsInBlockFn(beam.DoFn):
             self._pairs.inc(len(pairs))
             self._buffer.extend(pairs)
             if len(self._buffer) >= self._batch_size:
-                batch, self._buffer = self._buffer, []
+                batch, self._buffer = self._buffer, Batch()
                 # the time of the steps this batch runs through next is theirs, not blocking's
                 self._usec.inc(int((time.perf_counter() - started) * 1_000_000))
                 yield batch
@@ -426,7 +426,7 @@ class _PairsInBlockFn(beam.DoFn):
 
     def finish_bundle(self):
         if self._buffer:
-            batch, self._buffer = self._buffer, []
+            batch, self._buffer = self._buffer, Batch()
             yield in_global_window(batch)
 
 
@@ -493,7 +493,7 @@ class BlockPairs(beam.PTransform):
                       | f"GroupByBucket{i}" >> beam.GroupByKey()
                       | f"PairsInBlocks{i}" >> beam.ParDo(
                           _PairsInBlockFn(self._rules, self._max, self._batch_size, packed_fields(self._keep)),
-                          large_blocks=large).with_outputs(ENTRIES, main="pairs"))
+                          large_blocks=large).with_output_types(Batch).with_outputs(ENTRIES, main="pairs"))
             pairs = paired.pairs
             grouped.append(paired[ENTRIES])
             # what the caller does with the pairs runs in each part's own step, before the parts meet:

@@ -28,7 +28,7 @@ from apache_beam.metrics import Metrics
 
 from transforms import progress
 from transforms.buckets import CountInBuckets, FromSideInput
-from transforms.packing import count_records, like, pack_compressed, records, unpack_compressed
+from transforms.packing import count_records, keeping_shape, like, pack_compressed, records, unpack_compressed
 
 # phonenumbers compiles its metadata's patterns through the re module's cache, which
 # holds 512 and drops the oldest when full: a domain with numbers from many countries
@@ -913,7 +913,7 @@ class NormalizeProfiles(beam.PTransform):
         self._identifiers = tuple(identifier_fields)
 
     def expand(self, profiles):
-        return profiles | "Normalize" >> beam.ParDo(_NormalizeFn(self._region, self._identifiers))
+        return profiles | "Normalize" >> keeping_shape(profiles, beam.ParDo(_NormalizeFn(self._region, self._identifiers)))
 
 
 def _field_values(features: dict, field: str) -> tuple:
@@ -990,5 +990,5 @@ class AttachTermFrequencies(beam.PTransform):
         # The features wait in the runner for the counts: packed and compressed they take about a
         # quarter of the memory (at a million profiles, 0.2 GB instead of 0.7 in the launcher).
         waiting = features | "PackWhileCounting" >> beam.Map(pack_compressed)
-        return waiting | "AttachFrequencies" >> beam.ParDo(
-            _AttachFrequenciesFn(fields), counts=beam.pvalue.AsList(common), total=beam.pvalue.AsSingleton(total))
+        return waiting | "AttachFrequencies" >> keeping_shape(features, beam.ParDo(
+            _AttachFrequenciesFn(fields), counts=beam.pvalue.AsList(common), total=beam.pvalue.AsSingleton(total)))

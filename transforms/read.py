@@ -26,6 +26,7 @@ from apache_beam.metrics import Metrics
 
 from transforms import progress
 from transforms.buckets import FromSideInput, ToBucketsFn, group_bucket
+from transforms.packing import Batch
 
 REJECTED = "rejected"
 PROFILE_ID_RE = re.compile(r"^[a-f0-9]{32}$")
@@ -675,7 +676,7 @@ class _KeepFirstInBucketFn(beam.DoFn):
                 self._dupes.inc()
                 yield beam.pvalue.TaggedOutput(REJECTED, _duplicate(profile_id, first, duplicate))
         for start in range(0, len(profiles), MAX_BATCH):
-            yield profiles[start:start + MAX_BATCH]
+            yield Batch(profiles[start:start + MAX_BATCH])
 
 
 class ReadProfiles(beam.PTransform):
@@ -715,7 +716,8 @@ class ReadProfiles(beam.PTransform):
             parsed.valid
             | "BucketById" >> beam.ParDo(ToBucketsFn(_as_entry))
             | "GroupByBucket" >> beam.GroupByKey()
-            | "KeepFirstOfEachId" >> beam.ParDo(_KeepFirstInBucketFn()).with_outputs(REJECTED, main="profiles")
+            | "KeepFirstOfEachId" >> beam.ParDo(_KeepFirstInBucketFn()).with_output_types(Batch).with_outputs(
+                REJECTED, main="profiles")
         )
         profiles = unique.profiles if self._batches else unique.profiles | "EachProfile" >> beam.FlatMap(list)
         # rejections are located within their byte range until every range's lines are counted
