@@ -24,6 +24,7 @@ than the workers of any job this tool is meant for).
 from __future__ import annotations
 
 import functools
+import itertools
 import typing
 import zlib
 from collections import Counter
@@ -63,7 +64,7 @@ class BucketBuffer:
             raise ValueError("buckets must be at least 1")
         self.buckets = buckets
         self._flush_at = flush_at
-        self._lists: dict[int, list] = {}
+        self._lists: list[list] = [[] for _ in range(buckets)]
         self._size = 0
 
     def add(self, key: str, value) -> list[tuple[int, list]]:
@@ -71,24 +72,24 @@ class BucketBuffer:
 
     def add_many(self, entries: Iterable[tuple[str, object]]) -> list[tuple[int, list]]:
         """``add`` for each ``(key, value)`` of ``entries`` (one call for a profile's or a batch's
-        entries: this runs for every entry of every shuffle by bucket)."""
+        entries: this runs for every entry of every shuffle by bucket, so the loop does no more than
+        hash the key and append the entry as it is, up to the room left before the next flush)."""
         out: list = []
-        lists, buckets, crc32 = self._lists, self.buckets, zlib.crc32
-        for key, value in entries:
-            bucket = crc32(key.encode("utf-8", "surrogatepass")) % buckets   # bucket_of, inlined
-            items = lists.get(bucket)
-            if items is None:
-                items = lists[bucket] = []
-            items.append((key, value))
-            self._size += 1
-            if self._size >= self._flush_at:
-                out.extend(self.drain())
-                lists = self._lists
-        return out
+        buckets, crc32 = self.buckets, zlib.crc32
+        entries = iter(entries)
+        while True:
+            lists, size = self._lists, self._size
+            for entry in itertools.islice(entries, self._flush_at - size):
+                lists[crc32(entry[0].encode("utf-8", "surrogatepass")) % buckets].append(entry)   # bucket_of
+                size += 1
+            self._size = size
+            if size < self._flush_at:
+                return out
+            out.extend(self.drain())
 
     def drain(self) -> list[tuple[int, bytes]]:
-        batches = [(bucket, pack_compressed(items)) for bucket, items in sorted(self._lists.items())]
-        self._lists, self._size = {}, 0
+        batches = [(bucket, pack_compressed(items)) for bucket, items in enumerate(self._lists) if items]
+        self._lists, self._size = [[] for _ in range(self.buckets)], 0
         return batches
 
 

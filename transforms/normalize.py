@@ -918,8 +918,9 @@ class NormalizeProfiles(beam.PTransform):
 
 def _field_values(features: dict, field: str) -> tuple:
     value = features.get(field)
-    values = value if isinstance(value, tuple) else (value,)
-    return tuple(v for v in values if v)
+    if isinstance(value, tuple):
+        return tuple(filter(None, value))
+    return (value,) if value else ()
 
 
 _VALUE_SEPARATOR = "\x1f"
