@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 import subprocess
 import sys
@@ -16,6 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 # The DirectRunner's engine with two worker processes, as a job's command-line options.
 TWO_WORKER_PROCESSES = ["--runner", "FnApiRunner", "--direct_running_mode", "multi_processing",
                         "--direct_num_workers", "2"]
+
+
+def load_benchmark(name: str):
+    """A script of ``benchmarks/`` (``name`` without ``.py``) as a module, registered in ``sys.modules``
+    under ``profile_dedup_<name>`` (multiprocessing and dataclasses find their functions by module name)."""
+    module_name = f"profile_dedup_{name}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_diagnostic(script: str, own_args: list[str], profiles: Path, out: Path) -> subprocess.CompletedProcess:

@@ -2,33 +2,20 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
-import sys
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
 import orjson
 import phonenumbers
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import load_benchmark
+
 HEX32 = re.compile(r"^[a-f0-9]{32}$")
 
 
-def _load_generator():
-    name = "profile_dedup_benchmarks_generate"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / "generate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module          # multiprocessing finds functions by module name
-    spec.loader.exec_module(module)
-    return module
-
-
-gen = _load_generator()
+gen = load_benchmark("generate")
 
 N = 4000
 SEED = 11

@@ -1,22 +1,16 @@
 """Tests for benchmarks/missed_shapes.py (the missed true pairs by reason and shape, and the F1 bounds)."""
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("profile_dedup_missed_shapes", ROOT / "benchmarks" / "missed_shapes.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("missed_shapes")
 
 
 def _id(n: int) -> str:

@@ -2,21 +2,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("profile_dedup_shared_identifier",
-                                                  ROOT / "benchmarks" / "shared_identifier.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("shared_identifier")
 
 
 def _profile(number: int, first: str, birth: str, account: str) -> dict:

@@ -1,19 +1,11 @@
 """Tests for benchmarks/size_estimates.py (what size estimates of the job's batches cost, by coder)."""
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import load_benchmark
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("profile_dedup_size_estimates", ROOT / "benchmarks" / "size_estimates.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("size_estimates")
 
 
 def test_beam_estimates_the_first_ten_elements_then_about_ten_in_every_n():
