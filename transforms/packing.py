@@ -75,10 +75,12 @@ class Batch(list):
     """A batch of records (profiles, features, candidate pairs) travelling as one element.
 
     A plain list would work as well, but a runner estimates the size of some of the elements each
-    step outputs, for its metrics, and Beam's default coder estimates a list by encoding all of it:
-    for a batch of thousands of feature dicts (or pairs of them) that was about 8% of the job's CPU
-    in the workers (py-spy --native, 100k profiles in two processes). A collection declared
-    ``Batch`` (``.with_output_types(Batch)``) gets ``BatchCoder``, which estimates from one item."""
+    step outputs, for its metrics (the first ten, then about ten in every n), and Beam's default coder
+    estimates a list by encoding all of it: for batches of thousands of feature dicts (or pairs of
+    them) that was about 8% of the workers' busy time at 100k profiles in two processes (py-spy
+    --native), and about 1% at a million, where fewer of the batches are sampled. A collection
+    declared ``Batch`` (``.with_output_types(Batch)``) gets ``BatchCoder``, which estimates from one
+    item (``benchmarks/size_estimates.py``)."""
 
 
 class BatchCoder(beam.coders.Coder):
