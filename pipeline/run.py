@@ -37,7 +37,7 @@ from transforms.compare import ComparePairs, MatchEdges, ReviewPairs, ScorePairs
 from transforms.estimate import EstimateModel, comparison_fields, pattern_counts
 from transforms.model import check_rule_features, default_model, term_frequency_fields, validate_model
 from transforms.normalize import AttachTermFrequencies, NormalizeProfiles
-from transforms.packing import Batch, count_records, pack, pack_compressed, records, unpack
+from transforms.packing import Batch, count_records, keeping_shape, pack, pack_compressed, records, unpack
 from transforms.read import ReadProfiles
 
 LOG = logging.getLogger("profile_dedup")
@@ -267,11 +267,10 @@ def build_pipeline(p: beam.Pipeline, options: ProfileDedupOptions, base_model: d
     # runner's work per element would cost more than normalising a profile.
     read = p | "ReadProfiles" >> ReadProfiles(options.input_patterns(), batches=True)
     profiles, rejected = read["profiles"], read["rejected"]
-    normalized = (profiles
-                  | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
-                  # made once here for counting block sizes and for blocking
-                  | "BlockingKeys" >> beam.Map(functools.partial(with_block_keys, base_model["blocking_rules"]))
-                  .with_output_types(Batch))
+    normalized = profiles | "NormalizeProfiles" >> NormalizeProfiles(options.default_region, options.identifier_list())
+    # made once here for counting block sizes and for blocking
+    normalized = normalized | "BlockingKeys" >> keeping_shape(
+        normalized, beam.Map(functools.partial(with_block_keys, base_model["blocking_rules"])))
     # block sizes are counted from the keys as profiles leave normalising, before term frequencies
     sizes = normalized | "BlockSizes" >> BlockSizes(base_model["blocking_rules"], options.max_block_size)
     features = normalized | "TermFrequencies" >> AttachTermFrequencies(term_frequency_fields(base_model))

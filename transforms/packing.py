@@ -88,18 +88,18 @@ class BatchCoder(beam.coders.Coder):
     its length times the pickled size of its first item, without encoding the rest."""
 
     def encode(self, value) -> bytes:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        return pack(value)
 
     def decode(self, encoded: bytes):
-        return pickle.loads(encoded)
+        return unpack(encoded)
 
     def is_deterministic(self) -> bool:
         return False
 
     def estimate_size(self, value) -> int:
         if isinstance(value, list) and value:
-            return len(value) * len(pickle.dumps(value[0], protocol=pickle.HIGHEST_PROTOCOL))
-        return len(self.encode(value))
+            return len(value) * len(pack(value[0]))
+        return len(pack(value))
 
     def to_type_hint(self):
         return Batch
