@@ -12,7 +12,9 @@ processes: the work done, where wall time also counts waiting), peak memory,
 profiles/s, candidate pairs, pairs compared/s, busy time per stage (from the job's Beam counters, in
 seconds summed over workers) and pairwise precision / recall / F1 against the
 generator's truth; after the table, the cost exponent between consecutive
-sizes (log of the time ratio over log of the size ratio: 1.0 is linear). This is
+sizes (log of the time ratio over log of the size ratio: 1.0 is linear), and how the
+same people fare in both (`benchmarks/same_people.py`: the generator's first N profiles are
+its run of N when N is a multiple of its chunk of 10,000). This is
 a benchmark, not a test: run it on a quiet machine
 and compare medians of repeated runs (`--repeat`).
 
@@ -39,6 +41,12 @@ from pathlib import Path
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.generate import CHUNK  # noqa: E402
+from benchmarks.same_people import same_people_scores  # noqa: E402
+from pipeline.evaluate import read_plan, read_truth  # noqa: E402
+
 MODES = {
     "inmemory": ["--runner", "FnApiRunner"],
     "2proc": ["--runner", "FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
@@ -200,7 +208,10 @@ def main(argv=None) -> int:
             print(f"{n:>9} profiles: in-memory wall / splink wall = "
                   f"{walls[(n, 'inmemory')] / walls[(n, 'splink')]:.2f} (splink process {walls[(n, 'splink')]:.1f} s, "
                   f"of which load to clusters {walls[(n, 'splink_core')]:.1f} s)")
-    for line in cost_exponents(walls, sorted(int(x) for x in args.sizes.split(",")), args.modes.split(",")):
+    sizes = sorted(int(x) for x in args.sizes.split(","))
+    for line in cost_exponents(walls, sizes, args.modes.split(",")):
+        print(line)
+    for line in same_people_lines(directory, walls, sizes, args.modes.split(","), args.repeat):
         print(line)
     return 0
 
@@ -218,6 +229,26 @@ def cost_exponents(walls: dict, sizes: list[int], modes: list[str]) -> list[str]
             if (small, mode) in walls and (large, mode) in walls:
                 exponent = cost_exponent(small, walls[(small, mode)], large, walls[(large, mode)])
                 lines.append(f"cost exponent {mode} {small} -> {large}: {exponent:.2f}")
+    return lines
+
+
+def same_people_lines(directory: Path, walls: dict, sizes: list[int], modes: list[str], repeat: int) -> list[str]:
+    """One line per mode and pair of consecutive sizes: the smaller run's profiles (the generator's first
+    ones, when its size is a multiple of ``CHUNK``) scored in both runs' plans, so that a larger domain's
+    quality is compared on the same people."""
+    lines = []
+    for mode in modes:
+        for small, large in zip(sizes, sizes[1:]):
+            if small % CHUNK or (small, mode) not in walls or (large, mode) not in walls:
+                continue
+            truth = read_truth(str(directory / f"truth_{large}.csv"))
+            people = set(read_truth(str(directory / f"truth_{small}.csv")))
+            alone, among = (same_people_scores(read_plan(str(directory / f"out_{n}_{mode}_{repeat - 1}" / "merge_plan.jsonl"))[0],
+                                               truth, people) for n in (small, large))
+            lines.append(f"same people {mode}: the first {small} profiles in the {large} run: recall {among['recall']:.4f} "
+                         f"({alone['recall']:.4f} alone), wrong pairs with them {among['false_touching']} "
+                         f"({alone['false_touching']}), precision of pairs with them {among['precision_touching']:.4f} "
+                         f"({alone['precision_touching']:.4f})")
     return lines
 
 

@@ -3,8 +3,9 @@
     python benchmarks/same_people.py --truth truth_1000000.csv --people truth_100000.csv \\
         out_100k/merge_plan.jsonl out_1m/merge_plan.jsonl
 
-The project's generator is deterministic by seed and writes profiles in order, so its first
-100,000 profiles (and their truth) are the whole of a 100,000-profile run. A plan's F1 on all
+The project's generator makes profiles in independently seeded chunks of 10,000 and writes them
+in order, so the first N profiles of a run (and their truth) are the whole of a run of N when N is
+a multiple of 10,000. A plan's F1 on all
 its profiles mixes two things when the domain grows: the job's behaviour, and the people (more
 of them share a name, a birth date, a city). This script holds the people fixed: for each plan
 it scores only the people of ``--people`` (a truth CSV of a subset, with the same cluster ids
