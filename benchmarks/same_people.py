@@ -5,11 +5,10 @@
 
 The project's generator makes profiles in independently seeded chunks of 10,000 and writes them
 in order, so the first N profiles of a run (and their truth) are the whole of a run of N when N is
-a multiple of 10,000. A plan's F1 on all
-its profiles mixes two things when the domain grows: the job's behaviour, and the people (more
-of them share a name, a birth date, a city). This script holds the people fixed: for each plan
-it scores only the people of ``--people`` (a truth CSV of a subset, with the same cluster ids
-as ``--truth``):
+a multiple of 10,000. A plan's F1 on all its profiles mixes two things when the domain grows: the
+job's behaviour, and the people (more of them share a name, a birth date, a city). This script
+holds the people fixed: for each plan it scores only the profile ids of ``--people`` (the truth
+CSV of the smaller run; its cluster ids are not read, ``--truth`` gives every id's):
 
 * ``recall``: of the true pairs among those people, the share the plan joins;
 * ``precision inside``: of the pairs the plan makes among those people, the share that are true;
@@ -60,7 +59,8 @@ def same_people_scores(pred: dict, truth: dict, people: set) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--truth", required=True, help="truth CSV (profile_id,cluster_id) of the whole domain")
-    parser.add_argument("--people", required=True, help="truth CSV of the people to score (a subset, same cluster ids)")
+    parser.add_argument("--people", required=True,
+                        help="truth CSV of the people to score, e.g. the smaller run's (only its profile ids are read)")
     parser.add_argument("plans", nargs="+", help="merge plans (merge_plan.jsonl or a directory of its shards)")
     args = parser.parse_args(argv)
     truth, people = read_truth(args.truth), set(read_truth(args.people))
