@@ -41,7 +41,12 @@ Phone numbers are drawn from per-country prefix tables that are checked once
 with ``phonenumbers`` at start-up; the per-record hot path only fills digit
 templates.  Fresh phone numbers and account numbers come from a counter pushed
 through a bijection, so two unrelated entities never share one by accident
-(sharing only happens where a scenario says so).
+(sharing only happens where a scenario says so). Email addresses are made from
+names, so two chunks can give one address (``charles.whitwell@gmail.com``) to two
+people of one rare name, which a mail provider never does; as the chunks are
+written in order, an address an earlier chunk gave to someone else gets a number
+(``_Addresses``). The first N profiles of a run are still its run of N when N is a
+multiple of ``CHUNK``.
 """
 from __future__ import annotations
 
@@ -1855,10 +1860,83 @@ def _make_chunk(args):
     return profiles, ch.stats
 
 
+def _address_key(value) -> str:
+    """The mailbox an email address reaches: lowercase, without a +tag, and at gmail.com without dots
+    (googlemail.com is the same mailbox); "" for a value without an @."""
+    if not isinstance(value, str):
+        return ""
+    local, at, domain = value.strip().lower().partition("@")
+    if not at:
+        return ""
+    local = local.split("+", 1)[0]
+    if domain in ("gmail.com", "googlemail.com"):
+        local, domain = local.replace(".", ""), "gmail.com"
+    return local + "@" + domain
+
+
+def _numbered(value: str, number: int) -> str:
+    """An address with a number after its local part (before a +tag), in the value's own spelling."""
+    at = value.index("@")
+    plus = value.find("+", 0, at)
+    cut = plus if plus >= 0 else at
+    return value[:cut] + str(number) + value[cut:]
+
+
+_PERSONAL_EMAIL_FIELDS = ("EmailAddress", "PersonalEmailAddress")
+_SHARED_ON_PURPOSE = frozenset(_address_key(e) for e in PLACEHOLDER_EMAILS)
+
+
+class _Addresses:
+    """The personal email addresses given out so far, across chunks, in the order they are written.
+
+    Chunks are made independently, so two of them can give one address to two people of one rare name.
+    ``settle`` gives each person of a chunk whose address an earlier chunk gave to someone else a numbered
+    address instead (in every one of their profiles and engagement preferences, whatever its spelling),
+    then records the chunk's addresses. Sharing within a chunk (a family's address) is a scenario's and
+    stays, and so do the placeholder addresses spread on purpose."""
+
+    def __init__(self):
+        self._owner: dict[str, int] = {}
+
+    def settle(self, profiles: list[tuple[dict, int]]) -> int:
+        """Renumber, in place, the addresses of a chunk that earlier chunks gave out (one new address for each,
+        shared by whoever shares it in this chunk); return the number of people renumbered."""
+        owner = self._owner   # only earlier chunks' addresses so far: entities are numbered per chunk
+        numbers: dict[str, int] = {}
+        renumbered: set[int] = set()
+
+        def renumber(value, entity):
+            key = _address_key(value)
+            if not key or key in _SHARED_ON_PURPOSE or key not in owner:
+                return value
+            if key not in numbers:
+                number = 10 + entity * 7919 % 99_990
+                while _address_key(_numbered(key, number)) in owner:
+                    number += 1
+                numbers[key] = number
+            renumbered.add(entity)
+            return _numbered(value, numbers[key])
+
+        for prof, entity in profiles:
+            for field in _PERSONAL_EMAIL_FIELDS:
+                if field in prof:
+                    prof[field] = renumber(prof[field], entity)
+            for preference in (prof.get("EngagementPreferences") or {}).get("Email") or ():
+                preference["KeyValue"] = renumber(preference.get("KeyValue"), entity)
+        for prof, entity in profiles:
+            for field in _PERSONAL_EMAIL_FIELDS:
+                key = _address_key(prof.get(field))
+                if key and key not in _SHARED_ON_PURPOSE:
+                    owner.setdefault(key, entity)
+        return len(renumbered)
+
+
 def generate(n: int, seed=0) -> Iterator[tuple[dict, int]]:
     """Yield (profile dict, entity id) for n valid profiles; same seed, same output."""
+    addresses = _Addresses()
     for index, quota in enumerate(_chunk_sizes(n)):
         profiles, _ = _make_chunk((seed, index, quota))
+        addresses.settle(profiles)
         yield from profiles
 
 
@@ -1975,10 +2053,13 @@ def main(argv=None) -> int:
     with open(args.output, "wb") as fout, open(args.truth, "w", newline="") as ftruth:
         ftruth.write("profile_id,cluster_id\n")
 
+        addresses = _Addresses()
+
         def consume(result):
             nonlocal first_id
             profiles, stats = result
             totals.update(stats)
+            totals["people_given_a_numbered_address"] += addresses.settle(profiles)
             fout.write(b"\n".join(dumps(p) for p, _ in profiles))
             fout.write(b"\n")
             ftruth.write("".join("%s,%d\n" % (p["ProfileId"], e) for p, e in profiles))
