@@ -11,12 +11,16 @@ It prints one table: wall time, CPU time of the tree (user + system, summed over
 processes: the work done, where wall time also counts waiting), peak memory,
 profiles/s, candidate pairs, pairs compared/s, busy time per stage (from the job's Beam counters, in
 seconds summed over workers) and pairwise precision / recall / F1 against the
-generator's truth; after the table, the cost exponent between consecutive
+generator's truth; after the table, the interpreter that ran the job, the cost exponent between consecutive
 sizes (log of the time ratio over log of the size ratio: 1.0 is linear), and how the
 same people fare in both (`benchmarks/same_people.py`: the generator's first N profiles are
 its run of N when N is a multiple of its chunk of 10,000). This is
 a benchmark, not a test: run it on a quiet machine
 and compare medians of repeated runs (`--repeat`).
+
+The job runs on this script's own interpreter, or on `--python PATH` (one whose environment has
+the project's dependencies, a venv made with it and `pip install -e .`): how CPython was built
+changes this job's speed as much as most code changes do (see Performance in the README).
 
 When Splink is installed (`pip install -e '.[bench]'`), each size also gets a
 `splink` row: `benchmarks/splink_run.py` deduplicates the same data with Splink 5
@@ -98,8 +102,28 @@ def _measured(command: list[str]) -> tuple[int, bytes, bytes, float, float, floa
     return child.returncode, stdout, stderr, wall, peak[0] / 2**30, sum(cpu.values())
 
 
-def run_once(profiles: Path, out: Path, mode: str) -> dict:
-    command = [sys.executable, "-m", "pipeline", "--input", str(profiles), "--output", str(out), *MODES[mode]]
+# Run by the interpreter under test: its version, and whether the running executable maps libpython
+# as a shared library (as this machine's pyenv build does) or has it linked in (as Debian's
+# /usr/bin/python3.11 does). Whether it was built with profile-guided optimisation cannot be read back.
+_INTERPRETER_PROBE = """
+import platform, sys
+try:
+    maps = open("/proc/self/maps").read()
+    linked = "libpython as a shared library" if "libpython" in maps else "libpython linked in"
+except OSError:
+    linked = "libpython linkage unknown"
+print(f"{sys.executable} (CPython {platform.python_version()}, {linked})")
+"""
+
+
+def interpreter_line(python: str) -> str:
+    """What ``python`` is, as one line: its executable, version and how libpython is linked."""
+    described = subprocess.run([python, "-c", _INTERPRETER_PROBE], capture_output=True, text=True, check=True)
+    return "interpreter: " + described.stdout.strip()
+
+
+def run_once(profiles: Path, out: Path, mode: str, python: str = sys.executable) -> dict:
+    command = [python, "-m", "pipeline", "--input", str(profiles), "--output", str(out), *MODES[mode]]
     code, _, stderr, wall, peak_gb, cpu = _measured(command)
     if code != 0:
         # Keep the other rows: a size that does not fit (the kernel's OOM killer sends SIGKILL)
@@ -155,6 +179,9 @@ def main(argv=None) -> int:
     parser.add_argument("--splink", dest="splink", action="store_true", default=None,
                         help="also run Splink on the same data (default: when splink is importable)")
     parser.add_argument("--no_splink", dest="splink", action="store_false", help="skip the Splink comparison")
+    parser.add_argument("--python", default=sys.executable,
+                        help="the interpreter that runs the job (default: this one); its environment needs the "
+                             "project's dependencies")
     args = parser.parse_args(argv)
     splink_installed = importlib.util.find_spec("splink") is not None
     if args.splink and not splink_installed:
@@ -172,7 +199,7 @@ def main(argv=None) -> int:
             runs = []
             for attempt in range(args.repeat):
                 out = directory / f"out_{n}_{mode}_{attempt}"
-                runs.append(run_once(profiles, out, mode))
+                runs.append(run_once(profiles, out, mode, args.python))
             failed = next((r for r in runs if "failed" in r), None)
             if failed:
                 rows.append(_lead(n, mode, failed["wall"], failed["cpu"], failed["peak_gb"]) + f"  {failed['failed']}")
@@ -200,6 +227,7 @@ def main(argv=None) -> int:
     print(header)
     for row in rows:
         print(row)
+    print(interpreter_line(args.python))
     if not use_splink:
         print("splink: skipped (" + ("--no_splink" if splink_installed else
                                      "not installed; pip install -e '.[bench]'") + ")")

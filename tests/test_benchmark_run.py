@@ -66,3 +66,28 @@ def test_same_people_lines_score_the_smaller_runs_profiles_in_both_plans(tmp_pat
     # nor is a run that failed
     monkeypatch.setattr(run, "CHUNK", 2)
     assert run.same_people_lines(tmp_path, {(4, "2proc"): 1.0}, [4, 6], ["2proc"], 1) == []
+
+
+def test_interpreter_line_names_the_interpreter_its_version_and_how_libpython_is_linked():
+    import platform
+
+    from benchmarks.run import interpreter_line
+    line = interpreter_line(sys.executable)
+    assert line.startswith(f"interpreter: {sys.executable} (CPython {platform.python_version()}, ")
+    # the child runs this very interpreter, so it maps libpython exactly when this process does
+    with open("/proc/self/maps") as maps:
+        shared = "libpython" in maps.read()
+    assert line.endswith("libpython as a shared library)" if shared else "libpython linked in)")
+
+
+def test_run_once_runs_the_job_on_the_interpreter_it_is_given(tmp_path):
+    from benchmarks.run import run_once
+    called = tmp_path / "argv.txt"
+    python = tmp_path / "python"
+    python.write_text(f'#!/bin/sh\necho "$@" > {called}\nexit 3\n')
+    python.chmod(0o755)
+    result = run_once(tmp_path / "profiles.jsonl", tmp_path / "out", "2proc", str(python))
+    assert result["failed"] == "exit 3"
+    assert called.read_text().split() == ["-m", "pipeline", "--input", str(tmp_path / "profiles.jsonl"),
+                                          "--output", str(tmp_path / "out"), "--runner", "FnApiRunner",
+                                          "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
